@@ -1,0 +1,159 @@
+"""``style-pipeline``: demo, drop, materialize and status from the command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from style_pipeline.media.dropfolder import scan_drop
+from style_pipeline.settings import load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _today() -> str:
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def _parse_date(value: str) -> str:
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a YYYY-MM-DD date") from exc
+
+
+@app.command()
+def demo(
+    seed: int = typer.Option(0, help="seed of the generated sample media"),
+    video_seconds: float = typer.Option(30.0, help="length of the generated sample video"),
+    select: str = typer.Option("*", help="Dagster asset selection to materialize"),
+) -> None:
+    """Fill an empty drop folder with sample media and materialize every asset for today."""
+    from style_pipeline.defs.run import ensure_dagster_home, materialize_partition
+    from style_pipeline.media.samples import populate_drop
+
+    home = ensure_dagster_home()
+    settings = load_settings()
+    drop = settings.drop_path()
+    drop.mkdir(parents=True, exist_ok=True)
+    if not scan_drop(drop):
+        with console.status(f"generating sample media in {drop} ..."):
+            samples = populate_drop(drop, seed=seed, video_seconds=video_seconds)
+        console.print(
+            f"generated {1 + len(samples.photos)} sample files and one bad file in {drop} "
+            f"(video cuts at {', '.join(f'{t:.1f}s' for t in samples.cut_times)})"
+        )
+    dates = sorted({e.arrival_date.isoformat() for e in scan_drop(drop)})
+    partition = _today() if _today() in dates or not dates else dates[-1]
+    if partition != _today():
+        console.print(f"[yellow]no files arrived today; using the newest arrival date {partition}")
+    with console.status(f"materializing {select!r} for {partition} through Dagster ..."):
+        summary = materialize_partition(partition, select)
+    _print_run(summary)
+    console.print(f"\nstorage root : {settings.storage_root()}")
+    console.print(f"DAGSTER_HOME : {home}")
+    console.print(f"open the UI  : DAGSTER_HOME={home} dagster dev -w workspace.yaml")
+    if not summary.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+def drop(
+    paths: list[Path] = typer.Argument(..., exists=True, readable=True, help="files to drop"),
+    date: str = typer.Option(None, help="arrival date YYYY-MM-DD (default: today, UTC)"),
+) -> None:
+    """Copy files into the hot folder under ``<drop>/<date>/`` (atomically, never overwriting)."""
+    day = _parse_date(date) if date else _today()
+    target_dir = load_settings().drop_path() / day
+    target_dir.mkdir(parents=True, exist_ok=True)
+    files = [p for p in paths if p.is_file()]
+    skipped = [p for p in paths if not p.is_file()]
+    with _progress() as progress:
+        task = progress.add_task(f"dropping into {target_dir}", total=len(files))
+        for path in files:
+            _copy_atomic(path, _free_name(target_dir, path.name))
+            progress.advance(task)
+    for path in skipped:
+        console.print(f"[yellow]skipped {path}: not a regular file")
+    console.print(f"dropped {len(files)} file(s) for {day}")
+
+
+def _free_name(directory: Path, name: str) -> Path:
+    candidate, stem, suffix, n = directory / name, Path(name).stem, Path(name).suffix, 1
+    while candidate.exists():
+        candidate = directory / f"{stem}-{n}{suffix}"
+        n += 1
+    return candidate
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    partial = target.with_name(target.name + ".part")  # ignored by the sensor until renamed
+    shutil.copyfile(source, partial)
+    partial.replace(target)
+
+
+@app.command()
+def materialize(
+    date: str = typer.Option(None, help="partition date YYYY-MM-DD (default: today, UTC)"),
+    select: str = typer.Option("*", help="Dagster asset selection, e.g. 'group:ingest'"),
+) -> None:
+    """Materialize assets for one date through the Dagster instance."""
+    from style_pipeline.defs.run import ensure_dagster_home, materialize_partition
+
+    ensure_dagster_home()
+    partition = _parse_date(date) if date else _today()
+    with console.status(f"materializing {select!r} for {partition} ..."):
+        summary = materialize_partition(partition, select)
+    _print_run(summary)
+    if not summary.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status() -> None:
+    """Show which assets are materialized for which dates."""
+    from style_pipeline.defs.run import ensure_dagster_home, materialized_partitions
+
+    ensure_dagster_home()
+    done = materialized_partitions()
+    dates = sorted({p for parts in done.values() for p in parts}, reverse=True)
+    if not dates:
+        console.print("nothing materialized yet: run `style-pipeline demo` or `materialize`")
+        return
+    table = Table(title="materialized partitions")
+    table.add_column("date")
+    for key in done:
+        table.add_column(key)
+    for day in dates:
+        table.add_row(day, *("✓" if day in done[key] else "·" for key in done))
+    console.print(table)
+
+
+def _print_run(summary) -> None:
+    colour = "green" if summary.success else "red"
+    console.print(f"[{colour}]run {summary.run_id} {'succeeded' if summary.success else 'FAILED'}")
+    console.print(f"materialized: {', '.join(summary.materialized) or 'nothing'}")
+    for step in summary.failed_steps:
+        console.print(f"[red]failed step: {step}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""Dagster shell: thin assets, resources, sensors, schedules and checks."""

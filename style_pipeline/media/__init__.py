@@ -1,0 +1,1 @@
+"""Media domain: drop-folder scanning, validation, checksums, probing, frame extraction."""

@@ -1,0 +1,157 @@
+"""One storage root addressed by keys such as ``frames/2026-11-21/ab12.jpg``.
+
+The same code serves a local directory, ``memory://`` and ``s3://bucket/prefix`` through
+universal-pathlib. Writes are atomic: locally a temp file in the target directory is
+renamed into place; on object stores a single PUT is atomic per object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from upath import UPath
+
+_CHUNK = 8 * 1024 * 1024
+
+
+def storage_options_from_env(root: str) -> dict:
+    """fsspec options for ``root``: an S3 endpoint from ``AWS_ENDPOINT_URL(_S3)`` if set."""
+    if not root.startswith("s3://"):
+        return {}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+
+
+def make_upath(root: str, **storage_options) -> UPath:
+    """A UPath for ``root`` with storage options from the environment unless given."""
+    options = storage_options or storage_options_from_env(root)
+    return UPath(root, **options)
+
+
+def check_key(key: str) -> str:
+    """Reject keys that would leave the root (absolute, ``..``, empty parts, backslashes)."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise ValueError(f"invalid storage key {key!r}")
+    parts = PurePosixPath(key).parts
+    if any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"storage key escapes its root: {key!r}")
+    return key
+
+
+def is_local_path(path: UPath) -> bool:
+    return path.protocol in ("", "file", "local")
+
+
+def atomic_write_bytes(path: UPath, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers never see a partial file.
+
+    Local: a temp file beside the target, then ``os.replace``. Object stores: one PUT,
+    which is atomic per object.
+    """
+    if not is_local_path(path):
+        path.write_bytes(data)
+        return
+    target = Path(path.path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Store:
+    """Keyed file access under one root; local, memory:// and s3:// alike."""
+
+    def __init__(self, root: str | UPath, **storage_options):
+        self.root = root if isinstance(root, UPath) else make_upath(str(root), **storage_options)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    @property
+    def is_local(self) -> bool:
+        return is_local_path(self.root)
+
+    def path(self, key: str) -> UPath:
+        return self.root / check_key(key)
+
+    def local_path(self, key: str) -> Path:
+        """The OS path of ``key``; only for local roots."""
+        if not self.is_local:
+            raise ValueError(f"{self} is not a local root")
+        return Path(self.path(key).path)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys of the files directly under ``prefix`` (sorted); [] when it does not exist."""
+        base = self.path(prefix)
+        if not base.exists():
+            return []
+        return sorted(f"{prefix.rstrip('/')}/{p.name}" for p in base.iterdir())
+
+    def put_bytes(self, data: bytes, key: str) -> str:
+        atomic_write_bytes(self.path(key), data)
+        return key
+
+    def put_file(self, source: str | os.PathLike, key: str) -> str:
+        """Copy a local file to ``key`` atomically (streaming, any size)."""
+        target = self.path(key)
+        if self.is_local:
+            with self._atomic_local(key) as tmp:
+                shutil.copyfile(source, tmp)
+        else:
+            with open(source, "rb") as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst, _CHUNK)
+        return key
+
+    def put_immutable(self, source: str | os.PathLike, key: str) -> bool:
+        """Copy ``source`` to ``key`` unless it exists already; True when it was written.
+
+        Used for content-addressed objects: the key names the content, so an existing
+        object is never overwritten.
+        """
+        if self.exists(key):
+            return False
+        self.put_file(source, key)
+        return True
+
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        """A local filesystem path holding ``key``'s bytes (the file itself when local)."""
+        if self.is_local:
+            yield self.local_path(key)
+            return
+        suffix = PurePosixPath(key).suffix
+        with tempfile.TemporaryDirectory(prefix="style_pipeline_") as tmp:
+            local = Path(tmp) / f"object{suffix}"
+            with self.path(key).open("rb") as src, open(local, "wb") as dst:
+                shutil.copyfileobj(src, dst, _CHUNK)
+            yield local
+
+    @contextlib.contextmanager
+    def _atomic_local(self, key: str) -> Iterator[Path]:
+        target = self.local_path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        try:
+            yield tmp_path
+            os.replace(tmp_path, target)
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
