@@ -52,7 +52,7 @@ def records_to_frame(records: Iterable[BaseModel], model: type[BaseModel]) -> pl
         for key, value in row.items():
             if isinstance(value, Enum):
                 row[key] = value.value
-    return pl.DataFrame(rows, schema=polars_schema(model), orient="row")
+    return pl.DataFrame(rows, schema=polars_schema(model))
 
 
 def export_json_schemas(models: Iterable[type[BaseModel]], out_dir: Path) -> list[Path]:
@@ -64,3 +64,15 @@ def export_json_schemas(models: Iterable[type[BaseModel]], out_dir: Path) -> lis
         path.write_text(json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n")
         written.append(path)
     return written
+
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+
+
+def _all_models() -> list[type[BaseModel]]:
+    from style_pipeline.contracts.media import FrameRecord, RawMediaRecord
+
+    return [RawMediaRecord, FrameRecord]
+
+
+ALL_MODELS = _all_models()

@@ -15,7 +15,7 @@ DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster"
 
 
 def ensure_dagster_home() -> Path:
-    """``DAGSTER_HOME`` (default ``.dagster/`` in the project) holding the project's dagster.yaml."""
+    """``DAGSTER_HOME`` (default ``.dagster/``), holding a copy of the project dagster.yaml."""
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
     template = PROJECT_ROOT / "dagster.yaml"

@@ -37,8 +37,7 @@ def check_key(key: str) -> str:
     """Reject keys that would leave the root (absolute, ``..``, empty parts, backslashes)."""
     if not key or key.startswith("/") or "\\" in key or "\x00" in key:
         raise ValueError(f"invalid storage key {key!r}")
-    parts = PurePosixPath(key).parts
-    if any(p in ("", ".", "..") for p in parts):
+    if any(part in ("", ".", "..") for part in key.split("/")):
         raise ValueError(f"storage key escapes its root: {key!r}")
     return key
 

@@ -1,7 +1,5 @@
 """Ingest group: ``raw_media`` (validated, checksummed, stored media) and ``frames``."""
 
-from __future__ import annotations
-
 import datetime as dt
 import time
 
@@ -93,7 +91,9 @@ def frames(
             "frames_by_mode": counts_by(table, "mode"),
             "mode": frame_settings.mode,
             "seconds": round(time.perf_counter() - started, 3),
-            "sample": sample_table(table, ["source_name", "timestamp_s", "width", "height", "path"]),
+            "sample": sample_table(
+                table, ["source_name", "timestamp_s", "width", "height", "path"]
+            ),
         },
     )
 

@@ -1,0 +1,71 @@
+"""Shared fixtures: isolated roots, a Dagster instance in tmp, a moto S3 server on loopback."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+import dagster as dg
+import pytest
+
+from style_pipeline.settings import load_settings
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """Every test gets its own drop folder, storage root and DAGSTER_HOME."""
+    monkeypatch.setenv("STYLE_PIPELINE_DROP", str(tmp_path / "drop"))
+    monkeypatch.setenv("STYLE_PIPELINE_STORAGE", str(tmp_path / "storage"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    (tmp_path / "drop").mkdir()
+    (tmp_path / "dagster_home").mkdir()
+
+
+@pytest.fixture
+def settings():
+    return load_settings()
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A moto S3 server on 127.0.0.1 (loopback only) for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_root(moto_server, monkeypatch):
+    """A fresh bucket on the moto server; returns ``s3://bucket/prefix`` with env pointing at it."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    bucket = f"sp-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
+    import fsspec
+
+    fsspec.filesystem("s3").clear_instance_cache()
+    return f"s3://{bucket}/pipeline"
