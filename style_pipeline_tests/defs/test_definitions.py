@@ -1,0 +1,46 @@
+"""The code location loads, and every asset is on the one daily partitions definition."""
+
+import dagster as dg
+import pytest
+
+from style_pipeline.defs.partitions import DAILY_PARTITIONS
+from style_pipeline.defs.run import load_defs
+
+EXPECTED_GROUPS = {"raw_media": "ingest", "frames": "ingest"}
+
+
+@pytest.fixture(scope="module")
+def defs() -> dg.Definitions:
+    return load_defs()
+
+
+def test_definitions_validate(defs):
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_every_asset_is_daily_partitioned_and_described(defs):
+    specs = defs.resolve_all_asset_specs()
+    assert specs
+    for spec in specs:
+        assert spec.partitions_def == DAILY_PARTITIONS, spec.key
+        assert spec.description and "\n" not in spec.description.strip(), spec.key
+        assert spec.group_name, spec.key
+
+
+@pytest.mark.parametrize(("asset", "group"), sorted(EXPECTED_GROUPS.items()))
+def test_expected_assets_and_groups(defs, asset, group):
+    spec = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}[asset]
+    assert spec.group_name == group
+
+
+def test_sensor_and_resources_are_bound(defs):
+    assert defs.resolve_sensor_def("hot_folder_sensor") is not None
+    assert {"storage", "drop_folder", "settings", "io_manager"} <= set(defs.resources)
+
+
+def test_partitions_are_utc_daily_and_include_today():
+    import datetime as dt
+
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert DAILY_PARTITIONS.timezone == "UTC"
+    assert DAILY_PARTITIONS.has_partition_key(today)
