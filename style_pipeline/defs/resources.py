@@ -37,6 +37,10 @@ class DropFolderResource(dg.ConfigurableResource):
     path: str
     settle_seconds: float = 10.0
     hash_budget_seconds: float = 30.0
+    max_file_mb: float | None = None  # larger files are not hashed (raw_media rejects them)
+
+    def max_hash_bytes(self) -> int | None:
+        return None if self.max_file_mb is None else int(self.max_file_mb * 1024 * 1024)
 
     def root(self) -> Path:
         return resolve_local(self.path)
@@ -61,6 +65,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             path=_env_or("STYLE_PIPELINE_DROP", settings.drop),
             settle_seconds=settings.sensor.settle_seconds,
             hash_budget_seconds=settings.sensor.hash_budget_seconds,
+            max_file_mb=settings.ingest.max_file_mb,
         ),
         "io_manager": ParquetIOManagerFactory(root=storage_root),
         "json_io_manager": JsonIOManagerFactory(root=storage_root),

@@ -17,6 +17,7 @@ import pytest
 from style_pipeline.defs import sensors
 from style_pipeline.defs.resources import DropFolderResource
 from style_pipeline.media.hotfolder import decode_cursor, run_key_for, set_digest
+from style_pipeline.settings import load_settings
 
 DAY = "2026-01-05"
 WEEK_AGO = time.time() - 7 * 86_400
@@ -29,8 +30,12 @@ def drop(tmp_path):
 
 @pytest.fixture
 def clock(monkeypatch):
-    """The sensor's wall clock, starting at the real now (file ctimes are real)."""
-    state = {"now": time.time()}
+    """The sensor's wall clock, a minute after the real now.
+
+    File ctimes are real, so files written by a test are past any settle time unless the
+    test sets the clock back to ``time.time()``.
+    """
+    state = {"now": time.time() + 60}
     monkeypatch.setattr(sensors, "now_epoch", lambda: state["now"])
     return state
 
@@ -62,7 +67,8 @@ def expected_key(*contents: bytes) -> str:
 
 def test_sensor_is_wired_for_the_daemon():
     assert sensors.hot_folder_sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert sensors.hot_folder_sensor.minimum_interval_seconds == 30
+    interval = load_settings().sensor.minimum_interval_seconds
+    assert sensors.hot_folder_sensor.minimum_interval_seconds == interval
     assert sensors.hot_folder_sensor.required_resource_keys == {"drop_folder"}
 
 
@@ -73,6 +79,7 @@ def test_empty_drop_folder_skips(drop, clock):
 
 
 def test_file_still_being_copied_waits_until_settled(drop, clock):
+    clock["now"] = time.time()
     path = put(drop, f"{DAY}/clip.mp4", b"first half", mtime=None)  # being written right now
     first = run_sensor(drop)
     assert keys(first) == [] and "settling" in first.skip_reason.skip_message

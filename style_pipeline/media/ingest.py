@@ -1,0 +1,243 @@
+"""The domain core of ``raw_media``: validate, hash, probe and file away one day of drops.
+
+For each drop entry (in ``rel`` order) the checks run cheapest first: path confinement,
+file type, readability, size, sha256, magic bytes, probe, duplicates. Accepted files are
+copied to a content-addressed, immutable key and noted in the checksum ledger; rejected
+files (bar duplicates and path escapes) are copied to quarantine with a reason file.
+The drop folder is only ever read.
+
+A bad file never raises: every refusal becomes a rejected record. Storage errors (the
+destination failing) do raise, since retrying the partition is the right response.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import stat
+import unicodedata
+from pathlib import Path, PurePosixPath
+
+from style_pipeline.contracts.media import MediaKind, MediaStatus, RawMediaRecord, RejectReason
+from style_pipeline.media.checksum import sha256_file
+from style_pipeline.media.dropfolder import DropEntry, confine
+from style_pipeline.media.errors import MediaRejected
+from style_pipeline.media.ledger import ChecksumLedger
+from style_pipeline.media.probe import probe_image, probe_video
+from style_pipeline.media.sniff import CANONICAL_EXTENSION, MEDIA_EXTENSIONS, classify, read_head
+from style_pipeline.settings import IngestSettings
+from style_pipeline.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+OBJECTS_PREFIX = "raw_media/objects"
+QUARANTINE_PREFIX = "raw_media/quarantine"
+_NOT_QUARANTINED = {
+    RejectReason.DUPLICATE_CONTENT,  # the original is kept already
+    RejectReason.PATH_ESCAPE,  # bytes from outside the drop root are never copied
+    RejectReason.NOT_A_FILE,  # nothing to copy
+    RejectReason.UNREADABLE,
+}
+_UNSAFE_CHARS = re.compile(r"[^\w.\-]+")
+_MAX_NAME_BYTES = 160
+_FILE_TYPES = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def object_key(sha256: str, extension: str, format_name: str) -> str:
+    """Content-addressed key of an accepted file; unknown extensions get the format's own."""
+    ext = extension if extension in MEDIA_EXTENSIONS else CANONICAL_EXTENSION.get(format_name, "")
+    return f"{OBJECTS_PREFIX}/{sha256[:2]}/{sha256}{ext}"
+
+
+def sanitize_name(source_name: str) -> str:
+    """The basename of ``source_name`` made safe for a storage key.
+
+    Runs of whitespace, control and punctuation characters (other than ``.``, ``-``,
+    ``_``) become ``_``; letters of any script stay (NFC-normalized); leading dots are removed; the
+    result is at most 160 UTF-8 bytes, keeping the extension.
+    """
+    base = unicodedata.normalize("NFC", source_name.rsplit("/", 1)[-1])
+    safe = _UNSAFE_CHARS.sub("_", base).lstrip(".") or "file"
+    suffix = PurePosixPath(safe).suffix if len(PurePosixPath(safe).suffix) <= 12 else ""
+    stem = safe[: len(safe) - len(suffix)] if suffix else safe
+    while len((stem + suffix).encode()) > _MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return (stem + suffix) or "file"
+
+
+def quarantine_key(day: dt.date, sha256: str, source_name: str) -> str:
+    """Quarantine key of a rejected file (``unhashed`` when it was refused before hashing)."""
+    prefix = sha256[:16] if sha256 else "unhashed"
+    return f"{QUARANTINE_PREFIX}/{day.isoformat()}/{prefix}_{sanitize_name(source_name)}"
+
+
+def _resolve(entry: DropEntry, drop_root: Path) -> tuple[Path, int]:
+    """The real path of ``entry`` (confined to the drop root, a regular file) and its size."""
+    try:
+        real = confine(drop_root, entry.path)
+    except ValueError as exc:
+        raise MediaRejected(RejectReason.PATH_ESCAPE, str(exc)) from exc
+    try:
+        st = os.stat(real)
+    except FileNotFoundError as exc:
+        what = "dangling symlink" if entry.is_symlink else "file vanished before it was read"
+        raise MediaRejected(RejectReason.NOT_A_FILE, f"{what}: {real}") from exc
+    except OSError as exc:
+        raise MediaRejected(RejectReason.UNREADABLE, f"cannot stat: {exc}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        what = _FILE_TYPES.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise MediaRejected(RejectReason.NOT_A_FILE, f"{real} is {what}")
+    return real, st.st_size
+
+
+def _check_file(entry: DropEntry, drop_root: Path, limits: IngestSettings, fields: dict) -> Path:
+    """Run every per-file check, filling ``fields`` as facts are learned; the real path."""
+    real, size = _resolve(entry, drop_root)
+    fields.update(real=real, size_bytes=size)
+    if size == 0:
+        raise MediaRejected(RejectReason.EMPTY_FILE, "the file is empty (0 bytes)")
+    if size > limits.max_file_mb * MIB:
+        raise MediaRejected(
+            RejectReason.TOO_LARGE,
+            f"{size} bytes exceeds the limit of {limits.max_file_mb:g} MiB",
+        )
+    try:
+        fields["media_id"] = sha256_file(real)
+        head = read_head(real)
+    except OSError as exc:
+        raise MediaRejected(RejectReason.UNREADABLE, f"cannot read: {exc}") from exc
+    sniffed = classify(head, fields["extension"])
+    fields.update(kind=sniffed.kind, format_name=sniffed.format)
+    if sniffed.kind is MediaKind.IMAGE:
+        image = probe_image(real, limits, sniffed.format)
+        fields.update(
+            width=image.width,
+            height=image.height,
+            exif_camera=image.exif_camera,
+            exif_datetime=image.exif_datetime,
+            exif_orientation=image.exif_orientation,
+            exif_has_gps=image.exif_has_gps,
+        )
+    else:
+        video = probe_video(real, limits, sniffed.format)
+        fields.update(
+            codec=video.codec,
+            width=video.width,
+            height=video.height,
+            fps=video.fps,
+            duration_s=video.duration_s,
+            frame_count=video.frame_count,
+            has_audio=video.has_audio,
+        )
+    return real
+
+
+def _record(fields: dict, **extra) -> RawMediaRecord:
+    data = {k: v for k, v in fields.items() if k != "real"}
+    return RawMediaRecord(**data, **extra)
+
+
+def _rejected(fields: dict, reason: RejectReason, detail: str, **extra) -> RawMediaRecord:
+    return _record(
+        fields, status=MediaStatus.REJECTED, reject_reason=reason, reject_detail=detail, **extra
+    )
+
+
+def _quarantine(record: RawMediaRecord, real: Path, day: dt.date, store: Store) -> str:
+    key = quarantine_key(day, record.media_id, record.source_name)
+    store.put_file(real, key)
+    reason = {
+        "source_name": record.source_name,
+        "reason": record.reject_reason.value,
+        "detail": record.reject_detail,
+    }
+    payload = json.dumps(reason, sort_keys=True, ensure_ascii=False, indent=1) + "\n"
+    store.put_bytes(payload.encode(), f"{key}.reason.json")
+    return key
+
+
+def _ingest_one(
+    entry: DropEntry,
+    drop_root: Path,
+    day: dt.date,
+    store: Store,
+    limits: IngestSettings,
+    ledger: ChecksumLedger,
+    accepted_here: dict[str, str],
+) -> RawMediaRecord:
+    fields: dict = {
+        "media_id": "",
+        "source_name": entry.rel,
+        "kind": MediaKind.UNKNOWN,
+        "size_bytes": 0 if entry.is_symlink else entry.size,
+        "arrival_date": day,
+        "extension": PurePosixPath(entry.rel).suffix.lower(),
+    }
+    try:
+        real = _check_file(entry, drop_root, limits, fields)
+    except MediaRejected as exc:
+        record = _rejected(fields, exc.reason, exc.detail)
+    except Exception as exc:  # a bad file must not fail the partition
+        log.exception("unexpected error while checking %r", entry.rel)
+        record = _rejected(fields, RejectReason.CORRUPT, f"{type(exc).__name__}: {exc}")
+    else:
+        sha = fields["media_id"]
+        if sha in accepted_here:
+            first = accepted_here[sha]
+            detail = f"same content as {first!r} in this partition"
+            return _rejected(fields, RejectReason.DUPLICATE_CONTENT, detail, duplicate_of=first)
+        earlier = ledger.earliest(sha, before=day)
+        if earlier is not None:
+            on, name = earlier
+            detail = f"same content was accepted on {on.isoformat()} as {name!r}"
+            dup = f"{on.isoformat()}:{name}"
+            return _rejected(fields, RejectReason.DUPLICATE_CONTENT, detail, duplicate_of=dup)
+        key = object_key(sha, fields["extension"], fields["format_name"])
+        store.put_immutable(real, key)
+        record = _record(fields, status=MediaStatus.ACCEPTED, object_path=key)
+        ledger.record(
+            sha, day, entry.rel, record.size_bytes, record.kind.value, record.extension, key
+        )
+        accepted_here[sha] = entry.rel
+        return record
+    log.info("rejected %r: %s (%s)", entry.rel, record.reject_reason, record.reject_detail)
+    real = fields.get("real")
+    if (
+        real is not None
+        and record.reject_reason not in _NOT_QUARANTINED
+        and record.size_bytes <= limits.quarantine_max_mb * MIB
+    ):
+        record = record.model_copy(update={"object_path": _quarantine(record, real, day, store)})
+    return record
+
+
+def ingest_entries(
+    entries: list[DropEntry],
+    drop_root: Path,
+    day: dt.date,
+    store: Store,
+    limits: IngestSettings,
+) -> list[RawMediaRecord]:
+    """One ``RawMediaRecord`` per entry (sorted by ``rel``) for partition ``day``.
+
+    Duplicates: a sha256 already accepted earlier in this partition, or by the ledger on
+    an earlier date, is rejected ``DUPLICATE_CONTENT``; later dates never count, so a
+    re-run of a date gives the same answer.
+    """
+    drop_root = Path(drop_root)
+    ledger = ChecksumLedger(store)
+    accepted_here: dict[str, str] = {}
+    return [
+        _ingest_one(entry, drop_root, day, store, limits, ledger, accepted_here)
+        for entry in sorted(entries, key=lambda e: e.rel)
+    ]
