@@ -24,7 +24,7 @@ test: $(BIN)/.installed
 	$(BIN)/pytest
 
 dev: $(BIN)/.installed
-	$(BIN)/style-pipeline demo --select raw_media >/dev/null || true
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
 bench: $(BIN)/.bench-installed

@@ -1,0 +1,308 @@
+"""Per-frame quality metrics on a normalized analysis image, and the quality gate.
+
+Every frame is analysed at one resolution (long edge ``analysis_long_edge``, never
+upscaled) as RGB and Rec.601 luminance floats in [0, 1]. Gradient metrics use the 0-255
+scale so the classic thresholds read as usual. Sharpness for the gate is the Laplacian
+variance of the contrast-stretched luminance (1st..99th percentile -> 0..255), which keeps
+a dark but focused frame from being called blurry.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+import cv2
+import numpy as np
+import pywt
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from style_pipeline.curation.faces import FaceConfig, FaceDetector, FaceStats
+from style_pipeline.curation.iqa import IqaConfig, IqaScorer
+
+REASON_CODES = (
+    "blurry",
+    "underexposed",
+    "overexposed",
+    "noisy",
+    "low_resolution",
+    "redundant",
+    "no_face",
+    "too_many_faces",
+)
+# Clipped pixels: luminance rounding to level 0 (crushed shadows) or 255 (blown highlights).
+
+
+class QualityConfig(BaseModel):
+    """Analysis resolution and gate thresholds (tuned on benchmarks/curation_corpus.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    analysis_long_edge: int = Field(512, ge=64)
+    min_short_edge: int = Field(256, ge=1, description="low_resolution below (source pixels)")
+    blur_sharpness_min: float = Field(200.0, ge=0, description="blurry below")
+    dark_p99_max: float = Field(0.30, ge=0, le=1, description="underexposed: 99th pct below")
+    dark_mean_max: float = Field(0.08, ge=0, le=1, description="underexposed: mean below")
+    bright_clip_max: float = Field(0.005, ge=0, le=1, description="overexposed: clipped above")
+    bright_mean_max: float = Field(0.92, ge=0, le=1, description="overexposed: mean above")
+    noise_sigma_max: float = Field(11.0, ge=0, description="noisy above (0-255 scale)")
+    ssim_redundant_min: float = Field(0.92, ge=-1, le=1, description="redundant at or above")
+    faces: FaceConfig = FaceConfig()
+    iqa: IqaConfig = IqaConfig()
+
+
+@dataclass(frozen=True)
+class AnalysisImage:
+    rgb: np.ndarray  # float32 HxWx3 in [0, 1]
+    gray: np.ndarray  # float32 HxW in [0, 1]
+    width: int  # of the source image
+    height: int
+
+
+def analysis_image(image: Image.Image, long_edge: int = 512) -> AnalysisImage:
+    """Normalize a PIL image: RGB, downscaled (area) so its long edge is <= ``long_edge``."""
+    width, height = image.size
+    scale = min(1.0, long_edge / max(width, height))
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if image.format == "JPEG" and scale < 0.5:
+        image.draft("RGB", target)  # DCT-domain downscale while decoding
+    rgb = np.asarray(image.convert("RGB"))
+    if (rgb.shape[1], rgb.shape[0]) != target:
+        rgb = cv2.resize(rgb, target, interpolation=cv2.INTER_AREA)
+    rgb_f = rgb.astype(np.float32) / 255.0
+    return AnalysisImage(rgb_f, cv2.cvtColor(rgb_f, cv2.COLOR_RGB2GRAY), width, height)
+
+
+def load_analysis_image(path: str | os.PathLike, long_edge: int = 512) -> AnalysisImage:
+    with Image.open(path) as image:
+        return analysis_image(image, long_edge)
+
+
+def _variance(x: np.ndarray) -> float:
+    _, std = cv2.meanStdDev(x)
+    return float(std[0, 0]) ** 2
+
+
+def laplacian_variance(gray: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian of luminance (0-255 scale)."""
+    return _variance(cv2.Laplacian(gray * 255.0, cv2.CV_32F))
+
+
+def tenengrad(gray: np.ndarray) -> float:
+    """Mean squared Sobel gradient magnitude of luminance (0-255 scale)."""
+    g = gray * 255.0
+    gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)
+    return float(cv2.mean(gx * gx + gy * gy)[0])
+
+
+def _histogram(gray: np.ndarray) -> np.ndarray:
+    """256-bin luminance histogram (levels 0..255)."""
+    levels = np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
+    return cv2.calcHist([levels], [0], None, [256], [0, 256]).ravel()
+
+
+def _percentiles(hist: np.ndarray, *qs: float) -> list[float]:
+    cdf = np.cumsum(hist) / max(float(hist.sum()), 1.0)
+    return [float(np.searchsorted(cdf, q / 100.0)) / 255.0 for q in qs]
+
+
+def sharpness(gray: np.ndarray) -> float:
+    """Laplacian variance after stretching the 1st..99th luminance percentiles to 0..1."""
+    lo, hi = _percentiles(_histogram(gray), 1, 99)
+    stretched = (gray - lo) / max(hi - lo, 1.0 / 255.0)
+    return laplacian_variance(stretched.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class Exposure:
+    mean: float
+    p01: float
+    p99: float
+    shadow_clip: float  # fraction of pixels at luminance level 0
+    highlight_clip: float  # fraction of pixels at luminance level 255
+
+
+def exposure(gray: np.ndarray) -> Exposure:
+    """Mean luminance, 1st/99th percentiles (1/255 steps) and clipped fractions."""
+    hist = _histogram(gray)
+    total = max(float(hist.sum()), 1.0)
+    p01, p99 = _percentiles(hist, 1, 99)
+    return Exposure(
+        mean=float(cv2.mean(gray)[0]),
+        p01=p01,
+        p99=p99,
+        shadow_clip=float(hist[0]) / total,
+        highlight_clip=float(hist[255]) / total,
+    )
+
+
+def noise_sigma(gray: np.ndarray) -> float:
+    """Donoho's robust noise estimate: MAD of the finest diagonal Haar wavelet band / 0.6745
+    (0-255 scale). Strong fine texture also raises it."""
+    _, (_, _, diagonal) = pywt.dwt2(gray * 255.0, "haar")
+    return float(np.median(np.abs(diagonal)) / 0.6745)
+
+
+def colorfulness(rgb: np.ndarray) -> float:
+    """Hasler and Suesstrunk (2003) colourfulness, 0-255 scale; 0 for gray images."""
+    r, g, b = cv2.split(rgb * 255.0)
+    (rg_mean,), (rg_std,) = cv2.meanStdDev(r - g)
+    (yb_mean,), (yb_std,) = cv2.meanStdDev(0.5 * (r + g) - b)
+    return float(np.hypot(rg_std[0], yb_std[0]) + 0.3 * np.hypot(rg_mean[0], yb_mean[0]))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM (Wang et al. 2004; Gaussian window sigma 1.5) of two gray images in [0, 1].
+    ``b`` is resized to ``a``'s shape when they differ."""
+    if a.shape != b.shape:
+        b = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    c1, c2 = 0.01**2, 0.03**2
+
+    def blur(x: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(x, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    return float(np.mean(num / den))
+
+
+class QualityRecord(BaseModel):
+    """One row of ``quality_scores``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frame_id: str
+    media_id: str | None = None
+    width: int
+    height: int
+    laplacian_var: float
+    tenengrad: float
+    sharpness: float
+    mean_luminance: float
+    luminance_p01: float
+    luminance_p99: float
+    shadow_clip: float
+    highlight_clip: float
+    noise_sigma: float
+    colorfulness: float
+    ssim_prev: float | None = None
+    face_count: int | None = None
+    largest_face_fraction: float | None = None
+    brisque: float | None = None
+    clip_iqa: float | None = None
+    passed: bool = True
+    reasons: list[str] = Field(default_factory=list)
+    score: float = Field(0.0, description="ranking score: log10(1 + sharpness) - failed checks")
+
+
+def gate(metrics: QualityRecord, config: QualityConfig) -> tuple[bool, list[str]]:
+    """``(passed, reasons)``; reasons are ordered as in ``REASON_CODES``."""
+    found = {
+        "blurry": metrics.sharpness < config.blur_sharpness_min,
+        "underexposed": metrics.luminance_p99 < config.dark_p99_max
+        or metrics.mean_luminance < config.dark_mean_max,
+        "overexposed": metrics.highlight_clip > config.bright_clip_max
+        or metrics.mean_luminance > config.bright_mean_max,
+        "noisy": metrics.noise_sigma > config.noise_sigma_max,
+        "low_resolution": min(metrics.width, metrics.height) < config.min_short_edge,
+        "redundant": metrics.ssim_prev is not None
+        and metrics.ssim_prev >= config.ssim_redundant_min,
+        "no_face": config.faces.require_face and metrics.face_count == 0,
+        "too_many_faces": config.faces.max_faces is not None
+        and metrics.face_count is not None
+        and metrics.face_count > config.faces.max_faces,
+    }
+    reasons = [code for code in REASON_CODES if found[code]]
+    return not reasons, reasons
+
+
+def measure(
+    image: AnalysisImage,
+    frame_id: str,
+    media_id: str | None = None,
+    previous: AnalysisImage | None = None,
+    faces: FaceDetector | None = None,
+    iqa: IqaScorer | None = None,
+) -> QualityRecord:
+    """All metrics of one analysis image (gate fields left at their defaults)."""
+    gray, exp = image.gray, exposure(image.gray)
+    face: FaceStats | None = None
+    if faces is not None:
+        face = faces.detect(np.round(image.rgb * 255).astype(np.uint8))
+    brisque, clip_iqa = iqa.score(image.rgb) if iqa is not None else (None, None)
+    return QualityRecord(
+        frame_id=frame_id,
+        media_id=media_id,
+        width=image.width,
+        height=image.height,
+        laplacian_var=laplacian_variance(gray),
+        tenengrad=tenengrad(gray),
+        sharpness=sharpness(gray),
+        mean_luminance=exp.mean,
+        luminance_p01=exp.p01,
+        luminance_p99=exp.p99,
+        shadow_clip=exp.shadow_clip,
+        highlight_clip=exp.highlight_clip,
+        noise_sigma=noise_sigma(gray),
+        colorfulness=colorfulness(image.rgb),
+        ssim_prev=None if previous is None else ssim(gray, previous.gray),
+        face_count=None if face is None else face.count,
+        largest_face_fraction=None if face is None else face.largest_area_fraction,
+        brisque=brisque,
+        clip_iqa=clip_iqa,
+    )
+
+
+def with_gate(record: QualityRecord, config: QualityConfig) -> QualityRecord:
+    passed, reasons = gate(record, config)
+    score = float(np.log10(1.0 + record.sharpness)) - len(reasons)
+    return record.model_copy(update={"passed": passed, "reasons": reasons, "score": score})
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    """A frame to score: ``media_id`` groups the frames of one video, in timestamp order."""
+
+    frame_id: str
+    path: str | os.PathLike
+    media_id: str | None = None
+    timestamp_s: float = 0.0
+
+
+def score_frames(
+    frames: Iterable[FrameInput],
+    config: QualityConfig,
+    faces: FaceDetector | None = None,
+    iqa: IqaScorer | None = None,
+) -> list[QualityRecord]:
+    """Measure and gate frames; SSIM compares each frame with the previous *kept* frame of
+    the same media (a frame is kept when it passes every other check), so a run of
+    near-identical frames keeps only its first. Output follows the input order."""
+    items: Sequence[FrameInput] = list(frames)
+    if len({f.frame_id for f in items}) != len(items):
+        raise ValueError("frame ids must be unique")
+    faces = faces if faces is not None else FaceDetector(config.faces)
+    iqa = iqa if iqa is not None else IqaScorer(config.iqa)
+    out: dict[str, QualityRecord] = {}
+
+    def media_key(f: FrameInput) -> str:
+        return f.media_id if f.media_id is not None else f"\0{f.frame_id}"
+
+    ordered = sorted(items, key=lambda f: (media_key(f), f.timestamp_s, f.frame_id))
+    for _, group in groupby(ordered, key=media_key):
+        kept: AnalysisImage | None = None
+        for frame in group:
+            image = load_analysis_image(frame.path, config.analysis_long_edge)
+            record = measure(image, frame.frame_id, frame.media_id, kept, faces, iqa)
+            out[frame.frame_id] = record = with_gate(record, config)
+            if record.passed:
+                kept = image
+    return [out[f.frame_id] for f in items]

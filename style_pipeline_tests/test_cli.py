@@ -1,0 +1,55 @@
+"""The ``style-pipeline`` CLI: drop, materialize, status."""
+
+import datetime as dt
+
+from PIL import Image
+from typer.testing import CliRunner
+
+from style_pipeline.cli import app
+from style_pipeline.settings import load_settings
+
+runner = CliRunner()
+
+
+def test_drop_copies_into_dated_folder_without_overwriting(tmp_path):
+    src = tmp_path / "photo one.jpg"
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(src)
+    for _ in range(2):
+        result = runner.invoke(app, ["drop", str(src), "--date", "2026-11-02"])
+        assert result.exit_code == 0, result.output
+    target = load_settings().drop_path() / "2026-11-02"
+    assert sorted(p.name for p in target.iterdir()) == ["photo one-1.jpg", "photo one.jpg"]
+    assert (target / "photo one.jpg").read_bytes() == src.read_bytes()
+
+
+def test_drop_rejects_bad_date(tmp_path):
+    src = tmp_path / "a.jpg"
+    src.write_bytes(b"x")
+    result = runner.invoke(app, ["drop", str(src), "--date", "2026-13-01"])
+    assert result.exit_code != 0
+    assert "YYYY-MM-DD" in result.output
+
+
+def test_materialize_then_status(tmp_path):
+    day = "2026-11-03"
+    src = tmp_path / "a.jpg"
+    Image.new("RGB", (48, 32), (200, 0, 0)).save(src)
+    assert runner.invoke(app, ["drop", str(src), "--date", day]).exit_code == 0
+    result = runner.invoke(app, ["materialize", "--date", day, "--select", "group:ingest"])
+    assert result.exit_code == 0, result.output
+    assert "raw_media" in result.output and "frames" in result.output
+    status = runner.invoke(app, ["status"])
+    assert status.exit_code == 0
+    assert day in status.output
+
+
+def test_status_when_nothing_materialized():
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 0
+    assert "nothing materialized yet" in result.output
+
+
+def test_today_is_utc():
+    from style_pipeline.cli import _today
+
+    assert _today() == dt.datetime.now(dt.UTC).date().isoformat()

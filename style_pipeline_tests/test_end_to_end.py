@@ -1,0 +1,51 @@
+"""End to end: generated media in the drop folder -> every asset through the Dagster instance."""
+
+import datetime as dt
+import io
+
+import polars as pl
+import pytest
+
+from style_pipeline.defs.run import materialize_partition, materialized_partitions
+from style_pipeline.media.samples import populate_drop
+from style_pipeline.settings import load_settings
+from style_pipeline.storage.store import Store
+
+pytestmark = pytest.mark.slow
+
+
+def _table(store: Store, key: str) -> pl.DataFrame:
+    return pl.read_parquet(io.BytesIO(store.read_bytes(key)))
+
+
+def test_whole_graph_on_generated_media(instance):
+    settings = load_settings()
+    samples = populate_drop(settings.drop_path(), seed=3, video_seconds=6, width=320, height=180)
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+
+    summary = materialize_partition(today, "*", instance=instance)
+    assert summary.success, summary.failed_steps
+    assert {"raw_media", "frames"} <= set(summary.materialized)
+
+    store = Store(settings.storage_root())
+    raw = _table(store, f"raw_media/{today}.parquet")
+    status = dict(zip(raw["source_name"], raw["status"], strict=True))
+    assert status[samples.video.name] == "accepted"
+    assert all(status[p.name] == "accepted" for p in samples.photos)
+    bad = raw.filter(pl.col("source_name") == samples.bad.name).row(0, named=True)
+    assert bad["status"] == "rejected" and bad["reject_reason"] == "extension_mismatch"
+
+    frames = _table(store, f"frames/{today}.parquet")
+    video_frames = frames.filter(pl.col("mode") != "still")
+    # one frame per shot: the first frame plus one per known cut
+    assert len(video_frames) == len(samples.cut_times) + 1
+    assert len(frames.filter(pl.col("mode") == "still")) == len(samples.photos)
+    assert all(store.exists(p) for p in frames["path"])
+
+    # a re-run on the same inputs gives the same outputs
+    again = materialize_partition(today, "*", instance=instance)
+    assert again.success
+    assert _table(store, f"frames/{today}.parquet")["frame_id"].to_list() == frames[
+        "frame_id"
+    ].to_list()
+    assert today in materialized_partitions(instance)["frames"]
