@@ -142,6 +142,21 @@ class Store:
             yield local
 
     @contextlib.contextmanager
+    def local_copies(self, keys: list[str]) -> Iterator[dict[str, Path]]:
+        """``{key: local path}`` for many keys at once (one temp dir for remote roots)."""
+        if self.is_local:
+            yield {key: self.local_path(key) for key in keys}
+            return
+        with tempfile.TemporaryDirectory(prefix="style_pipeline_") as tmp:
+            out = {}
+            for i, key in enumerate(keys):
+                local = Path(tmp) / f"{i:07d}{PurePosixPath(key).suffix}"
+                with self.path(key).open("rb") as src, open(local, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+                out[key] = local
+            yield out
+
+    @contextlib.contextmanager
     def _atomic_local(self, key: str) -> Iterator[Path]:
         target = self.local_path(key)
         target.parent.mkdir(parents=True, exist_ok=True)

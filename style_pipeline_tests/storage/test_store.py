@@ -43,6 +43,9 @@ def test_store_roundtrip(root, tmp_path):
     with store.local_copy("objects/ab/abc.bin") as local:
         assert local.read_bytes() == b"x" * 10_000
     assert store.list("objects/ab") == ["objects/ab/abc.bin"]
+    with store.local_copies(["objects/ab/abc.bin", "a/b/c.txt"]) as paths:
+        assert paths["a/b/c.txt"].read_bytes() == b"hello"
+        assert paths["objects/ab/abc.bin"].stat().st_size == 10_000
     assert store.list("missing") == []
 
 
