@@ -1,0 +1,141 @@
+"""Pick and build the captioner for a :class:`CaptionConfig`, saying why.
+
+``auto`` prefers an OpenAI-compatible endpoint when one is configured and its key is
+set, then BLIP (pretrained when loadable offline, or tiny when the BLIP profile asks for
+it explicitly), then the template fallback. BLIP uses the newest ``caption_model``
+version from the store when it was trained on the same base model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from style_pipeline.captioning.captioners import BlipCaptioner, Captioner, TemplateCaptioner
+from style_pipeline.captioning.config import CaptionConfig
+from style_pipeline.captioning.finetune import (
+    adapter_local_dir,
+    latest_caption_model,
+    read_caption_model_metadata,
+)
+from style_pipeline.captioning.remote import OpenAICompatibleCaptioner
+from style_pipeline.captioning.templates import conditional_prompt, instruction_prompt
+from style_pipeline.models.blip import load_blip
+from style_pipeline.models.clip import PretrainedUnavailable
+from style_pipeline.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SelectedCaptioner:
+    """The captioner to run, the prompt to give it, and why it was chosen."""
+
+    captioner: Captioner
+    backend: str
+    prompt: str
+    reason: str
+    model_facts: dict[str, str]
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "caption_backend": self.backend,
+            "caption_reason": self.reason,
+            "caption_prompt": self.prompt,
+            **self.model_facts,
+        }
+
+
+def endpoint_ready(config: CaptionConfig) -> tuple[bool, str]:
+    """Whether the endpoint is configured and its API key (if any) is in the environment."""
+    ep = config.endpoint
+    if not ep.configured():
+        return False, "no endpoint configured (endpoint.base_url / endpoint.model)"
+    if ep.api_key_env and not os.environ.get(ep.api_key_env):
+        return False, f"endpoint configured but ${ep.api_key_env} is not set"
+    return True, f"endpoint {ep.base_url} model {ep.model}"
+
+
+def _openai(config, categories, store, transport, sleep, reason) -> SelectedCaptioner:
+    prompt = instruction_prompt(categories, config.instruction)
+    captioner = OpenAICompatibleCaptioner(
+        config.endpoint, max_tokens=config.generation_max_tokens, default_prompt=prompt,
+        store=store, transport=transport, sleep=sleep,
+    )  # fmt: skip
+    facts = {"caption_model_id": captioner.model_id}
+    return SelectedCaptioner(captioner, "openai", prompt, reason, facts)
+
+
+def _template(categories, reason) -> SelectedCaptioner:
+    captioner = TemplateCaptioner(category_order=list(categories))
+    return SelectedCaptioner(captioner, "template", "", reason, {"caption_model_id": "template"})
+
+
+def _blip(config: CaptionConfig, store: Store | None, words, reason: str) -> SelectedCaptioner:
+    settings = config.blip
+    loaded = load_blip(settings.model, words)
+    prompt = conditional_prompt(config.trigger_word, config.conditional_prompt)
+    kwargs = dict(
+        batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
+        num_beams=settings.num_beams, default_prompt=prompt,
+    )  # fmt: skip
+    if settings.adapter_dir:
+        captioner = BlipCaptioner(loaded, adapter_dir=settings.adapter_dir, **kwargs)
+        reason += f"; adapter {settings.adapter_dir}"
+    elif settings.use_latest_adapter and store is not None and (key := latest_caption_model(store)):
+        meta = read_caption_model_metadata(store, key)
+        if meta["base_model"] != loaded.model_id:
+            captioner = BlipCaptioner(loaded, **kwargs)
+            reason += f"; {key} skipped: trained on {meta['base_model']}, not {loaded.model_id}"
+        else:
+            with adapter_local_dir(store, key) as adapter:
+                captioner = BlipCaptioner(loaded, adapter_dir=adapter, **kwargs)
+            prompt = captioner.default_prompt = meta["prompt"]
+            reason += f"; fine-tuned adapter {key}"
+    else:
+        captioner = BlipCaptioner(loaded, **kwargs)
+    if loaded.fallback_reason:
+        reason += f"; {loaded.fallback_reason}"
+    facts = {**loaded.metadata(), "caption_model_id": captioner.model_id}
+    return SelectedCaptioner(captioner, "blip", prompt, reason, facts)
+
+
+def make_captioner(
+    config: CaptionConfig,
+    *,
+    categories: Mapping[str, Sequence[str]],
+    store: Store | None = None,
+    words: Iterable[str] | None = None,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SelectedCaptioner:
+    """The captioner for ``config.backend``.
+
+    ``categories`` (ontology category -> terms) feeds the endpoint instruction and the
+    template order; ``words`` is the tiny BLIP's vocabulary (None: the ontology's).
+    """
+    backend = config.backend
+    if backend == "template":
+        return _template(categories, "backend template requested")
+    if backend == "openai":
+        return _openai(config, categories, store, transport, sleep, "backend openai requested")
+    if backend == "blip":
+        return _blip(config, store, words, "backend blip requested")
+    ready, why = endpoint_ready(config)
+    if ready:
+        return _openai(config, categories, store, transport, sleep, f"auto: {why}")
+    try:
+        if config.blip.model.profile == "tiny":
+            return _blip(config, store, words, f"auto: {why}; BLIP profile tiny requested")
+        pretrained = config.blip.model.model_copy(update={"profile": "pretrained"})
+        blip = config.blip.model_copy(update={"model": pretrained})
+        return _blip(config.model_copy(update={"blip": blip}), store, words, f"auto: {why}")
+    except PretrainedUnavailable as err:
+        reason = f"auto: FELL BACK TO TEMPLATE captions: {why}; {err}"
+        log.warning(reason)
+        return _template(categories, reason)

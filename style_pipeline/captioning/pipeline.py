@@ -1,0 +1,96 @@
+"""Raw caption -> post-processed -> validated: the same path for every captioner."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from PIL import Image
+
+from style_pipeline.captioning.config import CaptionConfig
+from style_pipeline.captioning.factory import SelectedCaptioner
+from style_pipeline.captioning.postprocess import TokenCounter, postprocess_caption
+from style_pipeline.captioning.validation import (
+    STOPWORDS,
+    EmbedFn,
+    Vocabulary,
+    validate_caption,
+)
+
+
+@dataclass(frozen=True)
+class CaptionRow:
+    """A finished caption with its provenance and validation outcome."""
+
+    caption: str
+    raw: str
+    source: str
+    model: str
+    cached: bool
+    valid: bool
+    violations: tuple[str, ...]
+    repairs: tuple[str, ...]  # "original->replacement"
+
+
+def finish_caption(
+    raw: str,
+    config: CaptionConfig,
+    vocabulary: Vocabulary,
+    *,
+    stopwords: frozenset[str] = STOPWORDS,
+    count_tokens: TokenCounter | None = None,
+    embed: EmbedFn | None = None,
+) -> tuple[str, bool, list[str], list[str]]:
+    """Post-process, validate (repairing near-misses), and re-fit to the token limit."""
+
+    def post(text: str) -> str:
+        return postprocess_caption(
+            text, config.trigger_word, config.style_tags, config.max_tokens, count_tokens
+        )
+
+    caption = post(raw)
+    result = validate_caption(
+        caption,
+        vocabulary,
+        stopwords,
+        allowed_extra=[config.trigger_word, *config.style_tags],
+        cutoff=config.similarity_cutoff,
+        embed=embed,
+    )
+    final = post(result.caption) if result.repairs else result.caption
+    repairs = [f"{r.original}->{r.replacement}" for r in result.repairs]
+    return final, result.valid, list(result.violations), repairs
+
+
+def caption_images(
+    selected: SelectedCaptioner,
+    images: Sequence[Image.Image],
+    config: CaptionConfig,
+    vocabulary: Vocabulary,
+    *,
+    labels: Sequence[Mapping[str, Sequence[str]]] | None = None,
+    stopwords: frozenset[str] = STOPWORDS,
+    count_tokens: TokenCounter | None = None,
+    embed: EmbedFn | None = None,
+) -> list[CaptionRow]:
+    """Caption ``images`` with the selected captioner and finish every caption."""
+    results = selected.captioner.caption(images, selected.prompt or None, labels)
+    rows = []
+    for result in results:
+        caption, valid, violations, repairs = finish_caption(
+            result.caption, config, vocabulary,
+            stopwords=stopwords, count_tokens=count_tokens, embed=embed,
+        )  # fmt: skip
+        rows.append(
+            CaptionRow(
+                caption,
+                result.caption,
+                result.source,
+                result.model,
+                result.cached,
+                valid,
+                tuple(violations),
+                tuple(repairs),
+            )  # fmt: skip
+        )
+    return rows

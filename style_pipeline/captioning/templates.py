@@ -1,0 +1,75 @@
+"""Prompt templates built from the ontology: BLIP conditional prompt, VLM instruction, fallback.
+
+* conditional prompt (BLIP): ``a photo in the style of <trigger>, `` — the model continues it;
+* instruction (vision-language endpoints): asks for one short caption using the ontology's
+  terms, listed per category;
+* template caption (no model): the zero-shot ontology labels of an image, joined in the
+  ontology's category order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+DEFAULT_TRIGGER = "sps_style"
+DEFAULT_CONDITIONAL = "a photo in the style of {trigger}, "
+DEFAULT_INSTRUCTION = (
+    "Write one short training caption (at most {max_words} words, lowercase, no full stop) "
+    "describing this image. Use only these words where possible:\n{vocabulary}\n"
+    "Plain function words (a, the, of, with, in, on) are fine. Do not name the style."
+)
+
+
+def conditional_prompt(trigger: str, template: str = DEFAULT_CONDITIONAL) -> str:
+    """The BLIP prompt for ``trigger``; the template must contain ``{trigger}``."""
+    if "{trigger}" not in template:
+        raise ValueError(f"prompt template has no {{trigger}} placeholder: {template!r}")
+    if not trigger.strip():
+        raise ValueError("trigger word must not be empty")
+    return template.format(trigger=trigger.strip())
+
+
+def vocabulary_listing(categories: Mapping[str, Sequence[str]], per_category: int = 40) -> str:
+    """``- category: term, term, ...`` lines (at most ``per_category`` terms each)."""
+    lines = []
+    for name, terms in categories.items():
+        shown = list(terms)[:per_category]
+        if shown:
+            lines.append(f"- {name}: {', '.join(shown)}")
+    return "\n".join(lines)
+
+
+def instruction_prompt(
+    categories: Mapping[str, Sequence[str]],
+    template: str = DEFAULT_INSTRUCTION,
+    max_words: int = 40,
+    per_category: int = 40,
+) -> str:
+    """The instruction sent to a vision-language endpoint, listing the ontology terms."""
+    return template.format(
+        max_words=max_words, vocabulary=vocabulary_listing(categories, per_category)
+    )
+
+
+def template_caption(
+    labels: Mapping[str, Sequence[str | tuple[str, float]]],
+    category_order: Sequence[str] | None = None,
+    per_category: int = 2,
+) -> str:
+    """Comma-joined labels, ``per_category`` best per category, in ``category_order``.
+
+    Labels are terms or ``(term, score)`` pairs as returned by the ontology's
+    ``zero_shot_by_category``. Categories missing from ``category_order`` follow in their
+    given order; duplicate terms are written once. Raises when no label is given at all.
+    """
+    order = list(category_order or [])
+    order += [c for c in labels if c not in order]
+    terms: list[str] = []
+    for category in order:
+        for label in list(labels.get(category, ()))[:per_category]:
+            term = " ".join((label if isinstance(label, str) else label[0]).lower().split())
+            if term and term not in terms:
+                terms.append(term)
+    if not terms:
+        raise ValueError("no zero-shot labels to build a template caption from")
+    return ", ".join(terms)

@@ -1,0 +1,247 @@
+"""BLIP captioning model profiles: ``pretrained``, ``tiny`` or ``auto`` (like the CLIP registry).
+
+``pretrained`` loads a hub id (default ``Salesforce/blip-image-captioning-base``) or a
+local directory with ``local_files_only=True``: it never downloads. ``tiny`` builds a
+small random-init :class:`BlipForConditionalGeneration` from a seed and a word list (a
+WordPiece vocabulary written offline: special tokens, the given words, and single
+characters so that any text tokenizes), saves model and processor with
+``save_pretrained`` and loads them back with ``from_pretrained``, the production path.
+``auto`` is pretrained when loadable offline, else tiny, with the reason recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import string
+import tempfile
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from style_pipeline.models.clip import PretrainedUnavailable, offline, sha256_file
+from style_pipeline.models.config import Profile
+from style_pipeline.models.device import DevicePreference, pick_device
+
+log = logging.getLogger(__name__)
+
+BLIP_BASE_ID = "Salesforce/blip-image-captioning-base"
+WEIGHTS_NAME = "model.safetensors"
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]")
+_CHARS = string.ascii_lowercase + string.digits
+_BERT_PIECES = re.compile(r"\w+|[^\w\s]")  # BERT's basic split: words and punctuation
+
+
+class TinyBlipArch(BaseModel):
+    """Shape of the random-init test BLIP (a few hundred thousand parameters)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("tiny-blip", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    image_size: int = Field(64, ge=16)
+    patch_size: int = Field(16, ge=2)
+    vision_hidden: int = Field(32, gt=0)
+    vision_layers: int = Field(2, gt=0)
+    vision_heads: int = Field(2, gt=0)
+    text_hidden: int = Field(32, gt=0)
+    text_layers: int = Field(2, gt=0)
+    text_heads: int = Field(2, gt=0)
+    intermediate: int = Field(64, gt=0)
+    max_positions: int = Field(128, ge=16)
+    seed: int = 0
+
+
+class BlipModelConfig(BaseModel):
+    """How the BLIP captioner is obtained: profile, weights, cache and device."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: Profile = "auto"
+    pretrained: str = Field(BLIP_BASE_ID, description="hub id (cached) or local directory")
+    cache_dir: str = Field("data/models", description="where tiny models are saved")
+    hf_cache_dir: str | None = Field(None, description="Hugging Face cache (None: default)")
+    device: DevicePreference = "auto"
+    tiny: TinyBlipArch = TinyBlipArch()
+
+    def cache_path(self) -> Path:
+        from style_pipeline.settings import resolve_local
+
+        return resolve_local(self.cache_dir)
+
+
+@dataclass
+class LoadedBlip:
+    """A BLIP model in eval mode with its processor, and what was asked for vs. what ran."""
+
+    model: torch.nn.Module
+    processor: object
+    device: torch.device
+    model_id: str
+    source: str
+    profile_requested: Profile
+    profile_used: Literal["pretrained", "tiny"]
+    fallback_reason: str | None
+
+    def metadata(self) -> dict[str, str]:
+        """Flat facts for asset metadata (``fallback_reason`` is '' when none)."""
+        return {
+            "caption_model_id": self.model_id,
+            "caption_model_source": self.source,
+            "caption_profile_requested": self.profile_requested,
+            "caption_profile_used": self.profile_used,
+            "caption_fallback_reason": self.fallback_reason or "",
+        }
+
+
+def tiny_vocabulary(words: Iterable[str]) -> list[str]:
+    """WordPiece vocabulary: special tokens, the words (split like BERT: ``bird's`` -> ``bird``,
+    ``'``, ``s``), then single characters and ``##`` pieces so any text tokenizes."""
+    vocab = list(SPECIAL_TOKENS)
+    pieces = [w for text in words for w in _BERT_PIECES.findall(text.lower())]
+    pieces += list(_CHARS) + [f"##{c}" for c in _CHARS] + list(string.punctuation)
+    seen = set(vocab)
+    for piece in pieces:
+        if piece not in seen:
+            seen.add(piece)
+            vocab.append(piece)
+    return vocab
+
+
+def default_tiny_words() -> list[str]:
+    """Words of the project ontology (terms, synonyms) and the caption stop words."""
+    from style_pipeline.captioning.vocabulary import caption_words, load_default_ontology
+
+    return caption_words(load_default_ontology())
+
+
+def tiny_fingerprint(arch: TinyBlipArch, vocab: list[str]) -> str:
+    """Content key of a tiny BLIP: architecture, seed, vocabulary and library version."""
+    import transformers
+
+    payload = {"arch": arch.model_dump(), "vocab": vocab, "transformers": transformers.__version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def build_tiny_blip(out_dir: Path, arch: TinyBlipArch, vocab: list[str]) -> Path:
+    """Build the random-init model + processor from ``arch`` and ``vocab``; save atomically."""
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    if (out_dir / WEIGHTS_NAME).is_file():
+        return out_dir
+    tokenizer = BertTokenizer(
+        vocab={token: i for i, token in enumerate(vocab)}, bos_token="[DEC]", do_lower_case=True
+    )
+    image_processor = BlipImageProcessor(size={"height": arch.image_size, "width": arch.image_size})
+    processor = BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    text = dict(
+        vocab_size=len(vocab), hidden_size=arch.text_hidden, encoder_hidden_size=arch.vision_hidden,
+        intermediate_size=arch.intermediate, num_hidden_layers=arch.text_layers,
+        num_attention_heads=arch.text_heads, max_position_embeddings=arch.max_positions,
+        bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
+        sep_token_id=tokenizer.sep_token_id, eos_token_id=tokenizer.sep_token_id,
+    )  # fmt: skip
+    vision = dict(
+        hidden_size=arch.vision_hidden, intermediate_size=arch.intermediate,
+        num_hidden_layers=arch.vision_layers, num_attention_heads=arch.vision_heads,
+        image_size=arch.image_size, patch_size=arch.patch_size,
+    )  # fmt: skip
+    config = BlipConfig(text_config=text, vision_config=vision, projection_dim=arch.text_hidden)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(arch.seed)
+        model = BlipForConditionalGeneration(config)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+        try:
+            os.replace(tmp, out_dir)
+        except OSError:  # a concurrent builder won the race; its copy is identical
+            if not (out_dir / WEIGHTS_NAME).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("saved tiny BLIP to %s", out_dir)
+    return out_dir
+
+
+def load_blip_dir(path: str | Path, device: torch.device, cache_dir: str | None = None):
+    """Model (eval mode, on ``device``) and processor from a directory or a cached hub id."""
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    with offline():
+        kwargs = {"local_files_only": True, "cache_dir": cache_dir}
+        processor = BlipProcessor.from_pretrained(str(path), **kwargs)
+        model = BlipForConditionalGeneration.from_pretrained(str(path), **kwargs)
+    return model.to(device).eval(), processor
+
+
+def load_blip_tiny(
+    config: BlipModelConfig,
+    words: Iterable[str] | None = None,
+    *,
+    fallback_reason: str | None = None,
+) -> LoadedBlip:
+    """Build-or-reuse the tiny BLIP (vocabulary from ``words``) and load it back from disk."""
+    vocab = tiny_vocabulary(default_tiny_words() if words is None else words)
+    arch = config.tiny
+    out_dir = config.cache_path() / "tiny" / f"{arch.name}-{tiny_fingerprint(arch, vocab)}"
+    path = build_tiny_blip(out_dir, arch, vocab)
+    device = pick_device(config.device)
+    model, processor = load_blip_dir(path, device)
+    digest = sha256_file(path / WEIGHTS_NAME)[:16]
+    return LoadedBlip(
+        model, processor, device, f"{arch.name}@sha256:{digest}", str(path),
+        config.profile, "tiny", fallback_reason,
+    )  # fmt: skip
+
+
+def load_blip_pretrained(config: BlipModelConfig) -> LoadedBlip:
+    """Pretrained BLIP from local files only; raises :class:`PretrainedUnavailable`."""
+    from style_pipeline.settings import resolve_local
+
+    local = resolve_local(config.pretrained)
+    source = str(local) if local.is_dir() else config.pretrained
+    device = pick_device(config.device)
+    try:
+        model, processor = load_blip_dir(source, device, config.hf_cache_dir)
+    except (OSError, ValueError) as exc:
+        raise PretrainedUnavailable(
+            f"BLIP {config.pretrained!r} is neither a local model directory nor in the "
+            f"Hugging Face cache (offline lookup only): {exc}"
+        ) from exc
+    return LoadedBlip(
+        model, processor, device, config.pretrained, source, config.profile, "pretrained", None
+    )
+
+
+def load_blip(config: BlipModelConfig | None = None, words: Iterable[str] | None = None):
+    """The BLIP captioner for ``config.profile``; ``auto`` falls back to tiny, loudly."""
+    config = config or BlipModelConfig()
+    if config.profile == "tiny":
+        return load_blip_tiny(config, words)
+    if config.profile == "pretrained":
+        return load_blip_pretrained(config)
+    try:
+        return load_blip_pretrained(config)
+    except PretrainedUnavailable as err:
+        reason = f"pretrained BLIP {config.pretrained} unavailable offline: {err}"
+        message = f"BLIP profile auto FELL BACK TO TINY random-init model: {reason}"
+        log.warning(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        return load_blip_tiny(config, words, fallback_reason=reason)
