@@ -1,0 +1,329 @@
+"""Deterministic generated media for ``make demo``, tests and benchmarks.
+
+``make_cut_video`` renders shots with numpy/OpenCV directly as I420 planes and pipes them
+into ffmpeg (libx264, yuv420p). Every shot has its own texture, tint and motion (a pan
+over a textured canvas, moving discs, film grain), so a detector has to tell in-shot
+motion from a cut. Each cut also moves to another exposure band (dark / mid / bright),
+so every cut is a clear hard cut. The function returns the exact cut times.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw
+
+from style_pipeline.media.ffmpeg_bin import ffmpeg_exe
+
+EXIF_ORIENTATION = 0x0112
+EXIF_MAKE = 0x010F
+EXIF_MODEL = 0x0110
+_GRAIN_FIELDS = 3
+_MAX_SHOT_DRAWS = 50
+# Mean absolute luma difference (8-bit levels) between the frames either side of a cut.
+# ffmpeg's scene score is about this difference / 100, so cuts score >= ~0.4.
+MIN_CUT_LUMA_DIFF = 50.0
+_STDERR_TAIL = 2000
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    """What ``populate_drop`` wrote: one cut video, photos and one corrupt file."""
+
+    video: Path
+    cut_times: list[float]
+    photos: list[Path]
+    bad: Path
+
+
+_KR, _KB = 0.2126, 0.0722  # BT.709
+_KG = 1.0 - _KR - _KB
+
+
+def _rgb_to_yuv(r: float, g: float, b: float) -> tuple[float, float, float]:
+    """BT.709 limited-range Y, Cb, Cr (0-255 scale) of an RGB colour in [0, 1]."""
+    luma = _KR * r + _KG * g + _KB * b
+    return (
+        16 + 219 * luma,
+        128 + 224 * (b - luma) / (2 * (1 - _KB)),
+        128 + 224 * (r - luma) / (2 * (1 - _KR)),
+    )
+
+
+@dataclass(frozen=True)
+class _Shot:
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]  # Y, U, V canvases, with a margin
+    velocity: tuple[float, float]  # pan in px/frame (x, y)
+    margin: int  # even
+    shapes: list[tuple[np.ndarray, np.ndarray, int, tuple[float, float, float]]]
+
+
+def cut_frames(shot_seconds: Sequence[float], fps: float) -> list[int]:
+    """Index of the first frame of every shot after the first (each shot >= 1 frame)."""
+    if not shot_seconds:
+        raise ValueError("shot_seconds must not be empty")
+    if any(s <= 0 for s in shot_seconds):
+        raise ValueError(f"every shot needs a positive duration, got {list(shot_seconds)}")
+    bounds = [round(sum(shot_seconds[: i + 1]) * fps) for i in range(len(shot_seconds))]
+    if len(set(bounds)) != len(bounds) or bounds[0] < 1:
+        raise ValueError(f"shots shorter than one frame at {fps} fps: {list(shot_seconds)}")
+    return bounds[:-1]
+
+
+def _texture(rng: np.random.Generator, kind: int, h: int, w: int) -> np.ndarray:
+    """A float32 grey texture in [0, 1] of one of four families."""
+    yy = np.arange(h, dtype=np.float32)[:, None]
+    xx = np.arange(w, dtype=np.float32)[None, :]
+    if kind == 0:  # smooth blobs
+        small = rng.random((6, 10), dtype=np.float32)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    if kind == 1:  # diagonal stripes
+        angle = rng.uniform(0, math.pi)
+        period = rng.uniform(60, 160) * w / 2400
+        phase = (xx * math.cos(angle) + yy * math.sin(angle)) * (2 * math.pi / period)
+        return 0.5 + 0.5 * np.sin(phase)
+    if kind == 2:  # soft checkerboard
+        cell = max(4, int(rng.integers(70, 160) * w / 2400))
+        board = ((xx // cell + yy // cell) % 2).astype(np.float32)
+        return cv2.GaussianBlur(board, (0, 0), max(1.0, cell / 16))
+    small = rng.random((h // 24 + 1, w // 24 + 1), dtype=np.float32)  # mid-frequency noise
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+_BANDS = ((0.04, 0.38), (0.30, 0.70), (0.55, 0.95))  # dark, mid, bright grey levels
+
+
+def _make_shot(rng: np.random.Generator, band: int, width: int, height: int) -> _Shot:
+    margin = max(16, width // 16) // 2 * 2
+    h, w = height + 2 * margin, width + 2 * margin
+    lo, hi = _BANDS[band]
+    level = lo + (hi - lo) * _texture(rng, int(rng.integers(0, 4)), h, w)
+    tint = rng.uniform(0.55, 1.0, size=3)
+    ty, tu, tv = _rgb_to_yuv(*(tint / tint.max()))
+    # Y, Cb and Cr are affine in the grey level: level * tint (RGB) maps to these planes.
+    half = cv2.resize(level, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    planes = (
+        (16 + (ty - 16) * level).astype(np.uint8),
+        (128 + (tu - 128) * half).astype(np.uint8),
+        (128 + (tv - 128) * half).astype(np.uint8),
+    )
+    scale = width / 1920
+    speed = rng.uniform(2.0, 6.0) * scale
+    heading = rng.uniform(0, 2 * math.pi)
+    shapes = []
+    for _ in range(int(rng.integers(2, 5))):
+        pos = rng.uniform((0, 0), (width, height))
+        vel = rng.uniform(-18, 18, size=2) * scale
+        radius = max(2, int(rng.uniform(40, 120) * scale))
+        base = 0.8 if band == 0 else 0.15
+        colour = _rgb_to_yuv(*np.clip(base + rng.uniform(-0.14, 0.14, size=3), 0, 1))
+        shapes.append((pos, vel, radius, colour))
+    velocity = (speed * math.cos(heading), speed * math.sin(heading))
+    return _Shot(planes, velocity, margin, shapes)
+
+
+def _next_shot(
+    rng: np.random.Generator, band: int, last_luma: np.ndarray | None, width: int, height: int
+) -> tuple[_Shot, int]:
+    """The next shot, redrawn until its first frame differs clearly from ``last_luma``."""
+    if last_luma is None:
+        return _make_shot(rng, band, width, height), band
+    for _ in range(_MAX_SHOT_DRAWS):
+        band = (band + int(rng.integers(1, len(_BANDS)))) % len(_BANDS)
+        shot = _make_shot(rng, band, width, height)
+        first = _render(shot, 0, width, height, np.zeros_like(last_luma))[0]
+        diff = float(cv2.absdiff(first, last_luma).mean())
+        if diff >= MIN_CUT_LUMA_DIFF:
+            return shot, band
+    raise RuntimeError(f"no distinct shot after {_MAX_SHOT_DRAWS} draws (seed exhausted)")
+
+
+def _ping_pong(travel: float, margin: int) -> float:
+    """A pan offset in [-margin, margin] that bounces back at the canvas edges."""
+    phase = (travel + margin) % (4 * margin)
+    return abs(phase - 2 * margin) - margin
+
+
+def _render(shot: _Shot, i: int, width: int, height: int, grain: np.ndarray) -> list[np.ndarray]:
+    """Frame ``i`` of a shot as I420 planes [Y, U, V]."""
+    m = shot.margin
+    x, y = (m + int(round(_ping_pong(v * i, m) / 2)) * 2 for v in shot.velocity)
+    py, pu, pv = shot.planes
+    out = [
+        cv2.add(py[y : y + height, x : x + width], grain),
+        pu[y // 2 : (y + height) // 2, x // 2 : (x + width) // 2].copy(),
+        pv[y // 2 : (y + height) // 2, x // 2 : (x + width) // 2].copy(),
+    ]
+    for pos, vel, radius, colour in shot.shapes:
+        cx, cy = (pos + vel * i) % (width, height)
+        for plane, value, sub in zip(out, colour, (1, 2, 2), strict=True):
+            centre = (int(cx) // sub, int(cy) // sub)
+            cv2.circle(plane, centre, max(1, radius // sub), int(value), -1, cv2.LINE_AA)
+    return out
+
+
+def make_cut_video(
+    path: str | Path,
+    *,
+    width: int = 1920,
+    height: int = 1080,
+    fps: int = 30,
+    shot_seconds: Sequence[float],
+    seed: int = 0,
+    crf: int = 23,
+) -> list[float]:
+    """Write an H.264 (yuv420p, BT.709) MP4 of hard-cut shots; return the cut times (s).
+
+    A cut time is the timestamp of the first frame of a new shot (``frame_index / fps``).
+    Frames are rendered directly as I420 planes, so ffmpeg only encodes
+    (``-preset veryfast``). The same arguments give the same file.
+    """
+    if width % 2 or height % 2 or width < 32 or height < 32:
+        raise ValueError(f"width and height must be even and >= 32, got {width}x{height}")
+    cuts = cut_frames(shot_seconds, fps)
+    total = round(sum(shot_seconds) * fps)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    grains = [
+        rng.normal(0, 4, size=(height, width)).clip(0, 12).astype(np.uint8)
+        for _ in range(_GRAIN_FIELDS)
+    ]  # additive film grain on luma, cycled
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-r", str(fps),
+        "-i", "pipe:0",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
+        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+        "-color_range", "tv", "-movflags", "+faststart", str(path),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    starts = [0, *cuts, total]
+    band, last_luma = int(rng.integers(0, len(_BANDS))), None
+    try:
+        for shot_index in range(len(starts) - 1):
+            shot, band = _next_shot(rng, band, last_luma, width, height)
+            for i in range(starts[shot_index + 1] - starts[shot_index]):
+                grain = grains[(starts[shot_index] + i) % _GRAIN_FIELDS]
+                planes = _render(shot, i, width, height, grain)
+                for plane in planes:
+                    proc.stdin.write(memoryview(plane))
+            last_luma = planes[0]
+    except BrokenPipeError:
+        pass  # ffmpeg died: its stderr is reported below
+    finally:
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+    stderr = proc.stderr.read().decode(errors="replace")
+    if proc.wait() != 0:
+        raise RuntimeError(f"ffmpeg failed writing {path}: {stderr[-_STDERR_TAIL:]}")
+    return [c / fps for c in cuts]
+
+
+def _photo(rng: np.random.Generator, index: int, size: tuple[int, int]) -> Image.Image:
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a, b = rng.uniform(0.2, 1.0, size=3), rng.uniform(0.0, 0.6, size=3)
+    grad = (xx / w)[..., None] * a + (yy / h)[..., None] * b
+    base = (np.clip(grad, 0, 1) * 255).astype(np.uint8)
+    img = Image.fromarray(base, "RGB")
+    draw = ImageDraw.Draw(img)
+    for _ in range(6 + index % 5):
+        x0, y0 = int(rng.integers(0, w - w // 8)), int(rng.integers(0, h - h // 8))
+        x1 = x0 + int(rng.integers(w // 16 + 1, w // 3 + 2))
+        y1 = y0 + int(rng.integers(h // 16 + 1, h // 3 + 2))
+        fill = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=fill)
+    # A marker in the top-left corner of the stored pixels makes rotations testable.
+    draw.rectangle((0, 0, w // 10, h // 10), fill=(255, 0, 0))
+    return img
+
+
+def make_photos(
+    out_dir: str | Path, n: int, *, seed: int = 0, size: tuple[int, int] = (1600, 1200)
+) -> list[Path]:
+    """Write ``n`` photos: JPEGs with camera Make/Model, every third one stored with
+    EXIF Orientation=6 (displayed rotated), and the last one a PNG with alpha (when n > 1).
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if min(size) < 16:
+        raise ValueError(f"photos must be at least 16x16, got {size}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths: list[Path] = []
+    for i in range(n):
+        img = _photo(rng, i, size)
+        if n > 1 and i == n - 1:
+            alpha = Image.new("L", size, 255)
+            ImageDraw.Draw(alpha).ellipse((0, 0, size[0] // 3, size[1] // 3), fill=0)
+            img.putalpha(alpha)
+            path = out / f"photo_{i:02d}.png"
+            img.save(path, format="PNG")
+        else:
+            exif = Image.Exif()
+            exif[EXIF_MAKE] = "StyleCam"
+            exif[EXIF_MODEL] = f"SC-{100 + i}"
+            exif[EXIF_ORIENTATION] = 6 if i % 3 == 1 else 1
+            path = out / f"photo_{i:02d}.jpg"
+            img.save(path, format="JPEG", quality=90, exif=exif.tobytes())
+        paths.append(path)
+    return paths
+
+
+def make_bad_file(out_dir: str | Path, name: str = "corrupt_clip.mp4") -> Path:
+    """Write a file with a video extension whose bytes are no media at all."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    path.write_bytes(b"this is not a video, just text pretending to be one\n" * 64)
+    return path
+
+
+def shot_plan(
+    seconds: float, *, seed: int = 0, choices: Sequence[float] = (1.5, 2.0, 2.5, 3.0, 4.0)
+) -> list[float]:
+    """Random shot durations summing to ``seconds`` (at least two shots when possible)."""
+    if seconds < 1:
+        raise ValueError(f"seconds must be >= 1, got {seconds}")
+    rng = np.random.default_rng(seed)
+    allowed = [c for c in choices if c <= seconds / 2] or [seconds / 2]
+    shots: list[float] = []
+    remaining = seconds
+    while remaining > 1e-6:
+        length = float(rng.choice(allowed))
+        if remaining - length < min(0.75, min(allowed)):
+            length = remaining  # the last shot absorbs the remainder
+        shots.append(round(length, 3))
+        remaining = round(remaining - length, 6)
+    return shots
+
+
+def populate_drop(
+    drop_dir: str | Path,
+    *,
+    seed: int = 0,
+    video_seconds: float = 30.0,
+    width: int = 1920,
+    height: int = 1080,
+    n_photos: int = 4,
+) -> SampleSet:
+    """Fill ``drop_dir`` with one cut video, ``n_photos`` photos and one corrupt file."""
+    if video_seconds < 1:
+        raise ValueError(f"video_seconds must be >= 1, got {video_seconds}")
+    drop = Path(drop_dir)
+    drop.mkdir(parents=True, exist_ok=True)
+    shots = shot_plan(video_seconds, seed=seed)
+    video = drop / "demo_cuts.mp4"
+    cuts = make_cut_video(video, width=width, height=height, fps=30, shot_seconds=shots, seed=seed)
+    photos = make_photos(drop, n_photos, seed=seed) if n_photos else []
+    return SampleSet(video=video, cut_times=cuts, photos=photos, bad=make_bad_file(drop))

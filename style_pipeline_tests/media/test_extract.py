@@ -1,0 +1,130 @@
+"""Partition extraction: uploads, records, exact keys, failures isolated, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+from PIL import Image
+
+from style_pipeline.contracts.media import FrameRecord, MediaKind
+from style_pipeline.media.extract import extract_partition, frame_key
+from style_pipeline.media.frames import frame_id
+from style_pipeline.media.samples import make_bad_file, make_cut_video
+from style_pipeline.settings import FrameSettings
+from style_pipeline.storage.store import Store
+from style_pipeline_tests.media.factories import make_jpeg, make_png
+
+DAY = "2025-03-04"
+CUTS = [1.0, 2.0]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    src = tmp_path_factory.mktemp("extract_media")
+    video = src / "clip.mp4"
+    assert make_cut_video(video, width=192, height=108, fps=10, shot_seconds=[1, 1, 1]) == CUTS
+    return {
+        "video": video,
+        "photo": make_jpeg(src / "photo.jpg", (96, 64), orientation=6, make="Cam", model="X"),
+        "png": make_png(src / "flat.png", (50, 30)),
+        "bad": make_bad_file(src),
+    }
+
+
+def _rows(store: Store, media: dict) -> list[dict]:
+    rows = []
+    for name, kind in (("video", "video"), ("bad", "video"), ("photo", "image"), ("png", "image")):
+        data = media[name].read_bytes()
+        media_id = hashlib.sha256(data).hexdigest()
+        key = f"raw_media/objects/{media_id}{media[name].suffix}"
+        store.put_file(media[name], key)
+        rows.append(
+            {
+                "media_id": media_id,
+                "source_name": media[name].name,
+                "kind": kind,
+                "object_path": key,
+            }
+        )
+    return rows
+
+
+def test_extract_partition(tmp_path, media):
+    store = Store(str(tmp_path / "storage"))
+    rows = _rows(store, media)
+    video_id, bad_id, photo_id, png_id = (r["media_id"] for r in rows)
+    result = extract_partition(rows, store, DAY, FrameSettings())
+
+    assert [(f.media_id, f.reason) for f in result.failures] == [(bad_id, "corrupt")]
+    assert result.failures[0].source_name == "corrupt_clip.mp4"
+    assert "ffmpeg failed" in result.failures[0].detail
+    assert set(result.timings) == {video_id, bad_id, photo_id, png_id}
+    assert all(t >= 0 for t in result.timings.values())
+
+    video = [f for f in result.frames if f.media_id == video_id]
+    assert [f.timestamp_s for f in video] == [0.0, *CUTS]
+    assert {(f.mode, f.kind, f.width, f.height) for f in video} == {
+        ("scene", MediaKind.VIDEO, 192, 108)
+    }
+    assert video[0].scene_score is None and all(f.scene_score > 0.3 for f in video[1:])
+
+    stills = {f.media_id: f for f in result.frames if f.mode == "still"}
+    assert (stills[photo_id].width, stills[photo_id].height) == (64, 96)  # EXIF 6: rotated
+    assert (stills[png_id].width, stills[png_id].height) == (50, 30)
+    assert all(f.kind is MediaKind.IMAGE and f.timestamp_s == 0.0 for f in stills.values())
+
+    expected_keys = []
+    for f in result.frames:
+        assert isinstance(f, FrameRecord)
+        assert f.frame_id == frame_id(f.media_id, f.timestamp_s, f.mode)
+        assert f.path == f"frames/{DAY}/{f.frame_id}.jpg" == frame_key(DAY, f.frame_id)
+        data = store.read_bytes(f.path)
+        assert hashlib.sha256(data).hexdigest() == f.sha256
+        assert data[:3] == b"\xff\xd8\xff"
+        expected_keys.append(f.path)
+    assert store.list(f"frames/{DAY}") == sorted(expected_keys)
+    assert len(expected_keys) == 5
+
+
+def test_rerun_gives_identical_records(tmp_path, media):
+    store = Store(str(tmp_path / "storage"))
+    rows = _rows(store, media)
+    first = extract_partition(rows, store, DAY, FrameSettings())
+    second = extract_partition(rows, store, DAY, FrameSettings())
+    assert [f.model_dump() for f in first.frames] == [f.model_dump() for f in second.frames]
+    assert len(store.list(f"frames/{DAY}")) == len(first.frames)
+
+
+def test_other_modes_and_memory_store(media):
+    store = Store(f"memory://extract-{uuid.uuid4().hex}")
+    rows = _rows(store, media)[:1]
+    settings = FrameSettings(mode="interval", interval_s=1.0)
+    result = extract_partition(rows, store, DAY, settings)
+    assert [f.timestamp_s for f in result.frames] == [0.0, 1.0, 2.0]
+    assert {f.mode for f in result.frames} == {"interval"}
+    for f in result.frames:
+        assert store.exists(f.path)
+    scene_ids = {frame_id(rows[0]["media_id"], t, "scene") for t in (0.0, 1.0, 2.0)}
+    assert scene_ids.isdisjoint(f.frame_id for f in result.frames)  # mode is in the id
+
+
+def test_still_cap_and_quality_come_from_settings(tmp_path, media):
+    store = Store(str(tmp_path / "storage"))
+    rows = [r for r in _rows(store, media) if r["kind"] == "image"]
+    result = extract_partition(rows, store, DAY, FrameSettings(still_max_edge=64))
+    sizes = sorted((f.width, f.height) for f in result.frames)
+    assert sizes == [(43, 64), (50, 30)]  # rotated photo capped; small PNG kept
+    for f in result.frames:
+        with store.local_copy(f.path) as local, Image.open(local) as img:
+            assert img.size == (f.width, f.height)
+
+
+def test_unsupported_rows_and_duplicates(tmp_path, media):
+    store = Store(str(tmp_path / "storage"))
+    photo = [r for r in _rows(store, media) if r["source_name"] == "photo.jpg"][0]
+    odd = {**photo, "media_id": "f" * 64, "kind": "unknown", "source_name": "odd.bin"}
+    result = extract_partition([photo, photo, odd], store, DAY, FrameSettings())
+    assert len(result.frames) == 1
+    assert [(f.source_name, f.reason) for f in result.failures] == [("odd.bin", "unsupported_type")]
