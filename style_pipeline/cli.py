@@ -68,6 +68,7 @@ def demo(
     with console.status(f"materializing {select!r} for {partition} through Dagster ..."):
         summary = materialize_partition(partition, select)
     _print_run(summary)
+    _print_outputs(settings.storage_root(), partition, summary.materialized)
     console.print(f"\nstorage root : {settings.storage_root()}")
     console.print(f"DAGSTER_HOME : {home}")
     console.print(f"open the UI  : DAGSTER_HOME={home} dagster dev -w workspace.yaml")
@@ -144,6 +145,25 @@ def status() -> None:
         table.add_column(key)
     for day in dates:
         table.add_row(day, *("✓" if day in done[key] else "·" for key in done))
+    console.print(table)
+
+
+def _print_outputs(root: str, partition: str, assets: list[str]) -> None:
+    from style_pipeline.storage.store import Store
+
+    store = Store(root)
+    table = Table(title=f"outputs for {partition}")
+    table.add_column("asset")
+    table.add_column("table / files")
+    for asset in assets:
+        keys = [
+            k
+            for k in (f"{asset}/{partition}.parquet", f"{asset}/{partition}.json")
+            if store.exists(k)
+        ]
+        if store.exists(f"{asset}/{partition}"):
+            keys.append(f"{asset}/{partition}/ ({len(store.list(f'{asset}/{partition}'))} files)")
+        table.add_row(asset, "\n".join(keys) or "-")
     console.print(table)
 
 

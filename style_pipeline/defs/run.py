@@ -43,7 +43,10 @@ class RunSummary:
 
 
 def materialize_partition(
-    partition_key: str, select: str = "*", instance: dg.DagsterInstance | None = None
+    partition_key: str,
+    select: str = "*",
+    instance: dg.DagsterInstance | None = None,
+    log_level: str = "INFO",
 ) -> RunSummary:
     """Materialize the assets matching ``select`` (Dagster selection syntax) for one date."""
     defs = load_defs()
@@ -56,6 +59,7 @@ def materialize_partition(
         resources=defs.resources,
         partition_key=partition_key,
         selection=selection,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,
         tags={"style_pipeline/trigger": "cli"},
     )
