@@ -1,0 +1,197 @@
+"""OpenCLIP image and text embeddings, batched, L2-normalised float32, cached by content.
+
+The cache maps (image sha256, model id) to one ``.npy`` object in a :class:`Store`:
+``embeddings/cache/<model_key>/<sha[:2]>/<sha>.npy``. A re-run of the same frames with
+the same model reads every vector back and calls the model zero times.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import torch
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from style_pipeline.models import LoadedModel
+from style_pipeline.storage.store import Store
+
+
+class EmbeddingConfig(BaseModel):
+    """Batching and cache location of the ``embeddings`` asset."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_size: int = Field(32, gt=0)
+    text_batch_size: int = Field(256, gt=0)
+    cache_prefix: str = "embeddings/cache"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image to embed: its content hash (the cache key) and its storage key."""
+
+    sha256: str
+    key: str
+
+
+@dataclass
+class EmbeddingResult:
+    """Vectors in input order plus how many were computed vs read from the cache."""
+
+    vectors: np.ndarray
+    n_computed: int
+    n_cached: int
+
+
+def model_cache_key(model_id: str) -> str:
+    """A storage-safe directory name for a model id (``ViT-B-32@laion2b`` -> same, sanitised)."""
+    key = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id).strip("._")
+    if not key:
+        raise ValueError(f"model id {model_id!r} gives an empty cache key")
+    return key
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+class EmbeddingCache:
+    """Vectors of one model keyed by content sha256, stored as ``.npy`` (no pickle)."""
+
+    def __init__(self, store: Store, model_id: str, dim: int, prefix: str = "embeddings/cache"):
+        self.store = store
+        self.dim = dim
+        self.prefix = f"{prefix.strip('/')}/{model_cache_key(model_id)}"
+
+    def key(self, sha256: str) -> str:
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+        return f"{self.prefix}/{sha256[:2]}/{sha256}.npy"
+
+    def get(self, sha256: str) -> np.ndarray | None:
+        key = self.key(sha256)
+        if not self.store.exists(key):
+            return None
+        vec = np.load(io.BytesIO(self.store.read_bytes(key)), allow_pickle=False)
+        if vec.dtype != np.float32 or vec.shape != (self.dim,):
+            raise ValueError(
+                f"cache entry {key} holds {vec.dtype}{vec.shape}, expected float32[{self.dim}]"
+            )
+        return vec
+
+    def put(self, sha256: str, vector: np.ndarray) -> None:
+        vec = np.asarray(vector, dtype=np.float32)
+        if vec.shape != (self.dim,):
+            raise ValueError(f"vector shape {vec.shape} != ({self.dim},)")
+        buf = io.BytesIO()
+        np.save(buf, vec, allow_pickle=False)
+        self.store.put_bytes(buf.getvalue(), self.key(sha256))
+
+
+def embed_images(
+    loaded: LoadedModel, images: Sequence[Image.Image], batch_size: int = 32
+) -> np.ndarray:
+    """(n, dim) float32 unit vectors of PIL images, in order, under ``inference_mode``."""
+    out = np.zeros((len(images), loaded.dim), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            batch = torch.stack([loaded.preprocess(im.convert("RGB")) for im in chunk])
+            feats = loaded.model.encode_image(batch.to(loaded.device))
+            out[start : start + len(chunk)] = feats.float().cpu().numpy()
+    return l2_normalize(out)
+
+
+def embed_texts(loaded: LoadedModel, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    """(n, dim) float32 unit vectors of texts (for zero-shot labels)."""
+    out = np.zeros((len(texts), loaded.dim), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start : start + batch_size])
+            tokens = loaded.tokenizer(chunk).to(loaded.device)
+            out[start : start + len(chunk)] = loaded.model.encode_text(tokens).float().cpu().numpy()
+    return l2_normalize(out)
+
+
+def _open_image(store: Store, key: str) -> Image.Image:
+    try:
+        with store.local_copy(key) as path, Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read image {key!r} from {store}: {err}") from err
+
+
+def embed_refs(
+    loaded: LoadedModel,
+    refs: Sequence[ImageRef],
+    image_store: Store,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 32,
+) -> EmbeddingResult:
+    """Embeddings of ``refs`` (images in ``image_store``), computing only cache misses.
+
+    Identical content (same sha256) is embedded once. New vectors are written to
+    ``cache`` as soon as each batch finishes, so an interrupted run keeps its progress.
+    """
+    if cache is not None and cache.dim != loaded.dim:
+        raise ValueError(f"cache dim {cache.dim} != model dim {loaded.dim}")
+    found: dict[str, np.ndarray] = {}
+    missing: dict[str, str] = {}
+    for ref in refs:
+        if ref.sha256 in found or ref.sha256 in missing:
+            continue
+        vec = cache.get(ref.sha256) if cache is not None else None
+        if vec is None:
+            missing[ref.sha256] = ref.key
+        else:
+            found[ref.sha256] = vec
+    n_cached = len(found)
+    todo = list(missing.items())
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start : start + batch_size]
+        vecs = embed_images(loaded, [_open_image(image_store, key) for _, key in chunk], batch_size)
+        for (sha, _), vec in zip(chunk, vecs, strict=True):
+            found[sha] = vec
+            if cache is not None:
+                cache.put(sha, vec)
+    vectors = np.zeros((len(refs), loaded.dim), dtype=np.float32)
+    for i, ref in enumerate(refs):
+        vectors[i] = found[ref.sha256]
+    return EmbeddingResult(vectors=vectors, n_computed=len(todo), n_cached=n_cached)
+
+
+def embeddings_frame(
+    frame_ids: Sequence[str], refs: Sequence[ImageRef], vectors: np.ndarray, loaded: LoadedModel
+) -> pl.DataFrame:
+    """The ``embeddings`` table: one row per frame, ``embedding`` as Array(Float32, dim)."""
+    if not (len(frame_ids) == len(refs) == len(vectors)):
+        raise ValueError("frame_ids, refs and vectors must have the same length")
+    vectors = np.asarray(vectors, dtype=np.float32).reshape(len(frame_ids), loaded.dim)
+    return pl.DataFrame(
+        {
+            "frame_id": pl.Series(list(frame_ids), dtype=pl.String),
+            "sha256": pl.Series([r.sha256 for r in refs], dtype=pl.String),
+            "model_name": pl.Series([loaded.model_name] * len(refs), dtype=pl.String),
+            "pretrained": pl.Series([loaded.pretrained] * len(refs), dtype=pl.String),
+            "model_id": pl.Series([loaded.model_id] * len(refs), dtype=pl.String),
+            "dim": pl.Series([loaded.dim] * len(refs), dtype=pl.Int64),
+            "embedding": pl.Series(vectors, dtype=pl.Array(pl.Float32, loaded.dim)),
+        }
+    )
+
+
+def vectors_from_frame(frame: pl.DataFrame) -> np.ndarray:
+    """The (n, dim) float32 matrix of an ``embeddings`` table (also for zero rows)."""
+    dtype = frame.schema["embedding"]
+    if frame.height == 0:
+        return np.zeros((0, dtype.size), dtype=np.float32)
+    return np.ascontiguousarray(frame["embedding"].to_numpy(), dtype=np.float32)

@@ -1,0 +1,71 @@
+"""Per-date curation overrides: frames to always keep (``lock_in``) or never keep (``exclude``).
+
+One file per partition, YAML or JSON, e.g. ``overrides/2026-11-21.yaml``::
+
+    lock_in: [<frame_id>, ...]
+    exclude: [<frame_id>, ...]
+    note: why
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from style_pipeline.storage.store import Store
+
+OVERRIDE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class Overrides(BaseModel):
+    """Manual decisions that beat the selection; a frame cannot be in both lists."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lock_in: list[str] = Field(default_factory=list, description="frame ids always kept")
+    exclude: list[str] = Field(default_factory=list, description="frame ids never kept")
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Overrides:
+        both = sorted(set(self.lock_in) & set(self.exclude))
+        if both:
+            raise ValueError(f"frame ids both locked in and excluded: {both}")
+        return self
+
+
+def parse_overrides(text: str, source: str = "<overrides>") -> Overrides:
+    """Validate override text (JSON or YAML; empty text means no overrides)."""
+    try:
+        data = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ValueError(f"{source}: cannot parse overrides: {err}") from err
+    if data is None:
+        return Overrides()
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: overrides must be a mapping, got {type(data).__name__}")
+    return Overrides.model_validate(data)
+
+
+def load_overrides(path: str | Path) -> Overrides:
+    """Overrides from a local file; a missing file is an error (use the store loader for
+    optional per-date files)."""
+    path = Path(path)
+    return parse_overrides(path.read_text(), str(path))
+
+
+def overrides_for_partition(store: Store, partition: str, prefix: str = "overrides") -> Overrides:
+    """``<prefix>/<partition>.yaml|.yml|.json`` from ``store``; none found -> empty overrides.
+
+    More than one file for the same date is refused (which one would win is unclear).
+    """
+    found = [f"{prefix}/{partition}{s}" for s in OVERRIDE_SUFFIXES]
+    found = [key for key in found if store.exists(key)]
+    if len(found) > 1:
+        raise ValueError(f"several override files for {partition}: {found}")
+    if not found:
+        return Overrides()
+    return parse_overrides(store.read_bytes(found[0]).decode("utf-8"), found[0])

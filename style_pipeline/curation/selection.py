@@ -1,0 +1,301 @@
+"""The ``curated_frames`` decision: every frame kept or dropped, with a readable reason.
+
+Order of rules: ``exclude`` override -> ``lock_in`` override (kept even if ineligible) ->
+ineligible (failed gate / duplicate) -> outlier policy -> per-cluster top-k by quality ->
+a diversity objective under the budget: facility location (lazy greedy) or MMR.
+The budget counts every kept frame, lock-ins included; lock-ins beyond it stay kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
+
+from style_pipeline.curation.knn import KnnConfig, KnnGraph, knn_graph
+from style_pipeline.curation.overrides import Overrides
+from style_pipeline.curation.submodular import (
+    coverage_dense,
+    coverage_from_knn,
+    facility_location_value,
+    lazy_greedy,
+    mmr_greedy,
+)
+
+
+class SelectionConfig(BaseModel):
+    """Budget and trade-offs of the curated selection."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    budget: int = Field(200, ge=0, description="max kept frames per day, lock-ins included")
+    per_cluster_k: int | None = Field(8, ge=1, description="candidates per cluster; None: all")
+    outlier_policy: Literal["keep", "drop", "budgeted"] = "budgeted"
+    outlier_budget_fraction: float = Field(0.1, ge=0, le=1, description="for 'budgeted'")
+    objective: Literal["facility_location", "mmr"] = "facility_location"
+    coverage_weight: float = Field(1.0, ge=0, description="weight of coverage / n_ground")
+    quality_weight: float = Field(0.5, ge=0, description="weight of quality (0..1) / budget")
+    mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR: quality vs redundancy")
+    min_gain: float = Field(0.0, ge=0, description="stop when the best gain falls below")
+    dense_max_entries: int = Field(
+        16_000_000, ge=1, description="ground x candidates similarities held densely"
+    )
+    min_ground_sample: int = Field(
+        2000, ge=1, description="below this many sampled ground rows use the k-NN graph"
+    )
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FrameDecision:
+    frame_id: str
+    keep: bool
+    code: str  # locked_in | selected | excluded | ineligible | outlier | cluster_cap | ...
+    reason: str
+    cluster: int
+    quality: float
+    pick: int | None = None
+    gain: float | None = None
+
+
+@dataclass
+class SelectionResult:
+    decisions: list[FrameDecision]
+    coverage: float  # mean over eligible frames of the best similarity to a kept frame
+    unknown_override_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kept_ids(self) -> list[str]:
+        return [d.frame_id for d in self.decisions if d.keep]
+
+
+def _normalise(q: np.ndarray) -> np.ndarray:
+    q = np.asarray(q, dtype=np.float64)
+    if q.size == 0:
+        return q
+    q = np.where(np.isnan(q), np.nanmin(q) if np.isfinite(q).any() else 0.0, q)
+    lo, hi = q.min(), q.max()
+    return np.ones_like(q) if hi - lo < 1e-12 else (q - lo) / (hi - lo)
+
+
+def _cluster_ranks(labels: np.ndarray, quality: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """1-based quality rank of each pool frame inside its cluster (outliers: rank 1)."""
+    ranks = np.ones(len(labels), dtype=np.int64)
+    for label in np.unique(labels[pool]):
+        if label < 0:
+            continue
+        members = pool[labels[pool] == label]
+        order = members[np.lexsort((members, -quality[members]))]
+        ranks[order] = np.arange(1, len(order) + 1)
+    return ranks
+
+
+def _coverage_matrix(cfg, x, knn, ground, cols) -> tuple[sp.csc_matrix, str]:
+    """Coverage similarities: dense, dense on a seeded ground sample, or the k-NN graph."""
+    if len(ground) * len(cols) <= cfg.dense_max_entries:
+        return coverage_dense(x, ground, cols), f"dense ({len(ground)} x {len(cols)})"
+    rows = cfg.dense_max_entries // max(len(cols), 1)
+    if rows >= cfg.min_ground_sample:
+        rng = np.random.default_rng(cfg.seed)
+        sample = np.sort(rng.choice(ground, rows, replace=False))
+        return coverage_dense(x, sample, cols), f"dense on {rows} sampled of {len(ground)} rows"
+    if knn is None:
+        knn = knn_graph(x, KnnConfig())
+    if knn.n != x.shape[0]:
+        raise ValueError(f"knn graph has {knn.n} rows for {x.shape[0]} frames")
+    w = coverage_from_knn(knn)[ground][:, cols].tocsc()
+    return w, f"k-NN graph ({knn.method}, k={knn.indices.shape[1]})"
+
+
+def _run_objective(cfg, x, knn, ground, locked, pool, qn, slots, groups, caps):
+    """Greedy picks among ``pool`` (global indices) and the coverage fraction reached."""
+    cols = np.concatenate([locked, pool]).astype(np.int64)
+    w, how = _coverage_matrix(cfg, x, knn, ground, cols)
+    local_groups = None if groups is None else groups[cols]
+    initial = range(len(locked))
+    candidates = range(len(locked), len(cols))
+    if cfg.objective == "mmr":
+        res = mmr_greedy(
+            x[cols],
+            qn[cols],
+            candidates,
+            slots,
+            lam=cfg.mmr_lambda,
+            initial=initial,
+            groups=local_groups,
+            caps=caps,
+        )
+    else:
+        res = lazy_greedy(
+            w,
+            candidates,
+            slots,
+            bonus=cfg.quality_weight * qn[cols] / max(slots, 1),
+            coverage_weight=cfg.coverage_weight,
+            initial=initial,
+            groups=local_groups,
+            caps=caps,
+            min_gain=cfg.min_gain,
+        )
+    coverage = facility_location_value(w, [*initial, *res.picks]) / max(w.shape[0], 1)
+    res.picks = [int(cols[j]) for j in res.picks]
+    res.capped = {int(cols[j]) for j in res.capped}
+    return res, coverage, how
+
+
+def _rule_decisions(ids, labels, q, glosh, ineligible, excluded, locked, cfg):
+    """Decisions made by rules before the objective, and in-cluster quality ranks."""
+    decisions: dict[int, tuple[bool, str, str]] = {}
+    for i, fid in enumerate(ids):
+        why = ineligible.get(fid)
+        if i in excluded:
+            decisions[i] = (False, "excluded", "dropped: excluded by override")
+        elif i in locked:
+            extra = f" (would have been dropped: {why})" if why else ""
+            decisions[i] = (True, "locked_in", f"kept: locked in by override{extra}")
+        elif why:
+            decisions[i] = (False, "ineligible", f"dropped: {why}")
+        elif labels[i] < 0 and cfg.outlier_policy == "drop":
+            reason = f"dropped: outlier (GLOSH {glosh[i]:.2f}), outlier_policy=drop"
+            decisions[i] = (False, "outlier", reason)
+    open_ = np.array([i for i in range(len(ids)) if i not in decisions], dtype=np.int64)
+    ranks = _cluster_ranks(labels, q, open_)
+    k = cfg.per_cluster_k
+    for i in open_:
+        if k is not None and labels[i] >= 0 and ranks[i] > k:
+            reason = (
+                f"dropped: cluster {labels[i]} rank {ranks[i]} by quality (per-cluster top-{k})"
+            )
+            decisions[i] = (False, "cluster_cap", reason)
+    return decisions, ranks
+
+
+def select_frames(
+    frame_ids: Sequence[str],
+    quality: np.ndarray,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    config: SelectionConfig | None = None,
+    *,
+    ineligible: Mapping[str, str] | None = None,
+    outlier_scores: np.ndarray | None = None,
+    overrides: Overrides | None = None,
+    knn: KnnGraph | None = None,
+) -> SelectionResult:
+    """Decide keep/drop for every frame (see module doc); deterministic for equal inputs.
+
+    ``ineligible`` maps frame id -> why it may not be chosen ("duplicate of X",
+    "failed gate (blurry)"). ``embeddings`` are unit rows. Coverage uses exact cosine
+    similarities (on a seeded sample of the ground set when it is too large), or the
+    ``knn`` graph from ``clusters`` when even a sample would not fit.
+    """
+    cfg = config or SelectionConfig()
+    ids = list(frame_ids)
+    n = len(ids)
+    x = np.asarray(embeddings, dtype=np.float32).reshape(n, -1) if n else np.zeros((0, 1))
+    labels = np.asarray(labels, dtype=np.int64)
+    q = np.asarray(quality, dtype=np.float64)
+    if len(set(ids)) != n:
+        raise ValueError("frame ids must be unique")
+    if not (len(q) == len(labels) == n):
+        raise ValueError(f"lengths differ: ids {n}, quality {len(q)}, labels {len(labels)}")
+    ineligible = dict(ineligible or {})
+    overrides = overrides or Overrides()
+    glosh = np.zeros(n) if outlier_scores is None else np.asarray(outlier_scores, dtype=np.float64)
+    position = {fid: i for i, fid in enumerate(ids)}
+    unknown = sorted({*overrides.lock_in, *overrides.exclude} - position.keys())
+    excluded = {position[f] for f in overrides.exclude if f in position}
+    locked = np.array(sorted(position[f] for f in overrides.lock_in if f in position), np.int64)
+    decisions, ranks = _rule_decisions(
+        ids, labels, q, glosh, ineligible, excluded, set(locked), cfg
+    )
+    pool = np.array([i for i in range(n) if i not in decisions], dtype=np.int64)
+    eligible = {i for i in range(n) if i not in excluded and ids[i] not in ineligible}
+    ground = np.array(sorted(eligible | set(locked)), dtype=np.int64)
+    slots = max(cfg.budget - len(locked), 0)
+    notes = []
+    if len(locked) > cfg.budget:
+        notes.append(f"{len(locked)} lock-ins exceed the budget {cfg.budget}; all kept")
+    groups, caps = None, None
+    if cfg.outlier_policy == "budgeted":
+        groups = (labels < 0).astype(np.int64)
+        caps = {1: int(np.floor(cfg.outlier_budget_fraction * cfg.budget))}
+    qn = np.zeros(n)
+    qn[pool] = _normalise(q[pool])
+    coverage, result, picks = 0.0, None, {}
+    if len(pool) and slots > 0:
+        result, coverage, how = _run_objective(
+            cfg, x, knn, ground, locked, pool, qn, slots, groups, caps
+        )
+        picks = {
+            j: (p + 1, g) for p, (j, g) in enumerate(zip(result.picks, result.gains, strict=True))
+        }
+        notes.append(
+            f"{cfg.objective}: {len(picks)} picks, {result.evaluations} gain evaluations, "
+            f"stop={result.stop}; coverage similarities: {how}"
+        )
+    out = []
+    for i, fid in enumerate(ids):
+        pick, gain = picks.get(i, (None, None))
+        if i in decisions:
+            keep, code, reason = decisions[i]
+        elif pick is not None:
+            where = (
+                f"outlier (GLOSH {glosh[i]:.2f})"
+                if labels[i] < 0
+                else f"cluster {labels[i]} top-{ranks[i]} by quality"
+            )
+            keep, code = True, "selected"
+            reason = f"kept: {where}; {cfg.objective} pick {pick} of {slots} (gain {gain:.4g})"
+        elif result is not None and i in result.capped:
+            keep, code = False, "outlier_budget"
+            reason = f"dropped: outlier budget full ({caps[1]} outliers of budget {cfg.budget})"
+        elif result is not None and result.stop == "min_gain":
+            keep, code = False, "low_gain"
+            reason = f"dropped: marginal gain below min_gain {cfg.min_gain}"
+        else:
+            keep, code = False, "over_budget"
+            reason = f"dropped: over budget ({cfg.budget} frames, {len(locked)} locked in)"
+        out.append(FrameDecision(fid, keep, code, reason, int(labels[i]), float(q[i]), pick, gain))
+    return SelectionResult(out, coverage, unknown, notes)
+
+
+def decisions_frame(result: SelectionResult) -> pl.DataFrame:
+    """The ``curated_frames`` table: one row per frame with keep, code and reason."""
+    rows = [d.__dict__ for d in result.decisions]
+    schema = {
+        "frame_id": pl.String,
+        "keep": pl.Boolean,
+        "code": pl.String,
+        "reason": pl.String,
+        "cluster": pl.Int64,
+        "quality": pl.Float64,
+        "pick": pl.Int64,
+        "gain": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def ineligibility_reasons(
+    frame_ids: Sequence[str],
+    passed: Sequence[bool],
+    gate_reasons: Sequence[Sequence[str]],
+    duplicate_of: Sequence[str | None],
+) -> dict[str, str]:
+    """Frame id -> "duplicate of X" / "failed gate (blurry, noisy)" for ineligible frames."""
+    out = {}
+    for fid, ok, codes, dup in zip(frame_ids, passed, gate_reasons, duplicate_of, strict=True):
+        parts = []
+        if dup:
+            parts.append(f"duplicate of {dup}")
+        if not ok:
+            parts.append(f"failed gate ({', '.join(codes) or 'unspecified'})")
+        if parts:
+            out[fid] = "; ".join(parts)
+    return out

@@ -1,0 +1,207 @@
+"""The model registry: one call decides how the CLIP model is obtained.
+
+Profiles: ``pretrained`` (open_clip tag resolved from local caches, or a local
+directory / checkpoint file), ``tiny`` (random-init model built from
+:class:`ClipArch`, saved to the cache and re-loaded through the ``local-dir:`` path)
+and ``auto`` (pretrained when loadable offline, else tiny, saying why loudly).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from style_pipeline.models.clip import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    CheckpointLoadError,
+    PretrainedUnavailable,
+    checkpoint_in_dir,
+    create_from_checkpoint,
+    create_from_local_dir,
+    find_cached_checkpoint,
+    local_dir_has_model,
+    register_arch,
+    save_random_clip,
+    sha256_file,
+)
+from style_pipeline.models.config import ClipArch, ModelConfig, Profile
+from style_pipeline.models.device import pick_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A ready CLIP model in eval mode, with what was asked for and what actually ran."""
+
+    model: torch.nn.Module
+    preprocess: Callable
+    tokenizer: Callable
+    device: torch.device
+    model_name: str
+    pretrained: str
+    model_id: str
+    dim: int
+    image_size: int
+    profile_requested: Profile
+    profile_used: Literal["pretrained", "tiny"]
+    fallback_reason: str | None
+    source: str
+
+    def metadata(self) -> dict[str, str | int]:
+        """Flat facts for asset metadata (``fallback_reason`` is '' when none)."""
+        return {
+            "model_name": self.model_name,
+            "pretrained": self.pretrained,
+            "model_id": self.model_id,
+            "dim": self.dim,
+            "image_size": self.image_size,
+            "device": str(self.device),
+            "profile_requested": self.profile_requested,
+            "profile_used": self.profile_used,
+            "fallback_reason": self.fallback_reason or "",
+            "source": self.source,
+        }
+
+
+def tiny_dir(config: ModelConfig, arch: ClipArch | None = None) -> Path:
+    """Where the tiny model of ``arch`` (default ``config.tiny``) lives in the cache."""
+    arch = arch or config.tiny
+    return config.cache_path() / "tiny" / f"{arch.name}-{arch.fingerprint()}"
+
+
+def build_tiny(config: ModelConfig, arch: ClipArch | None = None) -> Path:
+    """Build (once) and save the random-init model; returns its local directory."""
+    return save_random_clip(arch or config.tiny, tiny_dir(config, arch))
+
+
+def _finish(model, preprocess, tokenizer, device, **facts) -> LoadedModel:
+    model.eval()
+    visual = model.visual
+    dim = getattr(visual, "output_dim", None)
+    if not isinstance(dim, int):
+        raise RuntimeError(f"cannot read the embedding dim of {type(visual).__name__}")
+    size = visual.image_size
+    size = size[0] if isinstance(size, tuple | list) else size
+    return LoadedModel(
+        model=model,
+        preprocess=preprocess,
+        tokenizer=tokenizer,
+        device=device,
+        dim=dim,
+        image_size=int(size),
+        **facts,
+    )
+
+
+def load_tiny(
+    config: ModelConfig, arch: ClipArch | None = None, *, fallback_reason: str | None = None
+) -> LoadedModel:
+    """Build-or-reuse the tiny model and load it back from disk like any local model."""
+    arch = arch or config.tiny
+    device = pick_device(config.device)
+    path = build_tiny(config, arch)
+    register_arch(path)
+    model, preprocess, tokenizer = create_from_local_dir(path, device, config.precision)
+    digest = sha256_file(path / WEIGHTS_NAME)
+    return _finish(
+        model,
+        preprocess,
+        tokenizer,
+        device,
+        model_name=path.name,
+        pretrained=f"random-init(seed={arch.seed})",
+        model_id=f"{path.name}@sha256:{digest[:16]}",
+        profile_requested=config.profile,
+        profile_used="tiny",
+        fallback_reason=fallback_reason,
+        source=str(path),
+    )
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or "\\" in value or value.endswith((".safetensors", ".bin", ".pt", ".pth"))
+
+
+def load_pretrained(config: ModelConfig) -> LoadedModel:
+    """Load pretrained weights from local files only; raises :class:`PretrainedUnavailable`."""
+    from style_pipeline.settings import resolve_local
+
+    device = pick_device(config.device)
+    facts = dict(profile_requested=config.profile, profile_used="pretrained", fallback_reason=None)
+    if _looks_like_path(config.pretrained):
+        path = resolve_local(config.pretrained)
+        if path.is_dir() and local_dir_has_model(path):
+            model, preprocess, tokenizer = create_from_local_dir(path, device, config.precision)
+            weights = checkpoint_in_dir(path)
+            name = path.name
+        elif path.is_dir() or path.is_file():
+            weights = path if path.is_file() else _single_checkpoint(path)
+            model, preprocess, tokenizer = create_from_checkpoint(
+                config.model_name, weights, device, config.precision
+            )
+            name = config.model_name
+        else:
+            raise PretrainedUnavailable(f"local pretrained path not found: {path}")
+        model_id = f"{name}@sha256:{sha256_file(weights)[:16]}"
+        return _finish(
+            model,
+            preprocess,
+            tokenizer,
+            device,
+            model_name=name,
+            pretrained=str(path),
+            model_id=model_id,
+            source=str(weights),
+            **facts,
+        )
+    checkpoint, _ = find_cached_checkpoint(
+        config.model_name, config.pretrained, config.cache_path(), config.hf_cache_dir
+    )
+    model, preprocess, tokenizer = create_from_checkpoint(
+        config.model_name, checkpoint, device, config.precision, tag=config.pretrained
+    )
+    return _finish(
+        model,
+        preprocess,
+        tokenizer,
+        device,
+        model_name=config.model_name,
+        pretrained=config.pretrained,
+        model_id=f"{config.model_name}@{config.pretrained}",
+        source=str(checkpoint),
+        **facts,
+    )
+
+
+def _single_checkpoint(path: Path) -> Path:
+    found = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".pth"))
+    if len(found) != 1:
+        raise PretrainedUnavailable(
+            f"{path}: expected {CONFIG_NAME} or exactly one checkpoint file, found {found}"
+        )
+    return found[0]
+
+
+def load_model(config: ModelConfig | None = None) -> LoadedModel:
+    """The CLIP model for ``config.profile``; ``auto`` falls back to tiny with a reason."""
+    config = config or ModelConfig()
+    if config.profile == "tiny":
+        return load_tiny(config)
+    if config.profile == "pretrained":
+        return load_pretrained(config)
+    try:
+        return load_pretrained(config)
+    except (PretrainedUnavailable, CheckpointLoadError) as err:
+        reason = str(err)
+    message = f"model profile auto FELL BACK TO TINY random-init model: {reason}"
+    log.warning(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return load_tiny(config, fallback_reason=reason)
