@@ -17,6 +17,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from style_pipeline.curation.clustering import ClusterConfig
+from style_pipeline.curation.dedup import DedupConfig
+from style_pipeline.curation.embeddings import EmbeddingConfig
+from style_pipeline.curation.quality import QualityConfig
+from style_pipeline.curation.selection import SelectionConfig
+from style_pipeline.models.config import ModelConfig
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "base.yml"
 ENV_PREFIX = "STYLE_PIPELINE_"
@@ -52,6 +59,24 @@ class SensorSettings(_Section):
     hash_budget_seconds: float = Field(30, gt=0)
 
 
+class CurationSettings(_Section):
+    """Thresholds and models of the curation group (each sub-model documents its fields)."""
+
+    dedup: DedupConfig = DedupConfig()
+    quality: QualityConfig = QualityConfig()
+    clip: ModelConfig = ModelConfig()
+    embeddings: EmbeddingConfig = EmbeddingConfig()
+    clusters: ClusterConfig = ClusterConfig()
+    selection: SelectionConfig = SelectionConfig()
+    ontology_path: str = "data/ontology.json"
+    overrides_root: str = Field(
+        "data/overrides", description="holds <date>.yml with lock_in / exclude frame ids"
+    )
+    min_curated_per_day: int = Field(4, ge=0, description="blocking check before training")
+    max_duplicate_rate: float = Field(0.9, ge=0, le=1, description="warning check")
+    min_pass_rate: float = Field(0.1, ge=0, le=1, description="warning check")
+
+
 class Settings(BaseSettings):
     """The whole configuration of one deployment."""
 
@@ -65,6 +90,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     frames: FrameSettings = FrameSettings()
     sensor: SensorSettings = SensorSettings()
+    curation: CurationSettings = CurationSettings()
 
     @field_validator("drop", "storage")
     @classmethod

@@ -62,7 +62,8 @@ def overrides_for_partition(store: Store, partition: str, prefix: str = "overrid
 
     More than one file for the same date is refused (which one would win is unclear).
     """
-    found = [f"{prefix}/{partition}{s}" for s in OVERRIDE_SUFFIXES]
+    base = f"{prefix.rstrip('/')}/{partition}" if prefix else partition
+    found = [f"{base}{s}" for s in OVERRIDE_SUFFIXES]
     found = [key for key in found if store.exists(key)]
     if len(found) > 1:
         raise ValueError(f"several override files for {partition}: {found}")

@@ -2,4 +2,5 @@
 
 import dagster as dg
 
-INGEST_SELECTION = dg.AssetSelection.groups("ingest")
+# What a new arrival refreshes for its day: ingest, then curation.
+ARRIVAL_SELECTION = dg.AssetSelection.groups("ingest", "curation")

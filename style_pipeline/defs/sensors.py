@@ -13,7 +13,7 @@ import time
 
 import dagster as dg
 
-from style_pipeline.defs.jobs import INGEST_SELECTION
+from style_pipeline.defs.jobs import ARRIVAL_SELECTION
 from style_pipeline.defs.partitions import DAILY_PARTITIONS
 from style_pipeline.defs.resources import DropFolderResource
 from style_pipeline.media.hotfolder import (
@@ -42,7 +42,7 @@ def partition_window(now: float) -> DateWindow:
 
 
 @dg.sensor(
-    target=INGEST_SELECTION,
+    target=ARRIVAL_SELECTION,
     minimum_interval_seconds=load_settings().sensor.minimum_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )

@@ -6,7 +6,16 @@ import pytest
 from style_pipeline.defs.partitions import DAILY_PARTITIONS
 from style_pipeline.defs.run import load_defs
 
-EXPECTED_GROUPS = {"raw_media": "ingest", "frames": "ingest"}
+EXPECTED_GROUPS = {
+    "raw_media": "ingest",
+    "frames": "ingest",
+    "quality_scores": "curation",
+    "dedup_set": "curation",
+    "ontology": "curation",
+    "embeddings": "curation",
+    "clusters": "curation",
+    "curated_frames": "curation",
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +45,17 @@ def test_expected_assets_and_groups(defs, asset, group):
 def test_sensor_and_resources_are_bound(defs):
     assert defs.resolve_sensor_def("hot_folder_sensor") is not None
     assert {"storage", "drop_folder", "settings", "io_manager"} <= set(defs.resources)
+
+
+def test_min_curated_check_blocks_downstream(defs):
+    checks = {
+        spec.name: spec
+        for assets_def in defs.assets
+        if isinstance(assets_def, dg.AssetsDefinition)
+        for spec in assets_def.check_specs
+    }
+    assert checks["min_curated_count"].blocking is True
+    assert {"gate_pass_rate", "duplicate_rate"} <= set(checks)
 
 
 def test_partitions_are_utc_daily_and_include_today():

@@ -49,7 +49,9 @@ def test_raw_media_direct_invocation(tmp_path, drop):
     output = raw_media(context=context, **_resources(tmp_path))
     table = output.value
     by_name = {r["source_name"]: r for r in table.to_dicts()}
-    assert set(by_name) == {f"{DAY}/{n}" for n in ("red.jpg", "same as red.jpg", "notes.jpg", "empty.png")}
+    assert set(by_name) == {
+        f"{DAY}/{n}" for n in ("red.jpg", "same as red.jpg", "notes.jpg", "empty.png")
+    }
     assert by_name[f"{DAY}/red.jpg"]["status"] == "accepted"
     assert by_name[f"{DAY}/same as red.jpg"]["reject_reason"] == "duplicate_content"
     assert by_name[f"{DAY}/notes.jpg"]["reject_reason"] == "extension_mismatch"
