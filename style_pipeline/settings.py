@@ -17,14 +17,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from style_pipeline.captioning.steps import CaptioningSettings
 from style_pipeline.curation.clustering import ClusterConfig
 from style_pipeline.curation.dedup import DedupConfig
 from style_pipeline.curation.embeddings import EmbeddingConfig
 from style_pipeline.curation.quality import QualityConfig
 from style_pipeline.curation.selection import SelectionConfig
 from style_pipeline.models.config import ModelConfig
+from style_pipeline.paths import PROJECT_ROOT, resolve_local, resolve_root
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "base.yml"
 ENV_PREFIX = "STYLE_PIPELINE_"
 
@@ -91,6 +92,7 @@ class Settings(BaseSettings):
     frames: FrameSettings = FrameSettings()
     sensor: SensorSettings = SensorSettings()
     curation: CurationSettings = CurationSettings()
+    captioning: CaptioningSettings = CaptioningSettings()
 
     @field_validator("drop", "storage")
     @classmethod
@@ -118,16 +120,6 @@ class Settings(BaseSettings):
     def storage_root(self) -> str:
         """The storage root: absolute local path, or a URL such as ``s3://bucket/prefix``."""
         return resolve_root(self.storage)
-
-
-def resolve_root(root: str) -> str:
-    """A storage root URL as is; a local path made absolute against the project root."""
-    return root if "://" in root else str(resolve_local(root))
-
-
-def resolve_local(path: str) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else (PROJECT_ROOT / p)
 
 
 def config_path(path: str | Path | None = None) -> Path:

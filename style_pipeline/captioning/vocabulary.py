@@ -7,7 +7,7 @@ from pathlib import Path
 
 from style_pipeline.captioning.validation import STOPWORDS, Vocabulary
 from style_pipeline.curation.ontology import Ontology, load_ontology
-from style_pipeline.settings import PROJECT_ROOT
+from style_pipeline.paths import PROJECT_ROOT
 
 DEFAULT_ONTOLOGY = PROJECT_ROOT / "data" / "ontology.json"
 

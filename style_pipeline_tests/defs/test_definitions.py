@@ -15,6 +15,8 @@ EXPECTED_GROUPS = {
     "embeddings": "curation",
     "clusters": "curation",
     "curated_frames": "curation",
+    "caption_model": "captioning",
+    "captions": "captioning",
 }
 
 

@@ -1,0 +1,65 @@
+"""Captioning assets on top of curation, with tiny models and a 2-step fine-tune."""
+
+import io
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from style_pipeline.defs.run import load_defs
+from style_pipeline.media.samples import make_photos
+from style_pipeline.settings import load_settings
+from style_pipeline.storage.store import Store
+
+DAY = "2026-11-12"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tiny_env(monkeypatch, tmp_path):
+    for key, value in {
+        "CURATION__CLIP__PROFILE": "tiny",
+        "CURATION__CLIP__CACHE_DIR": str(tmp_path / "models"),
+        "CURATION__MIN_CURATED_PER_DAY": "1",
+        "CURATION__QUALITY__BLUR_SHARPNESS_MIN": "10",
+        "CURATION__QUALITY__BRIGHT_CLIP_MAX": "0.5",
+        "CAPTIONING__FINETUNE__STEPS": "2",
+        "CAPTIONING__FINETUNE__BATCH_SIZE": "2",
+        "CAPTIONING__CAPTION__BLIP__MODEL__PROFILE": "tiny",
+        "CAPTIONING__CAPTION__BLIP__MODEL__CACHE_DIR": str(tmp_path / "models"),
+    }.items():
+        monkeypatch.setenv(f"STYLE_PIPELINE_{key}", value)
+
+
+def _materialize(select):
+    defs = load_defs()
+    return dg.materialize(
+        [*defs.assets],
+        partition_key=DAY,
+        resources=defs.resources,
+        selection=dg.AssetSelection.from_string(select),
+    )
+
+
+def test_caption_model_then_captions(tiny_env):
+    settings = load_settings()
+    make_photos(settings.drop_path() / DAY, 4, seed=5, size=(640, 480))
+    result = _materialize("*")
+    assert result.success
+    store = Store(settings.storage_root())
+    model = result.output_for_node("caption_model")
+    assert model["trained"] is True and model["steps"] == 2
+    assert store.exists(f"{model['key']}/adapter_model.safetensors")
+    assert store.exists(f"caption_model/{DAY}.json")
+
+    captions = pl.read_parquet(io.BytesIO(store.read_bytes(f"captions/{DAY}.parquet")))
+    curated = pl.read_parquet(io.BytesIO(store.read_bytes(f"curated_frames/{DAY}.parquet")))
+    assert sorted(captions["frame_id"]) == sorted(curated.filter(pl.col("keep"))["frame_id"])
+    trigger = settings.captioning.caption.trigger_word
+    assert all(c.split(",")[0].split()[0] == trigger for c in captions["caption"])
+    assert captions["source"].unique().to_list() == ["blip"]
+
+    # same seeds, same config: the version is reused, not retrained
+    again = _materialize("caption_model")
+    assert again.output_for_node("caption_model")["trained"] is False
+    assert again.output_for_node("caption_model")["version"] == model["version"]
