@@ -129,7 +129,7 @@ def materialize(
 
 
 @app.command()
-def status() -> None:
+def status(days: int = typer.Option(14, help="how many of the newest dates to show")) -> None:
     """Show which assets are materialized for which dates."""
     from style_pipeline.defs.run import ensure_dagster_home, materialized_partitions
 
@@ -139,12 +139,13 @@ def status() -> None:
     if not dates:
         console.print("nothing materialized yet: run `style-pipeline demo` or `materialize`")
         return
-    table = Table(title="materialized partitions")
-    table.add_column("date")
-    for key in done:
-        table.add_column(key)
-    for day in dates:
-        table.add_row(day, *("✓" if day in done[key] else "·" for key in done))
+    table = Table(title=f"materialized partitions ({len(dates)} dates)")
+    table.add_column("date", no_wrap=True)
+    table.add_column("assets", justify="right", no_wrap=True)
+    table.add_column("missing")
+    for day in dates[:days]:
+        missing = [key for key in done if day not in done[key]]
+        table.add_row(day, f"{len(done) - len(missing)}/{len(done)}", ", ".join(missing) or "-")
     console.print(table)
 
 

@@ -41,6 +41,8 @@ def test_materialize_then_status(tmp_path):
     status = runner.invoke(app, ["status"])
     assert status.exit_code == 0
     assert day in status.output
+    line = next(x for x in status.output.splitlines() if day in x)
+    assert "2/" in line and "raw_media" not in line
 
 
 def test_status_when_nothing_materialized():

@@ -18,14 +18,31 @@ def _table(store: Store, key: str) -> pl.DataFrame:
     return pl.read_parquet(io.BytesIO(store.read_bytes(key)))
 
 
-def test_whole_graph_on_generated_media(instance):
+@pytest.fixture
+def tiny_models(monkeypatch, tmp_path):
+    """Tiny models everywhere, short fine-tunes: the demo's code path at test size."""
+    for key, value in {
+        "CURATION__CLIP__PROFILE": "tiny",
+        "CURATION__CLIP__CACHE_DIR": str(tmp_path / "models"),
+        "CURATION__MIN_CURATED_PER_DAY": "2",
+        "CAPTIONING__FINETUNE__STEPS": "2",
+        "CAPTIONING__CAPTION__BLIP__MODEL__PROFILE": "tiny",
+        "CAPTIONING__CAPTION__BLIP__MODEL__CACHE_DIR": str(tmp_path / "models"),
+    }.items():
+        monkeypatch.setenv(f"STYLE_PIPELINE_{key}", value)
+
+
+def test_whole_graph_on_generated_media(instance, tiny_models):
     settings = load_settings()
-    samples = populate_drop(settings.drop_path(), seed=3, video_seconds=6, width=320, height=180)
+    samples = populate_drop(settings.drop_path(), seed=3, video_seconds=6, width=640, height=360)
     today = dt.datetime.now(dt.UTC).date().isoformat()
 
     summary = materialize_partition(today, "*", instance=instance)
     assert summary.success, summary.failed_steps
-    assert {"raw_media", "frames"} <= set(summary.materialized)
+    assert set(summary.materialized) >= {
+        "raw_media", "frames", "quality_scores", "dedup_set", "embeddings", "clusters",
+        "curated_frames", "ontology", "caption_model", "captions",
+    }  # fmt: skip
 
     store = Store(settings.storage_root())
     raw = _table(store, f"raw_media/{today}.parquet")
@@ -45,7 +62,12 @@ def test_whole_graph_on_generated_media(instance):
     # a re-run on the same inputs gives the same outputs
     again = materialize_partition(today, "*", instance=instance)
     assert again.success
-    assert _table(store, f"frames/{today}.parquet")["frame_id"].to_list() == frames[
-        "frame_id"
-    ].to_list()
+    assert (
+        _table(store, f"frames/{today}.parquet")["frame_id"].to_list()
+        == frames["frame_id"].to_list()
+    )
     assert today in materialized_partitions(instance)["frames"]
+    curated = _table(store, f"curated_frames/{today}.parquet")
+    captions = _table(store, f"captions/{today}.parquet")
+    assert curated["keep"].sum() >= 2
+    assert sorted(captions["frame_id"]) == sorted(curated.filter(pl.col("keep"))["frame_id"])

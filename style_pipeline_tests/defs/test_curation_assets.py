@@ -26,7 +26,7 @@ def tiny_env(monkeypatch, tmp_path):
     monkeypatch.setenv("STYLE_PIPELINE_CURATION__QUALITY__BRIGHT_CLIP_MAX", "0.5")
 
 
-def _materialize(select="*"):
+def _materialize(select="group:ingest or group:curation"):
     defs = load_defs()
     return dg.materialize(
         [*defs.assets],
