@@ -4,3 +4,6 @@ import dagster as dg
 
 # What a new arrival refreshes for its day: ingest, then curation.
 ARRIVAL_SELECTION = dg.AssetSelection.groups("ingest", "curation")
+
+# What the nightly schedule runs for yesterday: captions, then training and evaluation.
+NIGHTLY_SELECTION = dg.AssetSelection.groups("captioning", "training")

@@ -1,0 +1,31 @@
+"""``nightly_training``: at 02:00 UTC, caption, train and evaluate yesterday's partition."""
+
+import datetime as dt
+
+import dagster as dg
+
+from style_pipeline.defs.jobs import NIGHTLY_SELECTION
+from style_pipeline.defs.partitions import DAILY_PARTITIONS
+
+
+def nightly_partition(scheduled: dt.datetime) -> str:
+    """The partition a tick at ``scheduled`` trains: the UTC day before it."""
+    return (scheduled.astimezone(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+
+
+@dg.schedule(
+    cron_schedule="0 2 * * *",
+    execution_timezone="UTC",
+    target=NIGHTLY_SELECTION,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def nightly_training(context: dg.ScheduleEvaluationContext):
+    """Requests the captioning + training groups for yesterday (UTC)."""
+    partition = nightly_partition(context.scheduled_execution_time)
+    if partition < DAILY_PARTITIONS.start.date().isoformat():
+        return dg.SkipReason(f"{partition} is before the first partition")
+    return dg.RunRequest(
+        run_key=f"nightly:{partition}",
+        partition_key=partition,
+        tags={"style_pipeline/trigger": "nightly"},
+    )
