@@ -5,6 +5,12 @@ into ffmpeg (libx264, yuv420p). Every shot has its own texture, tint and motion 
 over a textured canvas, moving discs, film grain), so a detector has to tell in-shot
 motion from a cut. Each cut also moves to another exposure band (dark / mid / bright),
 so every cut is a clear hard cut. The function returns the exact cut times.
+
+Shots and photos look like focused, well exposed photographs to the curation quality
+gate: soft multi-octave value noise for light, hard-edged shapes, and sparse crisp detail
+(foliage speckle, text-like glyphs, wires) sized in pixels of the gate's 512 px analysis
+image, so they pass its sharpness, noise and exposure checks at any resolution. Texture
+is built once per shot or photo; a video frame is a crop of its shot's canvas.
 """
 
 from __future__ import annotations
@@ -76,42 +82,123 @@ def cut_frames(shot_seconds: Sequence[float], fps: float) -> list[int]:
     return bounds[:-1]
 
 
-def _texture(rng: np.random.Generator, kind: int, h: int, w: int) -> np.ndarray:
-    """A float32 grey texture in [0, 1] of one of four families."""
-    yy = np.arange(h, dtype=np.float32)[:, None]
-    xx = np.arange(w, dtype=np.float32)[None, :]
-    if kind == 0:  # smooth blobs
-        small = rng.random((6, 10), dtype=np.float32)
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
-    if kind == 1:  # diagonal stripes
-        angle = rng.uniform(0, math.pi)
-        period = rng.uniform(60, 160) * w / 2400
-        phase = (xx * math.cos(angle) + yy * math.sin(angle)) * (2 * math.pi / period)
-        return 0.5 + 0.5 * np.sin(phase)
-    if kind == 2:  # soft checkerboard
-        cell = max(4, int(rng.integers(70, 160) * w / 2400))
-        board = ((xx // cell + yy // cell) % 2).astype(np.float32)
-        return cv2.GaussianBlur(board, (0, 0), max(1.0, cell / 16))
-    small = rng.random((h // 24 + 1, w // 24 + 1), dtype=np.float32)  # mid-frequency noise
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+_GATE_EDGE = 512  # long edge at which the curation gate analyses an image (QualityConfig)
 
 
-_BANDS = ((0.04, 0.38), (0.30, 0.70), (0.55, 0.95))  # dark, mid, bright grey levels
+def _unit(width: int, height: int) -> float:
+    """Source pixels per pixel of the gate's analysis image (>= 1). Detail is sized in these
+    units, so every resolution looks equally sharp to the gate after its downscale."""
+    return max(1.0, max(width, height) / _GATE_EDGE)
+
+
+def _stretch(x: np.ndarray) -> np.ndarray:
+    """``x`` with its 1st..99th percentiles (of a subsample) mapped to 0..1, clipped."""
+    lo, hi = np.percentile(x[::5, ::5], (1, 99))
+    return np.clip((x - lo) / max(float(hi - lo), 1e-6), 0, 1).astype(np.float32)
+
+
+def _value_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
+    """A random lattice with spacing ``cell`` px, bicubically interpolated (about [0, 1])."""
+    gh, gw = int(h / cell) + 3, int(w / cell) + 3
+    grid = rng.random((gh, gw), dtype=np.float32)
+    size = (max(w, round((gw - 1) * cell)), max(h, round((gh - 1) * cell)))
+    return cv2.resize(grid, size, interpolation=cv2.INTER_CUBIC)[:h, :w]
+
+
+def _fractal(rng: np.random.Generator, h: int, w: int, coarse: float, fine: float) -> np.ndarray:
+    """Multi-octave value noise (amplitude x0.6 per halving of the cell), in [0, 1]."""
+    total, amp, cell = np.zeros((h, w), np.float32), 1.0, coarse
+    while cell >= fine:
+        total += amp * _value_noise(rng, h, w, cell)
+        amp, cell = amp * 0.6, cell / 2
+    return _stretch(total)
+
+
+def _ink(rng: np.random.Generator, h: int, w: int, unit: float) -> np.ndarray:
+    """Fine dark marks in [0, 1]: foliage speckle in a few regions, lines of text-like
+    glyphs and thin wires: the sparse, crisp detail a focused photo has."""
+    region = _value_noise(rng, h, w, max(h, w) / 4)
+    leaves = _value_noise(rng, h, w, 1.6 * unit)
+    cut = np.quantile(region[::8, ::8], 1 - rng.uniform(0.2, 0.4))
+    ink = ((region > cut) & (leaves > 0.62)).astype(np.float32)
+    thick, size = max(1, round(0.6 * unit)), 5 * unit  # glyph stroke and box
+    for _ in range(int(rng.integers(2, 5))):  # text blocks
+        x0, y0 = rng.uniform(0, w * 0.8), rng.uniform(0, h * 0.9)
+        rows, cols = int(rng.integers(1, 4)), int(rng.integers(6, 24))
+        glyphs = rng.random((rows, cols)) < 0.85  # the rest are spaces
+        for r, c in zip(*np.nonzero(glyphs), strict=True):
+            gx, gy = x0 + c * size, y0 + r * 1.8 * size
+            pts = rng.uniform(0, 1, size=(int(rng.integers(2, 4)), 2)) * (0.7 * size, 1.2 * size)
+            pts = np.round(pts + (gx, gy)).astype(np.int32)
+            cv2.polylines(ink, [pts], False, 1.0, thick, cv2.LINE_AA)
+    for _ in range(int(rng.integers(2, 5))):  # wires
+        a, b = (int(v) for v in rng.uniform(0, h, size=2))
+        cv2.line(ink, (0, a), (w - 1, b), 0.8, max(1, round(0.5 * unit)), cv2.LINE_AA)
+    return ink
+
+
+def _shapes(rng: np.random.Generator, canvas: np.ndarray, unit: float, count: int) -> None:
+    """Draw ``count`` hard-edged shapes (buildings with windows, polygons, ellipses) with
+    random grey or RGB values into ``canvas`` (float32, HxW or HxWx3), in place."""
+    h, w = canvas.shape[:2]
+    channels = 1 if canvas.ndim == 2 else canvas.shape[2]
+
+    def value(lo: float = 0.05, hi: float = 0.95) -> tuple[float, ...]:
+        return tuple(float(v) for v in rng.uniform(lo, hi, size=channels))
+
+    for _ in range(count):
+        kind, colour = int(rng.integers(0, 3)), value()
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        r = rng.uniform(0.04, 0.18) * max(h, w)
+        if kind == 0:  # a building: a rectangle with a grid of windows
+            x0, x1 = int(cx - r * rng.uniform(0.3, 1)), int(cx + r * rng.uniform(0.3, 1))
+            y0, y1 = int(cy - r * rng.uniform(0.5, 1.5)), int(cy + r * rng.uniform(0.2, 0.8))
+            cv2.rectangle(canvas, (x0, y0), (x1, y1), colour, -1)
+            part = canvas[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
+            step = max(3, round(rng.uniform(5, 11) * unit))
+            yy, xx = np.ogrid[: part.shape[0], : part.shape[1]]
+            windows = (yy % step < step * 0.55) & (xx % step < step * 0.5)
+            part[windows] = value()
+        elif kind == 1:
+            angles = np.sort(rng.uniform(0, 2 * math.pi, size=int(rng.integers(3, 7))))
+            radii = r * rng.uniform(0.5, 1.0, size=angles.size)
+            pts = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], axis=1)
+            cv2.fillPoly(canvas, [np.round(pts).astype(np.int32)], colour, cv2.LINE_AA)
+        else:
+            axes = (int(r), int(r * rng.uniform(0.3, 1.0)))
+            angle = float(rng.uniform(0, 180))
+            cv2.ellipse(canvas, (int(cx), int(cy)), axes, angle, 0, 360, colour, -1, cv2.LINE_AA)
+
+
+def _scene(rng: np.random.Generator, h: int, w: int, unit: float) -> np.ndarray:
+    """A grey photo-like texture in [0, 1]: soft light, hard-edged shapes, surface grain
+    at gate scale and fine dark marks."""
+    grey = 0.15 + 0.7 * _fractal(rng, h, w, max(h, w) / 3, 8 * unit)
+    _shapes(rng, grey, unit, int(rng.integers(6, 14)))
+    grey *= 0.75 + 0.5 * _fractal(rng, h, w, 24 * unit, unit)
+    grey *= 1 - 0.6 * _ink(rng, h, w, unit)
+    return _stretch(grey)
+
+
+_BANDS = ((0.03, 0.42), (0.28, 0.68), (0.50, 0.88))  # dark, mid, bright luma levels
 
 
 def _make_shot(rng: np.random.Generator, band: int, width: int, height: int) -> _Shot:
     margin = max(16, width // 16) // 2 * 2
     h, w = height + 2 * margin, width + 2 * margin
     lo, hi = _BANDS[band]
-    level = lo + (hi - lo) * _texture(rng, int(rng.integers(0, 4)), h, w)
-    tint = rng.uniform(0.55, 1.0, size=3)
-    ty, tu, tv = _rgb_to_yuv(*(tint / tint.max()))
-    # Y, Cb and Cr are affine in the grey level: level * tint (RGB) maps to these planes.
+    luma = lo + (hi - lo) * _scene(rng, h, w, _unit(width, height))
+    tint = rng.uniform(0.72, 1.0, size=3)
+    tint /= tint.max()
+    ty, tu, tv = _rgb_to_yuv(*tint)
+    t_luma = (ty - 16) / 219
+    # The colour level * tint stays in gamut (level <= 1); its luma is level * t_luma.
+    level = np.minimum(luma / t_luma, 1.0)
     half = cv2.resize(level, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
     planes = (
-        (16 + (ty - 16) * level).astype(np.uint8),
-        (128 + (tu - 128) * half).astype(np.uint8),
-        (128 + (tv - 128) * half).astype(np.uint8),
+        (16.5 + (ty - 16) * level).astype(np.uint8),
+        (128.5 + (tu - 128) * half).astype(np.uint8),
+        (128.5 + (tv - 128) * half).astype(np.uint8),
     )
     scale = width / 1920
     speed = rng.uniform(2.0, 6.0) * scale
@@ -228,22 +315,38 @@ def make_cut_video(
     return [c / fps for c in cuts]
 
 
+def _expose(rgb: np.ndarray, mean: float) -> np.ndarray:
+    """Tone-map linear-ish RGB (>= 0) to a mean luminance of about ``mean`` with the
+    99.7th luminance percentile at 0.93 at most (no blown highlights); uint8."""
+    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    current = float(luma[::4, ::4].mean())
+    gamma = math.log(mean) / math.log(min(max(current, 0.02), 0.98))
+    rgb = np.power(np.clip(rgb, 0, 1), gamma)
+    top = float(np.percentile((rgb @ np.array([0.299, 0.587, 0.114], np.float32))[::4, ::4], 99.7))
+    rgb *= min(1.0, 0.93 / max(top, 1e-6))
+    return np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
 def _photo(rng: np.random.Generator, index: int, size: tuple[int, int]) -> Image.Image:
+    """A landscape-like RGB photo: sky and ground under a ridge line, hard-edged shapes,
+    surface texture and fine marks, exposed to a mid-range mean luminance."""
     w, h = size
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    a, b = rng.uniform(0.2, 1.0, size=3), rng.uniform(0.0, 0.6, size=3)
-    grad = (xx / w)[..., None] * a + (yy / h)[..., None] * b
-    base = (np.clip(grad, 0, 1) * 255).astype(np.uint8)
-    img = Image.fromarray(base, "RGB")
-    draw = ImageDraw.Draw(img)
-    for _ in range(6 + index % 5):
-        x0, y0 = int(rng.integers(0, w - w // 8)), int(rng.integers(0, h - h // 8))
-        x1 = x0 + int(rng.integers(w // 16 + 1, w // 3 + 2))
-        y1 = y0 + int(rng.integers(h // 16 + 1, h // 3 + 2))
-        fill = tuple(int(c) for c in rng.integers(0, 256, size=3))
-        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=fill)
+    unit = _unit(w, h)
+    rows = np.arange(h, dtype=np.float32)[:, None]
+    ridge = h * rng.uniform(0.3, 0.65) + h * 0.15 * (_fractal(rng, 1, w, w / 3, 2 * unit) - 0.5)
+    sky, ground = rows < ridge, np.clip((rows - ridge) / h, 0, 1)
+    c = rng.uniform(0.1, 0.9, size=(4, 3)).astype(np.float32)  # sky top/horizon, ground
+    t = (rows / h)[..., None]
+    rgb = np.where(
+        sky[..., None], c[0] + (c[1] - c[0]) * t, c[2] + (c[3] - c[2]) * ground[..., None] * 2
+    ).astype(np.float32)
+    rgb += (0.25 * (_fractal(rng, h, w, w / 2, 8 * unit) - 0.5))[..., None]  # clouds, fields
+    _shapes(rng, rgb, unit, 6 + index % 5)
+    rgb *= (0.7 + 0.6 * _fractal(rng, h, w, 24 * unit, unit))[..., None]
+    rgb *= (1 - 0.65 * _ink(rng, h, w, unit))[..., None]
+    img = Image.fromarray(_expose(rgb, float(rng.uniform(0.38, 0.55))), "RGB")
     # A marker in the top-left corner of the stored pixels makes rotations testable.
-    draw.rectangle((0, 0, w // 10, h // 10), fill=(255, 0, 0))
+    ImageDraw.Draw(img).rectangle((0, 0, w // 10, h // 10), fill=(255, 0, 0))
     return img
 
 
@@ -252,6 +355,7 @@ def make_photos(
 ) -> list[Path]:
     """Write ``n`` photos: JPEGs with camera Make/Model, every third one stored with
     EXIF Orientation=6 (displayed rotated), and the last one a PNG with alpha (when n > 1).
+    Each has a red marker in the top-left corner of its stored pixels.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")

@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from style_pipeline.curation.hashing import hamming, hash_file
+from style_pipeline.curation.quality import QualityConfig, gate, load_analysis_image, measure
+from style_pipeline.media.frames import extract_video_frames
 from style_pipeline.media.samples import (
     EXIF_MAKE,
     EXIF_MODEL,
@@ -20,6 +23,10 @@ from style_pipeline.media.samples import (
     shot_plan,
 )
 from style_pipeline.media.sniff import UNKNOWN, sniff_file
+from style_pipeline.settings import FrameSettings
+
+MIN_GATE_PASS = 0.75  # share of generated images the default quality gate must accept
+MIN_PHASH_DISTANCE = 17  # distinct photos / shots are no near-duplicates
 
 
 @pytest.mark.parametrize(
@@ -141,3 +148,42 @@ def test_shot_plan_sums_and_cuts(seconds):
 def test_shot_plan_rejects_short_videos():
     with pytest.raises(ValueError):
         shot_plan(0.5)
+
+
+def _gate_reasons(paths) -> list[list[str]]:
+    """Reject reasons of the default quality gate for each image (metrics only: no faces,
+    no IQA models)."""
+    config = QualityConfig()
+    return [
+        gate(measure(load_analysis_image(p, config.analysis_long_edge), p.name), config)[1]
+        for p in paths
+    ]
+
+
+def _min_phash_distance(paths) -> int:
+    hashes = [hash_file(p).phash for p in paths]
+    return min(hamming(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1 :])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_photos_pass_the_default_quality_gate_and_are_distinct(tmp_path, seed):
+    paths = make_photos(tmp_path, 6, seed=seed, size=(640, 480))
+    reasons = _gate_reasons(paths)
+    assert sum(not r for r in reasons) >= MIN_GATE_PASS * len(paths), reasons
+    assert _min_phash_distance(paths) >= MIN_PHASH_DISTANCE
+
+
+def test_cut_video_frames_pass_the_default_quality_gate_and_shots_are_distinct(tmp_path):
+    video = tmp_path / "clip.mp4"
+    make_cut_video(video, width=640, height=360, fps=10, shot_seconds=[1.0] * 4, seed=2)
+    settings = FrameSettings(mode="interval", interval_s=0.5)
+    frames = extract_video_frames(video, tmp_path / "frames", settings)
+    assert [f.timestamp_s for f in frames] == [i / 2 for i in range(8)]
+    reasons = _gate_reasons([f.path for f in frames])
+    assert sum(not r for r in reasons) >= MIN_GATE_PASS * len(frames), reasons
+    assert _min_phash_distance([f.path for f in frames[::2]]) >= MIN_PHASH_DISTANCE  # shot starts
+
+
+def test_small_photos_fail_only_on_resolution(tmp_path):
+    paths = make_photos(tmp_path, 3, seed=4, size=(320, 240))
+    assert _gate_reasons(paths) == [["low_resolution"]] * 3
