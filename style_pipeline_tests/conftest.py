@@ -34,6 +34,39 @@ def _one_torch_thread():
     torch.set_num_threads(previous)
 
 
+TINY_ENV = {
+    "CURATION__CLIP__PROFILE": "tiny",
+    "CURATION__MIN_CURATED_PER_DAY": "1",
+    "CAPTIONING__FINETUNE__STEPS": "2",
+    "CAPTIONING__FINETUNE__BATCH_SIZE": "2",
+    "CAPTIONING__CAPTION__BLIP__MODEL__PROFILE": "tiny",
+}
+CACHE_KEYS = ("CURATION__CLIP__CACHE_DIR", "CAPTIONING__CAPTION__BLIP__MODEL__CACHE_DIR")
+
+
+@pytest.fixture
+def tiny_models(monkeypatch, tmp_path):
+    """Every model on its tiny profile with a per-test cache, and 2-step fine-tunes."""
+    for key, value in TINY_ENV.items():
+        monkeypatch.setenv(f"STYLE_PIPELINE_{key}", value)
+    for key in CACHE_KEYS:
+        monkeypatch.setenv(f"STYLE_PIPELINE_{key}", str(tmp_path / "models"))
+
+
+def materialize_day(day: str, select: str, **kwargs):
+    """Materialize ``select`` of the whole code location for one date (tests' helper)."""
+    from style_pipeline.defs.run import load_defs
+
+    defs = load_defs()
+    return dg.materialize(
+        [*defs.assets],
+        partition_key=day,
+        resources=defs.resources,
+        selection=dg.AssetSelection.from_string(select),
+        **kwargs,
+    )
+
+
 @pytest.fixture
 def settings():
     return load_settings()

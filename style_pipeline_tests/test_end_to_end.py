@@ -18,21 +18,8 @@ def _table(store: Store, key: str) -> pl.DataFrame:
     return pl.read_parquet(io.BytesIO(store.read_bytes(key)))
 
 
-@pytest.fixture
-def tiny_models(monkeypatch, tmp_path):
-    """Tiny models everywhere, short fine-tunes: the demo's code path at test size."""
-    for key, value in {
-        "CURATION__CLIP__PROFILE": "tiny",
-        "CURATION__CLIP__CACHE_DIR": str(tmp_path / "models"),
-        "CURATION__MIN_CURATED_PER_DAY": "2",
-        "CAPTIONING__FINETUNE__STEPS": "2",
-        "CAPTIONING__CAPTION__BLIP__MODEL__PROFILE": "tiny",
-        "CAPTIONING__CAPTION__BLIP__MODEL__CACHE_DIR": str(tmp_path / "models"),
-    }.items():
-        monkeypatch.setenv(f"STYLE_PIPELINE_{key}", value)
-
-
-def test_whole_graph_on_generated_media(instance, tiny_models):
+def test_whole_graph_on_generated_media(instance, tiny_models, monkeypatch):
+    monkeypatch.setenv("STYLE_PIPELINE_CURATION__MIN_CURATED_PER_DAY", "2")
     settings = load_settings()
     samples = populate_drop(settings.drop_path(), seed=3, video_seconds=6, width=640, height=360)
     today = dt.datetime.now(dt.UTC).date().isoformat()

@@ -10,7 +10,6 @@ others go on; storage errors are not swallowed. Frame ids are content addresses 
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from typing import Any
 from PIL import Image
 
 from style_pipeline.contracts.media import FrameRecord, MediaKind, RejectReason
+from style_pipeline.media.checksum import sha256_file
 from style_pipeline.media.frames import ExtractedFrame, extract_video_frames, frame_id
 from style_pipeline.media.stills import standardize_still
 from style_pipeline.settings import FrameSettings
@@ -52,14 +52,6 @@ class ExtractionResult:
 def frame_key(partition_key: str, fid: str) -> str:
     """Storage key of a frame JPEG."""
     return f"{FRAMES_PREFIX}/{partition_key}/{fid}.jpg"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _failure_reason(exc: Exception) -> RejectReason:
@@ -104,7 +96,7 @@ def _publish(
                 path=key,
                 width=frame.width,
                 height=frame.height,
-                sha256=file_sha256(frame.path),
+                sha256=sha256_file(frame.path),
                 scene_score=frame.scene_score,
             )
         )

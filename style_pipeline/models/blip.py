@@ -28,7 +28,8 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from style_pipeline.models.clip import PretrainedUnavailable, offline, sha256_file
+from style_pipeline.media.checksum import sha256_file
+from style_pipeline.models.clip import PretrainedUnavailable, offline
 from style_pipeline.models.config import Profile
 from style_pipeline.models.device import DevicePreference, pick_device
 

@@ -17,6 +17,7 @@ from typing import Literal
 
 import torch
 
+from style_pipeline.media.checksum import sha256_file
 from style_pipeline.models.clip import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -29,7 +30,6 @@ from style_pipeline.models.clip import (
     local_dir_has_model,
     register_arch,
     save_random_clip,
-    sha256_file,
 )
 from style_pipeline.models.config import ClipArch, ModelConfig, Profile
 from style_pipeline.models.device import pick_device

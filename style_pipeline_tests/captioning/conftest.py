@@ -10,17 +10,6 @@ from style_pipeline.models.blip import BlipModelConfig, load_blip
 WORDS = ["a", "photo", "in", "the", "style", "of", "woman", "street", "golden hour", "tree"]
 
 
-@pytest.fixture(scope="package", autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread; more threads only contend on a busy CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def tiny_blip_config(tmp_path_factory) -> BlipModelConfig:
     """A tiny BLIP profile whose model is built (and saved) once for the session."""

@@ -2,46 +2,23 @@
 
 import io
 
-import dagster as dg
 import polars as pl
 import pytest
 
-from style_pipeline.defs.run import load_defs
 from style_pipeline.media.samples import make_photos
 from style_pipeline.settings import load_settings
 from style_pipeline.storage.store import Store
+from style_pipeline_tests.conftest import materialize_day
 
 DAY = "2026-11-12"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def tiny_env(monkeypatch, tmp_path):
-    for key, value in {
-        "CURATION__CLIP__PROFILE": "tiny",
-        "CURATION__CLIP__CACHE_DIR": str(tmp_path / "models"),
-        "CURATION__MIN_CURATED_PER_DAY": "1",
-        "CURATION__QUALITY__BLUR_SHARPNESS_MIN": "10",
-        "CURATION__QUALITY__BRIGHT_CLIP_MAX": "0.5",
-        "CAPTIONING__FINETUNE__STEPS": "2",
-        "CAPTIONING__FINETUNE__BATCH_SIZE": "2",
-        "CAPTIONING__CAPTION__BLIP__MODEL__PROFILE": "tiny",
-        "CAPTIONING__CAPTION__BLIP__MODEL__CACHE_DIR": str(tmp_path / "models"),
-    }.items():
-        monkeypatch.setenv(f"STYLE_PIPELINE_{key}", value)
-
-
 def _materialize(select):
-    defs = load_defs()
-    return dg.materialize(
-        [*defs.assets],
-        partition_key=DAY,
-        resources=defs.resources,
-        selection=dg.AssetSelection.from_string(select),
-    )
+    return materialize_day(DAY, select)
 
 
-def test_caption_model_then_captions(tiny_env):
+def test_caption_model_then_captions(tiny_models):
     settings = load_settings()
     make_photos(settings.drop_path() / DAY, 4, seed=5, size=(640, 480))
     result = _materialize("*")

@@ -2,39 +2,26 @@
 
 import io
 
-import dagster as dg
 import polars as pl
 import pytest
 
-from style_pipeline.defs.run import load_defs
 from style_pipeline.media.samples import make_photos
 from style_pipeline.settings import load_settings
 from style_pipeline.storage.store import Store
+from style_pipeline_tests.conftest import materialize_day
 
 DAY = "2026-11-10"
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def tiny_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("STYLE_PIPELINE_CURATION__CLIP__PROFILE", "tiny")
-    monkeypatch.setenv("STYLE_PIPELINE_CURATION__CLIP__CACHE_DIR", str(tmp_path / "models"))
+def tiny_env(tiny_models, monkeypatch):
     monkeypatch.setenv("STYLE_PIPELINE_CURATION__MIN_CURATED_PER_DAY", "2")
     monkeypatch.setenv("STYLE_PIPELINE_CURATION__SELECTION__BUDGET", "3")
-    # wiring test: loose gate so synthetic photos pass (the gate itself is tested in curation/)
-    monkeypatch.setenv("STYLE_PIPELINE_CURATION__QUALITY__BLUR_SHARPNESS_MIN", "10")
-    monkeypatch.setenv("STYLE_PIPELINE_CURATION__QUALITY__BRIGHT_CLIP_MAX", "0.5")
 
 
 def _materialize(select="group:ingest or group:curation"):
-    defs = load_defs()
-    return dg.materialize(
-        [*defs.assets],
-        partition_key=DAY,
-        resources=defs.resources,
-        selection=dg.AssetSelection.from_string(select),
-        raise_on_error=False,
-    )
+    return materialize_day(DAY, select, raise_on_error=False)
 
 
 def _table(store, key):
