@@ -1,0 +1,164 @@
+"""Diffusion model profiles: ``pretrained`` (hub id / local dir), ``tiny`` (random) or ``auto``.
+
+Every profile ends in the same place: a Stable Diffusion pipeline folder on local disk that
+``DiffusionPipeline.from_pretrained(path, local_files_only=True)`` loads. ``tiny`` builds
+small random-init models with a fixed seed (sizes follow diffusers' own LoRA test fixtures),
+saves them with ``save_pretrained`` and hands back the folder, so tests exercise the same
+loading path as production. Nothing here downloads anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from style_pipeline.models.diffusion_configs import CONFIGS, ComponentSize, build_pipeline
+
+log = logging.getLogger(__name__)
+
+DiffusionProfile = Literal["pretrained", "tiny", "auto"]
+ModelFamily = Literal["sd", "sdxl"]
+DEFAULT_PRETRAINED = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+TINY_SIZES: dict[str, ComponentSize] = {"sd": "tiny", "sdxl": "tiny-sdxl"}
+
+
+@dataclass(frozen=True)
+class ResolvedDiffusion:
+    """Where a pipeline folder lives, which profile produced it, and why."""
+
+    path: str
+    profile: Literal["pretrained", "tiny"]
+    requested: DiffusionProfile
+    reason: str
+
+    def as_metadata(self) -> dict[str, str]:
+        return {
+            "model_path": self.path,
+            "model_profile": self.profile,
+            "model_profile_requested": self.requested,
+            "model_profile_reason": self.reason,
+        }
+
+
+def default_cache_dir() -> Path:
+    """Where tiny pipelines are saved: ``STYLE_PIPELINE_MODEL_CACHE``, else the registry's
+    default cache (``data/models`` under the project root) + ``/diffusion``."""
+    from style_pipeline.settings import resolve_local
+
+    env = os.environ.get("STYLE_PIPELINE_MODEL_CACHE")
+    return Path(env) if env else resolve_local("data/models") / "diffusion"
+
+
+def tiny_fingerprint(seed: int, family: ModelFamily = "sd") -> str:
+    """Content key of a tiny pipeline: configs, seed and the library versions that build it."""
+    import diffusers
+    import transformers
+
+    payload = {
+        "configs": CONFIGS[TINY_SIZES[family]],
+        "seed": seed,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "torch": torch.__version__.split("+")[0],
+    }
+    blob = json.dumps(payload, sort_keys=True, default=list).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def save_tiny_pipeline(
+    cache_dir: Path | None = None, seed: int = 0, family: ModelFamily = "sd"
+) -> Path:
+    """Build the tiny SD (or SDXL) pipeline and save it once; return its folder.
+
+    The folder name carries :func:`tiny_fingerprint`, so a cached folder is reused only when
+    it was built from the same configs, seed and library versions. Written to a temp folder
+    and renamed into place, so concurrent builders never see a partial pipeline.
+    """
+    cache_dir = Path(cache_dir or default_cache_dir())
+    size = TINY_SIZES[family]
+    target = cache_dir / f"{size}-{tiny_fingerprint(seed, family)}"
+    if (target / "model_index.json").is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{size}-", dir=cache_dir))
+    try:
+        build_pipeline(size, seed).save_pretrained(tmp, safe_serialization=True)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not (target / "model_index.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("saved tiny %s pipeline to %s", family, target)
+    return target
+
+
+def find_pretrained(name_or_path: str) -> str:
+    """The local folder of a pretrained pipeline: a directory, or a hub id already cached.
+
+    Raises ``FileNotFoundError`` naming what was tried; never downloads.
+    """
+    local = Path(name_or_path).expanduser()
+    if local.is_dir():
+        if not (local / "model_index.json").is_file():
+            raise FileNotFoundError(f"{local} has no model_index.json: not a diffusers pipeline")
+        return str(local)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(name_or_path, local_files_only=True)
+    except (LocalEntryNotFoundError, ValueError, OSError) as exc:
+        raise FileNotFoundError(
+            f"pretrained pipeline {name_or_path!r} is neither a local folder nor in the "
+            f"Hugging Face cache (offline lookup only): {exc}"
+        ) from exc
+
+
+def resolve_diffusion(
+    profile: DiffusionProfile = "auto",
+    pretrained: str = DEFAULT_PRETRAINED,
+    cache_dir: Path | None = None,
+    seed: int = 0,
+    family: ModelFamily = "sd",
+) -> ResolvedDiffusion:
+    """Pick the pipeline folder for ``profile``; ``auto`` falls back to tiny with a loud reason.
+
+    ``family`` chooses which tiny pipeline stands in (SD 1.x-style or SDXL-style).
+    """
+    if profile == "tiny":
+        path = save_tiny_pipeline(cache_dir, seed, family)
+        return ResolvedDiffusion(str(path), "tiny", profile, "tiny profile requested")
+    if profile == "pretrained":
+        return ResolvedDiffusion(find_pretrained(pretrained), "pretrained", profile, "requested")
+    if profile != "auto":
+        raise ValueError(f"unknown diffusion profile {profile!r}: pretrained, tiny or auto")
+    try:
+        path = find_pretrained(pretrained)
+    except FileNotFoundError as exc:
+        reason = f"FALLBACK TO TINY RANDOM-INIT MODELS: {exc}"
+        log.warning(reason)
+        tiny = save_tiny_pipeline(cache_dir, seed, family)
+        return ResolvedDiffusion(str(tiny), "tiny", profile, reason)
+    return ResolvedDiffusion(path, "pretrained", profile, f"{pretrained} found locally")
+
+
+def load_pipeline(path: str | Path, torch_dtype: torch.dtype = torch.float32):
+    """Load a pipeline folder offline (``local_files_only=True``), SD or SDXL alike."""
+    from diffusers import DiffusionPipeline
+
+    index = json.loads((Path(path) / "model_index.json").read_text())
+    extra = {"safety_checker": None} if "safety_checker" in index else {}
+    return DiffusionPipeline.from_pretrained(
+        str(path), dtype=torch_dtype, local_files_only=True, **extra
+    )

@@ -1,0 +1,222 @@
+"""Build the training folder from curated frames and their captions.
+
+Layout under ``training_dataset/<partition>/`` (deterministic names, no timestamps)::
+
+    <repeats>_<concept>/<frame>.jpg   image, bytes copied unchanged
+    <repeats>_<concept>/<frame>.txt   its caption (one line, UTF-8)
+    metadata.jsonl                    Hugging Face imagefolder: file_name + text (+ bucket)
+    manifest.json                     sha256 of every file, buckets, skipped items (written last)
+
+kohya sd-scripts reads ``--train_data_dir <partition>`` (DreamBooth-style ``N_concept``
+subfolder, ``--caption_extension .txt``); the diffusers LoRA scripts read
+``--train_data_dir <partition>`` through ``metadata.jsonl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field
+
+from style_pipeline.storage.store import Store
+from style_pipeline.training.buckets import bucket_name, make_buckets, select_bucket
+
+ASSET = "training_dataset"
+MANIFEST_FORMAT = "style_pipeline.training_dataset/1"
+FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class DatasetBuildConfig(BaseModel):
+    """How the folder is laid out and bucketed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resolution: int = Field(512, ge=32)
+    bucket_step: int = Field(64, ge=8)
+    concept: str = Field("style", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    repeats: int = Field(1, ge=1)
+
+    @property
+    def image_dir(self) -> str:
+        return f"{self.repeats}_{self.concept}"
+
+
+@dataclass(frozen=True)
+class DatasetItem:
+    """One training example: an absolute local path or a store key, its caption, its frame id."""
+
+    source: str
+    caption: str
+    frame_id: str
+
+
+@dataclass
+class DatasetBuildResult:
+    prefix: str
+    manifest: dict
+    skipped: list[dict] = field(default_factory=list)
+
+    @property
+    def dataset_hash(self) -> str:
+        return self.manifest["dataset_hash"]
+
+
+def safe_stem(frame_id: str) -> str:
+    """A file stem for ``frame_id``: unsafe characters become ``_`` (max 120 chars)."""
+    stem = _UNSAFE.sub("_", frame_id).strip("._-")[:120]
+    if not stem:
+        raise ValueError(f"frame id {frame_id!r} gives an empty file name")
+    return stem
+
+
+def clean_caption(caption: str) -> str:
+    """One line: whitespace runs collapsed, ends stripped."""
+    return " ".join(caption.split())
+
+
+def _read_source(store: Store, source: str) -> bytes:
+    if os.path.isabs(source):
+        return Path(source).read_bytes()
+    return store.read_bytes(source)
+
+
+def _inspect_image(data: bytes) -> tuple[str, int, int]:
+    """(extension, width, height) of an encoded JPEG/PNG/WebP; ValueError for anything else."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            fmt, (width, height) = image.format, image.size
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"unreadable image: {exc}") from exc
+    if fmt not in FORMAT_EXTENSIONS:
+        raise ValueError(f"unsupported image format {fmt}; expected JPEG, PNG or WebP")
+    return FORMAT_EXTENSIONS[fmt], width, height
+
+
+def _as_item(item: DatasetItem | tuple[str, str, str]) -> DatasetItem:
+    return item if isinstance(item, DatasetItem) else DatasetItem(*item)
+
+
+def build_training_dataset(
+    items: Iterable[DatasetItem | tuple[str, str, str]],
+    store: Store,
+    partition: str,
+    config: DatasetBuildConfig | None = None,
+) -> DatasetBuildResult:
+    """Write the training folder for ``partition``; unreadable items are skipped with a reason.
+
+    Items are processed in ``frame_id`` order, so the same inputs give byte-identical files.
+    Raises ``ValueError`` for duplicate frame ids, file-name collisions or when nothing is left.
+    """
+    config = config or DatasetBuildConfig()
+    prefix = f"{ASSET}/{partition}"
+    buckets = make_buckets(config.resolution, config.bucket_step)
+    ordered = sorted((_as_item(i) for i in items), key=lambda i: i.frame_id)
+    ids = Counter(i.frame_id for i in ordered)
+    if dupes := sorted(k for k, n in ids.items() if n > 1):
+        raise ValueError(f"duplicate frame ids: {dupes[:5]}")
+    stems = Counter(safe_stem(i.frame_id) for i in ordered)
+    if clashes := sorted(k for k, n in stems.items() if n > 1):
+        raise ValueError(f"frame ids collide after sanitising into file names: {clashes[:5]}")
+
+    files: list[dict] = []
+    records: list[dict] = []
+    skipped: list[dict] = []
+    for item in ordered:
+        caption = clean_caption(item.caption)
+        if not caption:
+            skipped.append({"frame_id": item.frame_id, "reason": "empty_caption"})
+            continue
+        try:
+            data = _read_source(store, item.source)
+            ext, width, height = _inspect_image(data)
+        except (OSError, ValueError) as exc:
+            skipped.append({"frame_id": item.frame_id, "reason": f"bad_image: {exc}"})
+            continue
+        stem = safe_stem(item.frame_id)
+        image_rel = f"{config.image_dir}/{stem}{ext}"
+        text_rel = f"{config.image_dir}/{stem}.txt"
+        text = (caption + "\n").encode()
+        store.put_bytes(data, f"{prefix}/{image_rel}")
+        store.put_bytes(text, f"{prefix}/{text_rel}")
+        files += [_file_entry(image_rel, data), _file_entry(text_rel, text)]
+        bucket = select_bucket(width, height, buckets)
+        records.append(
+            {
+                "file_name": image_rel,
+                "text": caption,
+                "frame_id": item.frame_id,
+                "width": width,
+                "height": height,
+                "bucket_width": bucket[0],
+                "bucket_height": bucket[1],
+            }
+        )
+    if not records:
+        raise ValueError(f"no usable training images for {partition}: {skipped[:3]}")
+
+    metadata = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    metadata_bytes = metadata.encode()
+    store.put_bytes(metadata_bytes, f"{prefix}/metadata.jsonl")
+    files.append(_file_entry("metadata.jsonl", metadata_bytes))
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "partition": partition,
+        "config": config.model_dump(mode="json"),
+        "image_dir": config.image_dir,
+        "count": len(records),
+        "dataset_hash": dataset_hash(files),
+        "buckets": dict(sorted(Counter(_bucket_of(r) for r in records).items())),
+        "files": files,
+        "skipped": skipped,
+    }
+    store.put_bytes(json.dumps(manifest, indent=1).encode(), f"{prefix}/manifest.json")
+    return DatasetBuildResult(prefix=prefix, manifest=manifest, skipped=skipped)
+
+
+def _bucket_of(record: dict) -> str:
+    return bucket_name((record["bucket_width"], record["bucket_height"]))
+
+
+def _file_entry(rel: str, data: bytes) -> dict:
+    return {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def dataset_hash(files: list[dict]) -> str:
+    """sha256 over the sorted ``path sha256`` lines of the dataset's files."""
+    lines = sorted(f"{f['path']} {f['sha256']}" for f in files)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def read_manifest(store: Store, partition: str) -> dict:
+    key = f"{ASSET}/{partition}/manifest.json"
+    if not store.exists(key):
+        raise FileNotFoundError(f"no training dataset manifest at {key}")
+    return json.loads(store.read_bytes(key))
+
+
+def download_dataset(store: Store, partition: str, dest: Path) -> Path:
+    """Copy the folder of ``partition`` to local ``dest`` and check every sha256 on the way."""
+    manifest = read_manifest(store, partition)
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in manifest["files"]:
+        data = store.read_bytes(f"{ASSET}/{partition}/{entry['path']}")
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise ValueError(f"{entry['path']}: sha256 differs from the manifest")
+        target = dest / entry["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return dest

@@ -1,0 +1,160 @@
+"""Memory and time estimates for a LoRA run, logged before training starts.
+
+Heuristics, not promises (expect +-50%). Inputs are parameter counts read from the
+pipeline's safetensors headers (no weights loaded), the latent size and the batch. A
+"unit" is ``unet_params x latent_pixels x batch / 1e12`` (SD 1.5 at 512 px, batch 1: 3.52).
+
+- memory = frozen weights x bytes per weight + LoRA params x 16 bytes (fp32 weight, grad,
+  two AdamW moments) + ``ACT_GB_PER_UNIT x units`` of activations (halved for 16-bit,
+  x0.35 with gradient checkpointing) + runtime overhead.
+- step time = (overhead + ``CPU_SECONDS_PER_UNIT x units``) CPU-seconds spread over the
+  torch threads, per micro-batch.
+
+CPU constants come from ``benchmarks/bench_training.py`` (fp32, batch 1, 2 threads):
+SD-1.5-sized models at 512 px took ~58 CPU-s per step (median) and peaked at ~9.0 GB RSS;
+the tiny models ~0.9 CPU-s and ~1.2 GB RSS, which is the runtime overhead of torch,
+diffusers and transformers. The GPU constants assume ~0.3 s/step for SD 1.5 at 512 px (fp16) and
+~1.2 s/step for SDXL at 1024 px (bf16, gradient checkpointing) on a 24 GB card, commonly
+reported figures rather than measurements here; fp32 on GPU is taken as 2.5x slower.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from style_pipeline.training.presets import LoraTrainingConfig
+
+# Calibration (see module docstring).
+CPU_OVERHEAD_S = 0.9  # CPU-seconds per step that do not scale with the model
+CPU_SECONDS_PER_UNIT = 17.0  # CPU-seconds per unit
+GPU_OVERHEAD_S = 0.02
+GPU_SECONDS_PER_UNIT = {"sd": 0.3 / 3.52, "sdxl": 1.2 / 42.06}
+ACT_GB_PER_UNIT = 1.0  # fp32 activations kept for backward, per unit
+RUNTIME_OVERHEAD_GB = {"cpu": 1.2, "cuda": 0.8}
+# Used when the pipeline folder has no safetensors (e.g. not downloaded yet): parameter
+# counts and LoRA parameters per rank (to_q/k/v/out.0) of the real architectures.
+FALLBACK_PARAMETERS = {
+    "sd": {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480},
+    "sdxl": {
+        "unet": 2_567_463_684,
+        "vae": 83_653_863,
+        "text_encoder": 123_060_480,
+        "text_encoder_2": 694_659_840,
+    },
+}
+FALLBACK_LORA_PER_RANK = {"sd": 199_296, "sdxl": 1_451_520}
+COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+
+
+@dataclass(frozen=True)
+class ResourceEstimate:
+    device: str
+    parameters: dict[str, int]
+    lora_parameters: int
+    latent_size: int
+    memory_gb: float
+    step_seconds: float
+    total_steps: int
+    total_seconds: float
+    basis: str
+
+    def summary(self) -> str:
+        return (
+            f"{self.device}: ~{self.memory_gb:.1f} GB peak, ~{self.step_seconds:.2f} s/step, "
+            f"{self.total_steps} steps ~{self.total_seconds / 60:.1f} min "
+            f"(UNet {self.parameters.get('unet', 0) / 1e6:.1f}M params, "
+            f"LoRA {self.lora_parameters / 1e6:.2f}M, latents {self.latent_size}px; {self.basis})"
+        )
+
+    def as_metadata(self) -> dict:
+        return asdict(self)
+
+
+def _safetensors_shapes(folder: Path) -> dict[str, list[int]]:
+    from safetensors import safe_open
+
+    shapes: dict[str, list[int]] = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as fh:
+            for key in fh.keys():
+                shapes[key] = list(fh.get_slice(key).get_shape())
+    return shapes
+
+
+def count_parameters(pipeline_dir: Path) -> dict[str, int]:
+    """Parameters per component from safetensors headers; {} when there are none."""
+    counts = {}
+    for name in COMPONENTS:
+        shapes = _safetensors_shapes(Path(pipeline_dir) / name)
+        if shapes:
+            counts[name] = sum(math.prod(s) for s in shapes.values())
+    return counts
+
+
+def lora_parameter_count(pipeline_dir: Path, config: LoraTrainingConfig) -> int:
+    """rank x (in + out) for every UNet linear whose name ends with a target module."""
+    shapes = _safetensors_shapes(Path(pipeline_dir) / "unet")
+    total = 0
+    for key, shape in shapes.items():
+        module = key.removesuffix(".weight")
+        if key.endswith(".weight") and len(shape) == 2:
+            if any(module.endswith(f".{t}") for t in config.target_modules):
+                total += config.rank * (shape[0] + shape[1])
+    return total
+
+
+def vae_scale_factor(pipeline_dir: Path) -> int:
+    cfg = Path(pipeline_dir) / "vae" / "config.json"
+    if not cfg.is_file():
+        return 8
+    return 2 ** (len(json.loads(cfg.read_text())["block_out_channels"]) - 1)
+
+
+def estimate_resources(
+    config: LoraTrainingConfig, pipeline_dir: Path, n_images: int, device: str | None = None
+) -> ResourceEstimate:
+    """Peak memory and time for ``config`` on ``pipeline_dir`` with ``n_images`` images."""
+    device = device or ("cuda" if torch.cuda.is_available() and config.device != "cpu" else "cpu")
+    params = count_parameters(pipeline_dir)
+    basis = "parameter counts from safetensors headers"
+    family = config.model_family
+    lora = lora_parameter_count(pipeline_dir, config)
+    if "unet" not in params:
+        params = dict(FALLBACK_PARAMETERS[family])
+        lora = FALLBACK_LORA_PER_RANK[family] * config.rank
+        basis = f"no safetensors found: {'SDXL' if family == 'sdxl' else 'SD 1.5'} sizes assumed"
+    latent = config.resolution // vae_scale_factor(pipeline_dir)
+    units = params["unet"] * latent * latent * config.train_batch_size / 1e12
+    half = device == "cuda" and config.mixed_precision != "no"
+    weight_bytes = 2 if half else 4
+    activations = ACT_GB_PER_UNIT * 1e9 * units * (weight_bytes / 4)
+    if config.gradient_checkpointing:
+        activations *= 0.35
+    memory = (sum(params.values()) * weight_bytes + lora * 16 + activations) / 1e9
+    memory += RUNTIME_OVERHEAD_GB[device]
+    if device == "cpu":
+        step = (CPU_OVERHEAD_S + CPU_SECONDS_PER_UNIT * units) / max(1, torch.get_num_threads())
+    else:
+        per_unit = GPU_SECONDS_PER_UNIT[config.model_family]
+        step = GPU_OVERHEAD_S + per_unit * units * (1.0 if half else 2.5)
+    step *= config.gradient_accumulation_steps
+    per_epoch = math.ceil(
+        math.ceil(n_images / config.train_batch_size) / config.gradient_accumulation_steps
+    )
+    total = config.max_train_steps or config.num_train_epochs * max(1, per_epoch)
+    return ResourceEstimate(
+        device=device,
+        parameters=params,
+        lora_parameters=lora,
+        latent_size=latent,
+        memory_gb=round(memory, 3),
+        step_seconds=round(step, 4),
+        total_steps=total,
+        total_seconds=round(step * total, 2),
+        basis=basis,
+    )

@@ -1,0 +1,214 @@
+"""LoRA training configuration: one pydantic model, named presets and their YAML files.
+
+Defaults follow diffusers' ``examples/text_to_image/train_text_to_image_lora.py`` (AdamW
+betas 0.9/0.999, weight decay 1e-2, eps 1e-8, grad-norm clip 1.0, LoRA on
+``to_k/to_q/to_v/to_out.0`` with gaussian init). Presets: ``sd15`` (512 px, rank 16),
+``sdxl`` (1024 px, rank 32), ``fast`` (rank 8), ``high_quality`` (rank 64) and ``tiny``
+(random-init test models, 64 px). ``load_preset`` takes a preset name or a YAML path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from style_pipeline.models.diffusion import DEFAULT_PRETRAINED, DiffusionProfile, ModelFamily
+from style_pipeline.paths import PROJECT_ROOT
+
+PRESET_DIR = PROJECT_ROOT / "configs" / "presets"
+SDXL_PRETRAINED = "stabilityai/stable-diffusion-xl-base-1.0"
+LrScheduler = Literal[
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
+]
+
+
+class LoraTrainingConfig(BaseModel):
+    """Everything that decides a LoRA training run (hashed into the weights' metadata)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "custom"
+    profile: DiffusionProfile = "auto"
+    pretrained: str = DEFAULT_PRETRAINED
+    model_family: ModelFamily = Field("sd", description="sd (1.x/2.x) or sdxl; also the tiny kind")
+    resolution: int = Field(512, ge=32, le=4096)
+    rank: int = Field(16, ge=1, le=1024)
+    alpha: float | None = Field(None, gt=0, description="LoRA alpha; None means alpha = rank")
+    target_modules: tuple[str, ...] = ("to_k", "to_q", "to_v", "to_out.0")
+    text_encoder_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj")
+    train_text_encoder: bool = False
+    learning_rate: float = Field(1e-4, gt=0)
+    lr_scheduler: LrScheduler = "constant"
+    lr_warmup_steps: int = Field(0, ge=0)
+    num_train_epochs: int = Field(10, ge=1)
+    max_train_steps: int | None = Field(None, ge=1, description="overrides num_train_epochs")
+    train_batch_size: int = Field(1, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    gradient_checkpointing: bool = False
+    max_grad_norm: float = Field(1.0, gt=0)
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
+    adam_weight_decay: float = Field(1e-2, ge=0)
+    adam_epsilon: float = Field(1e-8, gt=0)
+    noise_offset: float = Field(0.0, ge=0)
+    snr_gamma: float | None = Field(None, gt=0)
+    center_crop: bool = True
+    random_flip: bool = False
+    use_buckets: bool = Field(True, description="train each image at its aspect-ratio bucket")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    deterministic: bool = True
+    keep_versions: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> LoraTrainingConfig:
+        if self.resolution % 8:
+            raise ValueError(f"resolution must be a multiple of 8, got {self.resolution}")
+        if not self.target_modules:
+            raise ValueError("target_modules must name at least one module")
+        return self
+
+    @property
+    def lora_alpha(self) -> float:
+        return float(self.alpha if self.alpha is not None else self.rank)
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON of every field (the name excluded)."""
+        payload = self.model_dump(mode="json", exclude={"name"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+PRESETS: dict[str, LoraTrainingConfig] = {
+    "sd15": LoraTrainingConfig(
+        name="sd15",
+        pretrained=DEFAULT_PRETRAINED,
+        resolution=512,
+        rank=16,
+        learning_rate=1e-4,
+        lr_scheduler="cosine",
+        lr_warmup_steps=100,
+        max_train_steps=2000,
+        train_batch_size=2,
+        gradient_accumulation_steps=2,
+        mixed_precision="fp16",
+        gradient_checkpointing=True,
+    ),
+    "sdxl": LoraTrainingConfig(
+        name="sdxl",
+        pretrained=SDXL_PRETRAINED,
+        model_family="sdxl",
+        resolution=1024,
+        rank=32,
+        learning_rate=1e-4,
+        lr_scheduler="cosine",
+        lr_warmup_steps=100,
+        max_train_steps=2000,
+        train_batch_size=1,
+        gradient_accumulation_steps=4,
+        mixed_precision="bf16",
+        gradient_checkpointing=True,
+    ),
+    "fast": LoraTrainingConfig(
+        name="fast",
+        resolution=512,
+        rank=8,
+        learning_rate=2e-4,
+        lr_scheduler="constant",
+        max_train_steps=500,
+        train_batch_size=2,
+        mixed_precision="fp16",
+        gradient_checkpointing=True,
+    ),
+    "high_quality": LoraTrainingConfig(
+        name="high_quality",
+        resolution=512,
+        rank=64,
+        learning_rate=5e-5,
+        lr_scheduler="cosine",
+        lr_warmup_steps=200,
+        max_train_steps=6000,
+        train_batch_size=2,
+        gradient_accumulation_steps=4,
+        mixed_precision="fp16",
+        gradient_checkpointing=True,
+        train_text_encoder=True,
+        snr_gamma=5.0,
+    ),
+    "tiny": LoraTrainingConfig(
+        name="tiny",
+        profile="tiny",
+        resolution=64,
+        rank=4,
+        learning_rate=1e-3,
+        max_train_steps=4,
+        train_batch_size=1,
+    ),
+}
+
+
+def preset_path(name: str) -> Path:
+    return PRESET_DIR / f"{name}.yml"
+
+
+def load_preset(path_or_name: str | Path) -> LoraTrainingConfig:
+    """A config from a YAML file path, or from a preset name (its YAML file, else the builtin).
+
+    The YAML is a flat mapping of :class:`LoraTrainingConfig` fields; unknown keys are errors.
+    """
+    candidate = Path(path_or_name)
+    if candidate.suffix in (".yml", ".yaml") or candidate.is_file():
+        if not candidate.is_file():
+            raise FileNotFoundError(f"preset file not found: {candidate}")
+        return config_from_yaml(candidate)
+    name = str(path_or_name)
+    if preset_path(name).is_file():
+        return config_from_yaml(preset_path(name))
+    if name in PRESETS:
+        return PRESETS[name]
+    raise ValueError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+
+
+def config_from_yaml(path: Path) -> LoraTrainingConfig:
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a preset must be a mapping, got {type(data).__name__}")
+    data.setdefault("name", Path(path).stem)
+    return LoraTrainingConfig.model_validate(data)
+
+
+# Written to preset files even when equal to the default, so a preset reads on its own.
+PRESET_KEY_FIELDS = (
+    "name",
+    "profile",
+    "pretrained",
+    "model_family",
+    "resolution",
+    "rank",
+    "alpha",
+    "learning_rate",
+    "lr_scheduler",
+    "lr_warmup_steps",
+    "num_train_epochs",
+    "max_train_steps",
+    "train_batch_size",
+    "gradient_accumulation_steps",
+    "mixed_precision",
+    "gradient_checkpointing",
+    "train_text_encoder",
+    "seed",
+)
+
+
+def config_to_yaml(config: LoraTrainingConfig) -> str:
+    """YAML of ``config``: the key fields always, other fields only when not default."""
+    full = config.model_dump(mode="json")
+    changed = config.model_dump(mode="json", exclude_defaults=True)
+    data = {k: full[k] for k in PRESET_KEY_FIELDS}
+    data.update({k: v for k, v in changed.items() if k not in data})
+    return yaml.safe_dump(data, sort_keys=False)
