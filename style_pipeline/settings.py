@@ -25,6 +25,7 @@ from style_pipeline.curation.quality import QualityConfig
 from style_pipeline.curation.selection import SelectionConfig
 from style_pipeline.models.config import ModelConfig
 from style_pipeline.paths import PROJECT_ROOT, resolve_local, resolve_root
+from style_pipeline.training.steps import TrainingSettings
 
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "base.yml"
 ENV_PREFIX = "STYLE_PIPELINE_"
@@ -93,6 +94,7 @@ class Settings(BaseSettings):
     sensor: SensorSettings = SensorSettings()
     curation: CurationSettings = CurationSettings()
     captioning: CaptioningSettings = CaptioningSettings()
+    training: TrainingSettings = TrainingSettings()
 
     @field_validator("drop", "storage")
     @classmethod

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import io
+import json
 
 import polars as pl
 import pytest
@@ -29,6 +30,7 @@ def test_whole_graph_on_generated_media(instance, tiny_models, monkeypatch):
     assert set(summary.materialized) >= {
         "raw_media", "frames", "quality_scores", "dedup_set", "embeddings", "clusters",
         "curated_frames", "ontology", "caption_model", "captions",
+        "training_dataset", "reward_model", "lora_weights", "metrics",
     }  # fmt: skip
 
     store = Store(settings.storage_root())
@@ -58,3 +60,9 @@ def test_whole_graph_on_generated_media(instance, tiny_models, monkeypatch):
     captions = _table(store, f"captions/{today}.parquet")
     assert curated["keep"].sum() >= 2
     assert sorted(captions["frame_id"]) == sorted(curated.filter(pl.col("keep"))["frame_id"])
+    lora = json.loads(store.read_bytes(f"lora_weights/{today}.json"))
+    assert store.exists(f"{lora['prefix']}/pytorch_lora_weights.safetensors")
+    assert lora["model_profile"] == "tiny"
+    report = json.loads(store.read_bytes(f"metrics/{today}.json"))
+    assert report["lora_version"] == lora["version"]
+    assert report["metrics"]["clip_score"] is not None

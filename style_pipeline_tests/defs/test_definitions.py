@@ -17,6 +17,10 @@ EXPECTED_GROUPS = {
     "curated_frames": "curation",
     "caption_model": "captioning",
     "captions": "captioning",
+    "training_dataset": "training",
+    "reward_model": "training",
+    "lora_weights": "training",
+    "metrics": "training",
 }
 
 
@@ -58,6 +62,12 @@ def test_min_curated_check_blocks_downstream(defs):
     }
     assert checks["min_curated_count"].blocking is True
     assert {"gate_pass_rate", "duplicate_rate"} <= set(checks)
+    assert checks["no_regression"].blocking is True
+
+
+def test_training_runs_in_one_pool(defs):
+    lora = defs.get_assets_def("lora_weights")
+    assert {spec.pool for spec in [lora.op]} == {"training"}
 
 
 def test_partitions_are_utc_daily_and_include_today():
