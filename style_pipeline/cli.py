@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
@@ -45,11 +46,16 @@ def demo(
     seed: int = typer.Option(0, help="seed of the generated sample media"),
     video_seconds: float = typer.Option(30.0, help="length of the generated sample video"),
     select: str = typer.Option("*", help="Dagster asset selection to materialize"),
+    preset: str = typer.Option(
+        "tiny", help="LoRA preset for the demo's training (tiny runs on a CPU in seconds)"
+    ),
 ) -> None:
     """Fill an empty drop folder with sample media and materialize every asset for today."""
     from style_pipeline.defs.run import ensure_dagster_home, materialize_partition
     from style_pipeline.media.samples import populate_drop
 
+    os.environ.setdefault("STYLE_PIPELINE_TRAINING__PRESET", preset)
+    console.print(f"training preset: {os.environ['STYLE_PIPELINE_TRAINING__PRESET']}")
     home = ensure_dagster_home()
     settings = load_settings()
     drop = settings.drop_path()
@@ -123,6 +129,32 @@ def materialize(
     partition = _parse_date(date) if date else _today()
     with console.status(f"materializing {select!r} for {partition} ..."):
         summary = materialize_partition(partition, select)
+    _print_run(summary)
+    if not summary.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(
+        ..., exists=True, dir_okay=False, help="a LoRA preset YAML, e.g. configs/presets/sd15.yml"
+    ),
+    date: str = typer.Option(None, help="partition date YYYY-MM-DD (default: yesterday, UTC)"),
+) -> None:
+    """Build the dataset, train the LoRA and evaluate it for one date, outside the daemon."""
+    from style_pipeline.defs.run import ensure_dagster_home, materialize_partition
+    from style_pipeline.training.presets import load_preset
+
+    preset = load_preset(config)  # validate before any work: a bad field fails here
+    os.environ["STYLE_PIPELINE_TRAINING__PRESET"] = str(config.resolve())
+    ensure_dagster_home()
+    yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    partition = _parse_date(date) if date else yesterday
+    console.print(
+        f"training {preset.name} (rank {preset.rank}, {preset.resolution}px) for {partition}"
+    )
+    with console.status("training through Dagster (logs stream below) ..."):
+        summary = materialize_partition(partition, "group:training")
     _print_run(summary)
     if not summary.success:
         raise typer.Exit(1)

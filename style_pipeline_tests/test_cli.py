@@ -55,3 +55,30 @@ def test_today_is_utc():
     from style_pipeline.cli import _today
 
     assert _today() == dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def test_train_refuses_an_invalid_preset(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: x\nrank: -3\n")
+    result = runner.invoke(app, ["train", "--config", str(bad), "--date", "2026-11-03"])
+    assert result.exit_code != 0
+    assert "rank" in str(result.exception) or "rank" in result.output
+
+
+def test_train_without_captions_fails_with_a_clear_reason(tmp_path, tiny_models):
+    preset = load_settings().training  # the tiny preset file ships with the project
+    assert preset.preset == "tiny"
+    from style_pipeline.paths import PROJECT_ROOT
+
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(PROJECT_ROOT / "configs/presets/tiny.yml"),
+            "--date",
+            "2026-11-04",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "FAILED" in result.output and "training_dataset" in result.output
