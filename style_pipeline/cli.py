@@ -13,10 +13,16 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from style_pipeline.media.dropfolder import scan_drop
-from style_pipeline.settings import load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
+
+
+def load_settings():
+    """The validated settings (imported lazily: they pull in every model library)."""
+    from style_pipeline.settings import load_settings as load
+
+    return load()
 
 
 def _progress() -> Progress:
