@@ -8,7 +8,6 @@ Only the newest ``config.keep_versions`` versions are kept.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -16,6 +15,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from style_pipeline.media.checksum import sha256_file
 from style_pipeline.models.diffusion import ResolvedDiffusion
 from style_pipeline.storage.store import Store
 from style_pipeline.training.backends import (
@@ -43,14 +43,6 @@ class PublishedLora:
     @property
     def weights_key(self) -> str:
         return f"{self.prefix}/{WEIGHT_NAME}"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def list_versions(store: Store) -> list[str]:
