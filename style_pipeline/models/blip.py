@@ -14,11 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import shutil
 import string
-import tempfile
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +26,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from style_pipeline.media.checksum import sha256_file
+from style_pipeline.models.cache import building_dir
 from style_pipeline.models.clip import PretrainedUnavailable, offline
 from style_pipeline.models.config import Profile
 from style_pipeline.models.device import DevicePreference, pick_device
@@ -165,18 +163,9 @@ def build_tiny_blip(out_dir: Path, arch: TinyBlipArch, vocab: list[str]) -> Path
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(arch.seed)
         model = BlipForConditionalGeneration(config)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with building_dir(out_dir, WEIGHTS_NAME) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
-        try:
-            os.replace(tmp, out_dir)
-        except OSError:  # a concurrent builder won the race; its copy is identical
-            if not (out_dir / WEIGHTS_NAME).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("saved tiny BLIP to %s", out_dir)
     return out_dir
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import torch
 from open_clip.pretrained import get_pretrained_cfg
 from safetensors.torch import save_file
 
+from style_pipeline.models.cache import building_dir
 from style_pipeline.models.config import ClipArch
 
 CONFIG_NAME = "open_clip_config.json"
@@ -124,20 +123,11 @@ def save_random_clip(arch: ClipArch, out_dir: Path) -> Path:
         "preprocess_cfg": {"size": arch.image_size},
         "style_pipeline": {"arch": arch.model_dump(), "weights": "random-init"},
     }
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with building_dir(out_dir, WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"seed": str(arch.seed)})
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         arch_json = json.dumps(model_cfg, indent=2, sort_keys=True) + "\n"
         (tmp / f"{out_dir.name}.json").write_text(arch_json)
-        try:
-            os.replace(tmp, out_dir)
-        except OSError:  # a concurrent builder won the race; its copy is identical
-            if not (out_dir / WEIGHTS_NAME).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 

@@ -13,14 +13,13 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
 
+from style_pipeline.models.cache import building_dir
 from style_pipeline.models.diffusion_configs import CONFIGS, ComponentSize, build_pipeline
 
 log = logging.getLogger(__name__)
@@ -88,17 +87,8 @@ def save_tiny_pipeline(
     target = cache_dir / f"{size}-{tiny_fingerprint(seed, family)}"
     if (target / "model_index.json").is_file():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{size}-", dir=cache_dir))
-    try:
+    with building_dir(target, "model_index.json") as tmp:
         build_pipeline(size, seed).save_pretrained(tmp, safe_serialization=True)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not (target / "model_index.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("saved tiny %s pipeline to %s", family, target)
     return target
 

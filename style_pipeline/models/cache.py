@@ -1,0 +1,31 @@
+"""Model cache folders written atomically: a crashed or concurrent build leaves no half model."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def building_dir(out_dir: Path, marker: str) -> Iterator[Path]:
+    """Yield a temp folder beside ``out_dir``; on success it is renamed to ``out_dir``.
+
+    When another process finished the same build first (``out_dir/marker`` exists), its
+    copy is kept: builds are deterministic, so the two are identical. The temp folder is
+    always removed.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        yield tmp
+        try:
+            os.replace(tmp, out_dir)
+        except OSError:
+            if not (out_dir / marker).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
