@@ -199,7 +199,7 @@ def render(results: dict[str, Result], truth: list[int], meta: dict) -> str:
         "(its default) before its HSV content analysis.",
         "",
         "Caveats: every cut in this video is a clear hard cut (each shot changes exposure "
-        "band; ffmpeg scores >= ~0.6 at 320 px, in-shot motion <= ~0.15), so recall does not "
+        "band; ffmpeg scores >= ~0.53 at 320 px, in-shot motion <= ~0.06), so recall does not "
         "separate the tools here; dissolves and fades are not covered. Wall times on this "
         "shared 2-core machine vary by 10-30% between runs (the CPU column is steadier); "
         "the ours / decode-only ratio measured 1.07x-1.34x in repeated runs, 1.81x once "
