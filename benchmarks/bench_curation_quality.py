@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from curation_corpus import CorpusImage, build_corpus  # noqa: E402
+from docs_section import write_section  # noqa: E402
 
 from style_pipeline.curation import hashing  # noqa: E402
 from style_pipeline.curation.dedup import DedupConfig, HashedFrame, group_frames  # noqa: E402
@@ -384,25 +385,6 @@ def report(**r) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, doc: Path = DOC) -> None:
-    """Replace (or append) this benchmark's section, leaving other sections alone."""
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    lines = current.splitlines()
-    start = next((k for k, line in enumerate(lines) if line.strip() == HEADING), None)
-    if start is None:
-        body = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = next(
-            (k for k in range(start + 1, len(lines)) if lines[k].startswith("## ")), len(lines)
-        )
-        rest = lines[end:]
-        body = "\n".join(
-            lines[:start] + text.rstrip("\n").splitlines() + ([""] + rest if rest else [])
-        )
-    doc.write_text(body.rstrip("\n") + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="corpus folder (default: a temp dir)")
@@ -412,7 +394,7 @@ def main() -> None:
         text = run(args.out or Path(tmp))
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(HEADING, text, DOC)
         print(f"wrote {DOC}")
 
 

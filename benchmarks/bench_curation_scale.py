@@ -36,6 +36,8 @@ from style_pipeline.storage.store import Store
 
 SECTION = "## Curation: embeddings, clustering, selection"
 
+from docs_section import write_section  # noqa: E402
+
 
 def synthetic_embeddings(n: int, dim: int = 512, blobs: int = 50, seed: int = 0):
     """Unit vectors in ``blobs`` Gaussian clusters (+2% uniform outliers) and true labels."""
@@ -190,19 +192,6 @@ def render(scale: list[dict], embeds: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) this benchmark's section, leaving the rest of the file alone."""
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = doc.find(SECTION)
-    if start < 0:
-        doc = doc.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        nxt = doc.find("\n## ", start + len(SECTION))
-        rest = "" if nxt < 0 else doc[nxt:]
-        doc = doc[:start] + text.rstrip("\n") + "\n" + rest
-    path.write_text(doc)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -225,7 +214,7 @@ def main() -> None:
     text = render(scale, embeds)
     print(text)
     if args.write_docs:
-        write_section(args.write_docs, text)
+        write_section(SECTION, text, args.write_docs)
 
 
 if __name__ == "__main__":

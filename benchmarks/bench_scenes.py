@@ -43,7 +43,8 @@ from style_pipeline.media.samples import make_cut_video, shot_plan
 from style_pipeline.settings import FrameSettings
 
 SECTION = "## Frame extraction (scene mode)"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+from docs_section import DOCS, write_section  # noqa: E402
+
 TOLERANCE = 2  # frames
 FPS = 30
 SHOTS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)  # shot lengths (s) drawn for the 30 s video
@@ -210,20 +211,6 @@ def render(results: dict[str, Result], truth: list[int], meta: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) this benchmark's section, leaving other sections alone."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = path.read_text() if path.exists() else "# Benchmarks\n\nMeasured results.\n"
-    start = doc.find(SECTION)
-    if start < 0:
-        doc = doc.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        nxt = doc.find("\n## ", start + len(SECTION))
-        rest = "" if nxt < 0 else doc[nxt:]
-        doc = doc[:start] + text.rstrip("\n") + "\n" + rest
-    path.write_text(doc)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -259,7 +246,7 @@ def main() -> None:
     text = render(results, truth, meta)
     print(text)
     if not args.no_docs:
-        write_section(args.write_docs, text)
+        write_section(SECTION, text, args.write_docs)
         print(f"wrote section to {args.write_docs}", file=sys.stderr)
 
 

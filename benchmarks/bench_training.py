@@ -43,6 +43,8 @@ SETTINGS = {
 }
 SECTION = "## Training: LoRA step time"
 
+from docs_section import write_section  # noqa: E402
+
 
 def make_dataset(folder: Path, resolution: int, count: int) -> Path:
     """``count`` smooth-noise RGB images at ``resolution``, built into a training folder."""
@@ -303,19 +305,6 @@ def summarise(results: list[dict]) -> dict:
     }
 
 
-def write_docs(text: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION in current:
-        head, rest = current.split(SECTION, 1)
-        tail = rest.split("\n## ", 1)
-        rest = "\n## " + tail[1] if len(tail) == 2 else ""
-        current = head.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + rest
-    else:
-        current = current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    path.write_text(current)
-
-
 def report(summary: dict[str, dict[str, dict]], extra: list[str]) -> str:
     import torch
 
@@ -409,7 +398,7 @@ def main() -> None:
     text = report(summary, extra)
     print(text)
     if args.write_docs:
-        write_docs(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":
