@@ -119,17 +119,17 @@ def ontology(context: dg.AssetExecutionContext, settings: SettingsResource) -> d
     """The controlled vocabulary in force that day (validated ontology.json snapshot)."""
     path = resolve_local(settings.load().curation.ontology_path)
     model = load_ontology(path)
-    raw = path.read_bytes()
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     return dg.Output(
         {
             "path": str(path),
-            "sha256": hashlib.sha256(raw).hexdigest(),
+            "sha256": sha256,
             "ontology": model.model_dump(mode="json"),
         },
         metadata={
             "categories": len(model.categories),
             "terms": len(model.terms()),
-            "sha256": hashlib.sha256(raw).hexdigest(),
+            "sha256": sha256,
         },
     )
 
