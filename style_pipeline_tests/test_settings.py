@@ -74,3 +74,25 @@ def test_missing_or_non_mapping_config(tmp_path):
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match="must be a mapping"):
         load_settings(bad)
+
+
+def test_core_settings_import_no_model_library():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, style_pipeline.core_settings, style_pipeline.media.ingest, "
+        "style_pipeline.media.frames, style_pipeline.media.hotfolder;"
+        "heavy = {'torch', 'transformers', 'diffusers', 'open_clip', 'faiss'} & set(sys.modules);"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_core_settings_match_the_full_settings(monkeypatch):
+    from style_pipeline.core_settings import load_core_settings
+
+    monkeypatch.setenv("STYLE_PIPELINE_FRAMES__INTERVAL_S", "3.5")
+    core, full = load_core_settings(), load_settings()
+    assert core.frames == full.frames and core.drop_path() == full.drop_path()
+    assert core.frames.interval_s == 3.5

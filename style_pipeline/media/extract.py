@@ -20,10 +20,10 @@ from typing import Any
 from PIL import Image
 
 from style_pipeline.contracts.media import FrameRecord, MediaKind, RejectReason
+from style_pipeline.core_settings import FrameSettings
 from style_pipeline.media.checksum import sha256_file
 from style_pipeline.media.frames import ExtractedFrame, extract_video_frames, frame_id
 from style_pipeline.media.stills import standardize_still
-from style_pipeline.settings import FrameSettings
 from style_pipeline.storage.store import Store
 
 STILL_MODE = "still"

@@ -34,8 +34,8 @@ from pathlib import Path
 import ffmpeg
 from PIL import Image
 
+from style_pipeline.core_settings import FrameSettings
 from style_pipeline.media.ffmpeg_bin import ffmpeg_exe
-from style_pipeline.settings import FrameSettings
 
 JPEG_QSCALE = 2  # ffmpeg mjpeg -q:v: 2 is visually lossless (1 only adds bytes)
 CANDIDATE_RATIO = 0.5  # full-branch candidate threshold = scene_threshold * this

@@ -22,13 +22,13 @@ import unicodedata
 from pathlib import Path, PurePosixPath
 
 from style_pipeline.contracts.media import MediaKind, MediaStatus, RawMediaRecord, RejectReason
+from style_pipeline.core_settings import IngestSettings
 from style_pipeline.media.checksum import sha256_file
 from style_pipeline.media.dropfolder import DropEntry, confine
 from style_pipeline.media.errors import MediaRejected
 from style_pipeline.media.ledger import ChecksumLedger
 from style_pipeline.media.probe import probe_image, probe_video
 from style_pipeline.media.sniff import CANONICAL_EXTENSION, MEDIA_EXTENSIONS, classify, read_head
-from style_pipeline.settings import IngestSettings
 from style_pipeline.storage.store import Store
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ import av
 from PIL import Image, UnidentifiedImageError
 
 from style_pipeline.contracts.media import RejectReason
+from style_pipeline.core_settings import IngestSettings
 from style_pipeline.media.errors import MediaRejected
 from style_pipeline.media.isobmff import check_top_level_atoms
-from style_pipeline.settings import IngestSettings
 
 # EXIF tag ids (TIFF/EXIF 2.3).
 _MAKE, _MODEL, _DATETIME, _ORIENTATION = 0x010F, 0x0110, 0x0132, 0x0112
