@@ -11,7 +11,7 @@ import datetime as dt
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -128,12 +128,18 @@ class _YamlSource(PydanticBaseSettingsSource):
 
 
 _config_path: ContextVar[Path | None] = ContextVar("style_pipeline_config_path", default=None)
+_S = TypeVar("_S", bound=CoreSettings)
+
+
+def load_from(cls: type[_S], path: str | Path | None = None, **overrides) -> _S:
+    """``cls`` validated from ``path`` (or the default file), environment and ``overrides``."""
+    token = _config_path.set(config_path(path))
+    try:
+        return cls(**overrides)
+    finally:
+        _config_path.reset(token)
 
 
 def load_core_settings(path: str | Path | None = None, **overrides) -> CoreSettings:
-    """Validated light settings from ``path`` (or the default file), environment, ``overrides``."""
-    token = _config_path.set(config_path(path))
-    try:
-        return CoreSettings(**overrides)
-    finally:
-        _config_path.reset(token)
+    """Validated light settings (no model library imported)."""
+    return load_from(CoreSettings, path, **overrides)

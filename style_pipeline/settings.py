@@ -24,10 +24,10 @@ from style_pipeline.core_settings import (  # noqa: F401  (re-exported)
     FrameSettings,
     IngestSettings,
     SensorSettings,
-    _config_path,
     _Section,
     config_path,
     load_core_settings,
+    load_from,
     read_config_file,
 )
 from style_pipeline.curation.clustering import ClusterConfig
@@ -72,8 +72,4 @@ class Settings(CoreSettings):
 
 def load_settings(path: str | Path | None = None, **overrides) -> Settings:
     """Validated settings from ``path`` (or the default file), environment and ``overrides``."""
-    token = _config_path.set(config_path(path))
-    try:
-        return Settings(**overrides)
-    finally:
-        _config_path.reset(token)
+    return load_from(Settings, path, **overrides)
