@@ -14,7 +14,8 @@ Three modes (``FrameSettings.mode``):
 - ``interval``: the first frame at or after every multiple of ``interval_s``.
 
 ``include_first_frame`` and ``min_scene_gap_s`` apply to scene mode; the other modes start
-with the first (key) frame anyway. ``max_frames_per_video`` keeps the highest cut scores in
+with the first (key) frame anyway. Every mode gives at least one frame for a decodable
+video: a clip without a cut gives its first frame even when ``include_first_frame`` is off. ``max_frames_per_video`` keeps the highest cut scores in
 scene mode (the first frame always stays) and evenly spaced frames otherwise.
 
 Timestamps are taken in ffmpeg's microsecond time base (``settb=AVTB``), so both branches
@@ -160,23 +161,25 @@ def _scene_pass(
     """The single decode: candidates at full resolution, cuts from the analysis branch."""
     src = ffmpeg.input(str(video)).video.filter("settb", "AVTB").split()
     cuts_file, cand_file = work / "cuts.txt", work / "cand.txt"
+    # Both branches always pass the first frame (``eq(n,0)``): an output that receives no
+    # frame at all makes ffmpeg exit 234 ("Nothing was written into output file"), which
+    # is exactly what a video without a cut would do. The first frame is not a cut, so it
+    # is taken off the analysis marks below.
     analysis = (
         src[0]
         .filter("scale", f"min(iw,{s.analysis_width})", -2, flags="area")
         .filter("format", "gray")
-        .filter("select", f"gt(scene,{s.scene_threshold})")
+        .filter("select", f"eq(n,0)+gt(scene,{s.scene_threshold})")
         .filter("metadata", "print", file=str(cuts_file))
     )
-    expr = f"gt(scene,{s.scene_threshold * CANDIDATE_RATIO})"
-    if s.include_first_frame:
-        expr = f"eq(n,0)+{expr}"
+    expr = f"eq(n,0)+gt(scene,{s.scene_threshold * CANDIDATE_RATIO})"
     full = _printed(src[1].filter("select", expr), cand_file)
     outputs = ffmpeg.merge_outputs(
         ffmpeg.output(analysis, "-", f="null"), _jpeg_output(full, work / "c%06d.jpg")
     )
     _run(outputs, video)
-    cuts = parse_marks(cuts_file.read_text()) if cuts_file.exists() else []
-    return _written(work, "c", cand_file), cuts
+    marks = parse_marks(cuts_file.read_text()) if cuts_file.exists() else []
+    return _written(work, "c", cand_file), marks[1:]
 
 
 def _fetch_pass(video: Path, work: Path, pts_us: list[int]) -> dict[int, Path]:
@@ -191,13 +194,15 @@ def _fetch_pass(video: Path, work: Path, pts_us: list[int]) -> dict[int, Path]:
 
 def _scene_frames(video: Path, work: Path, s: FrameSettings) -> list[tuple[_Mark, Path]]:
     candidates, cuts = _scene_pass(video, work, s)
-    by_pts = {mark.pts_us: path for mark, path in candidates}
-    first = None
-    if s.include_first_frame and candidates:  # eq(n,0): the first candidate; no cut score
-        first = _Mark(candidates[0][0].pts_us, None)
-    if s.include_first_frame and first is None:
+    if not candidates:
         raise FrameExtractionError(f"no decodable video frame in {video.name}")
-    kept = thin_cuts(cuts, s.min_scene_gap_s, first.pts_us if first else None)
+    by_pts = {mark.pts_us: path for mark, path in candidates}
+    opening = _Mark(candidates[0][0].pts_us, None)  # eq(n,0): the first candidate
+    kept = thin_cuts(cuts, s.min_scene_gap_s, opening.pts_us if s.include_first_frame else None)
+    # The first shot has no cut: it is represented by the opening frame. Without
+    # ``include_first_frame`` that frame is left out, unless no cut is left at all: a
+    # video always gives at least one frame.
+    first = opening if s.include_first_frame or not kept else None
     chosen = cap_marks(([first] if first else []) + kept, s.max_frames_per_video, by_score=True)
     missing = [m.pts_us for m in chosen if m.pts_us not in by_pts]
     if missing:

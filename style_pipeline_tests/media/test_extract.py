@@ -128,3 +128,18 @@ def test_unsupported_rows_and_duplicates(tmp_path, media):
     result = extract_partition([photo, photo, odd], store, DAY, FrameSettings())
     assert len(result.frames) == 1
     assert [(f.source_name, f.reason) for f in result.failures] == [("odd.bin", "unsupported_type")]
+
+
+def test_single_shot_video_gives_a_frame_not_a_failure(tmp_path):
+    """The most common input, a phone clip without a cut, was rejected as ``corrupt``."""
+    clip = tmp_path / "phone.mp4"
+    assert make_cut_video(clip, width=128, height=72, fps=10, shot_seconds=[2.5]) == []
+    store = Store(str(tmp_path / "storage"))
+    media_id = hashlib.sha256(clip.read_bytes()).hexdigest()
+    key = store.put_file(clip, f"raw_media/objects/{media_id}.mp4")
+    row = {"media_id": media_id, "source_name": clip.name, "kind": "video", "object_path": key}
+    result = extract_partition([row], store, DAY, FrameSettings())
+    assert result.failures == []
+    assert [(f.media_id, f.timestamp_s, f.mode) for f in result.frames] == [
+        (media_id, 0.0, "scene")
+    ]

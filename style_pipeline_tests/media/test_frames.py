@@ -233,3 +233,39 @@ def test_relative_video_name_that_looks_like_a_protocol(tmp_path, cut_video, mon
     (tmp_path / "concat:clip.mp4").write_bytes(video.read_bytes())
     out = extract_video_frames(Path("concat:clip.mp4"), Path("out"), _scene())
     _assert_matches([f.timestamp_s for f in out[1:]], cuts)
+
+
+@pytest.mark.parametrize(
+    "shots",
+    [[3.0], [0.4], [1.5, 1.5], [0.6] * 5, [0.6, 0.3]],
+    ids=["single-shot", "under-a-second", "one-cut", "many-cuts", "short-with-cut"],
+)
+@pytest.mark.parametrize("first", [True, False])
+def test_every_shot_gives_a_frame(tmp_path, shots, first):
+    """0, 1 and many cuts, clips under a second: the first shot too (no more exit 234)."""
+    video = tmp_path / "clip.mp4"
+    cuts = make_cut_video(video, width=160, height=96, fps=FPS, shot_seconds=shots, seed=3)
+    out = extract_video_frames(video, tmp_path / "out", _scene(include_first_frame=first))
+    found = [f.timestamp_s for f in out]
+    if first or not cuts:
+        assert found[0] == 0.0 and out[0].scene_score is None
+        found = found[1:]
+    _assert_matches(found, cuts)
+
+
+@pytest.mark.parametrize("mode", ["scene", "keyframes", "interval"])
+@pytest.mark.parametrize("seconds", [3, 0.2])
+def test_single_colour_clip_gives_its_first_frame(tmp_path, mode, seconds):
+    """The issue's reproduction: a cut-free, single-colour H.264 clip."""
+    video = tmp_path / "gray.mp4"
+    run_ffmpeg(
+        "-f", "lavfi", "-i", f"color=c=gray:s=640x360:d={seconds}:r=25",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video),
+    )  # fmt: skip
+    settings = FrameSettings(mode=mode, include_first_frame=False)
+    out = extract_video_frames(video, tmp_path / "out", settings)
+    expected = [0.0, 2.0] if (mode, seconds) == ("interval", 3) else [0.0]  # interval_s=2
+    assert [f.timestamp_s for f in out] == expected
+    assert (out[0].width, out[0].height) == (640, 360)
+    with Image.open(out[0].path) as img:
+        assert abs(img.convert("L").getpixel((320, 180)) - 128) <= 4
