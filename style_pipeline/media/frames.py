@@ -15,8 +15,9 @@ Three modes (``FrameSettings.mode``):
 
 ``include_first_frame`` and ``min_scene_gap_s`` apply to scene mode; the other modes start
 with the first (key) frame anyway. Every mode gives at least one frame for a decodable
-video: a clip without a cut gives its first frame even when ``include_first_frame`` is off. ``max_frames_per_video`` keeps the highest cut scores in
-scene mode (the first frame always stays) and evenly spaced frames otherwise.
+video: a clip without a cut gives its first frame even when ``include_first_frame`` is off.
+``max_frames_per_video`` keeps the highest cut scores in scene mode (the first frame always
+stays) and evenly spaced frames otherwise.
 
 Timestamps are taken in ffmpeg's microsecond time base (``settb=AVTB``), so both branches
 name the same frame by the same integer.
