@@ -33,17 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from curation_corpus import CorpusImage, build_corpus  # noqa: E402
 from docs_section import write_section  # noqa: E402
 
+from style_pipeline.contracts.curation import DedupConfig, QualityConfig, QualityRecord
 from style_pipeline.curation import hashing  # noqa: E402
-from style_pipeline.curation.dedup import DedupConfig, HashedFrame, group_frames  # noqa: E402
+from style_pipeline.curation.dedup import HashedFrame, group_frames
 from style_pipeline.curation.faces import FaceDetector  # noqa: E402
 from style_pipeline.curation.iqa import IqaScorer  # noqa: E402
-from style_pipeline.curation.quality import (  # noqa: E402
-    QualityConfig,
-    QualityRecord,
-    load_analysis_image,
-    measure,
-    with_gate,
-)
+from style_pipeline.curation.quality import load_analysis_image, measure, with_gate
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"

@@ -28,10 +28,12 @@ import torch
 from PIL import Image
 from sklearn.metrics import adjusted_rand_score
 
-from style_pipeline.curation.clustering import ClusterConfig, cluster_embeddings
+from style_pipeline.contracts.curation import ClusterConfig, SelectionConfig
+from style_pipeline.contracts.models import ClipArch, ModelConfig
+from style_pipeline.curation.clustering import cluster_embeddings
 from style_pipeline.curation.embeddings import EmbeddingCache, ImageRef, embed_refs
-from style_pipeline.curation.selection import SelectionConfig, select_frames
-from style_pipeline.models import ClipArch, ModelConfig, load_tiny
+from style_pipeline.curation.selection import select_frames
+from style_pipeline.models import load_tiny
 from style_pipeline.storage.store import Store
 
 SECTION = "## Curation: embeddings, clustering, selection"

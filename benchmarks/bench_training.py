@@ -51,8 +51,9 @@ def make_dataset(folder: Path, resolution: int, count: int) -> Path:
     import numpy as np
     from PIL import Image
 
+    from style_pipeline.contracts.training import DatasetBuildConfig
     from style_pipeline.storage.store import Store
-    from style_pipeline.training.dataset import DatasetBuildConfig, build_training_dataset
+    from style_pipeline.training.dataset import build_training_dataset
 
     rng = np.random.default_rng(0)
     items = []
@@ -76,9 +77,9 @@ def _components(size: str) -> dict:
 
 def worker_ours(size: str, data_dir: Path, warmup: int, steps: int) -> dict:
     """Our production loop (``train_pipeline``); per-step times from its progress callback."""
+    from style_pipeline.contracts.training import LoraTrainingConfig
     from style_pipeline.models.diffusion_configs import build_pipeline
     from style_pipeline.training.backends import deterministic_mode, train_pipeline
-    from style_pipeline.training.presets import LoraTrainingConfig
 
     resolution, rank = SETTINGS[size][:2]
     config = LoraTrainingConfig(

@@ -95,9 +95,9 @@ def drop(
 ) -> None:
     """Copy files into the hot folder under ``<drop>/<date>/`` (atomically, never overwriting)."""
     day = _parse_date(date) if date else _today()
-    from style_pipeline.core_settings import load_core_settings
+    from style_pipeline.settings import load_settings
 
-    target_dir = load_core_settings().drop_path() / day
+    target_dir = load_settings().drop_path() / day
     target_dir.mkdir(parents=True, exist_ok=True)
     files = [p for p in paths if p.is_file()]
     skipped = [p for p in paths if not p.is_file()]

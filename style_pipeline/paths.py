@@ -14,3 +14,6 @@ def resolve_local(path: str) -> Path:
 def resolve_root(root: str) -> str:
     """A storage root URL as is; a local path made absolute against the project root."""
     return root if "://" in root else str(resolve_local(root))
+
+
+DEFAULT_MODEL_DIR = "data/models"  # every model cache hangs off this (relative: project root)

@@ -13,10 +13,9 @@ from style_pipeline.contracts import (
     MediaStatus,
     RawMediaRecord,
     RejectReason,
-    polars_schema,
-    records_to_frame,
 )
-from style_pipeline.contracts.tables import ALL_MODELS, SCHEMA_DIR, export_json_schemas
+from style_pipeline.contracts.schemas import ALL_MODELS, SCHEMA_DIR, export_json_schemas
+from style_pipeline.storage.tables import polars_schema, records_to_frame
 
 
 def _raw(**kw):

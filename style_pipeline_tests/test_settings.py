@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
-from style_pipeline.settings import DEFAULT_CONFIG, load_settings, read_config_file
+from style_pipeline.settings import DEFAULT_CONFIG, ConfigFileError, load_settings, read_config_file
 
 
 def test_base_config_is_valid_and_complete():
@@ -76,23 +76,30 @@ def test_missing_or_non_mapping_config(tmp_path):
         load_settings(bad)
 
 
-def test_core_settings_import_no_model_library():
+def test_settings_import_no_model_library():
+    """Settings, contracts, storage and the media code are light: no model library loads."""
     import subprocess
     import sys
 
     code = (
-        "import sys, style_pipeline.core_settings, style_pipeline.media.ingest, "
+        "import sys, style_pipeline.settings, style_pipeline.contracts.curation, "
+        "style_pipeline.contracts.training, style_pipeline.contracts.captioning, "
+        "style_pipeline.storage.store, style_pipeline.media.ingest, "
         "style_pipeline.media.frames, style_pipeline.media.hotfolder;"
-        "heavy = {'torch', 'transformers', 'diffusers', 'open_clip', 'faiss'} & set(sys.modules);"
+        "heavy = {'torch', 'transformers', 'diffusers', 'open_clip', 'faiss', 'hdbscan', "
+        "'peft', 'cv2', 'polars'} & set(sys.modules);"
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-def test_core_settings_match_the_full_settings(monkeypatch):
-    from style_pipeline.core_settings import load_core_settings
-
+def test_nested_environment_override(monkeypatch):
     monkeypatch.setenv("STYLE_PIPELINE_FRAMES__INTERVAL_S", "3.5")
-    core, full = load_core_settings(), load_settings()
-    assert core.frames == full.frames and core.drop_path() == full.drop_path()
-    assert core.frames.interval_s == 3.5
+    assert load_settings().frames.interval_s == 3.5
+
+
+def test_invalid_yaml_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "broken.yml"
+    bad.write_text("frames:\n  mode: scene\n  interval_s: [1,\nsensor: {}\n")
+    with pytest.raises(ConfigFileError, match=r"broken\.yml, line \d+ column \d+: invalid YAML"):
+        load_settings(bad)

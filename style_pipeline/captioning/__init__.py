@@ -6,14 +6,8 @@ from style_pipeline.captioning.captioners import (
     CaptionResult,
     TemplateCaptioner,
 )
-from style_pipeline.captioning.config import (
-    BlipCaptionConfig,
-    CaptionConfig,
-    EndpointConfig,
-)
 from style_pipeline.captioning.factory import SelectedCaptioner, make_captioner
 from style_pipeline.captioning.finetune import (
-    CaptionFinetuneConfig,
     finetune_caption_model,
     latest_caption_model,
     load_seed_pairs,
@@ -22,6 +16,12 @@ from style_pipeline.captioning.pipeline import CaptionRow, caption_images, finis
 from style_pipeline.captioning.postprocess import postprocess_caption
 from style_pipeline.captioning.remote import CaptionEndpointError, OpenAICompatibleCaptioner
 from style_pipeline.captioning.validation import ValidationResult, Vocabulary, validate_caption
+from style_pipeline.contracts.captioning import (
+    BlipCaptionConfig,
+    CaptionConfig,
+    CaptionFinetuneConfig,
+    EndpointConfig,
+)
 
 __all__ = [
     "BlipCaptionConfig",

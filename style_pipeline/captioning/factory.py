@@ -17,14 +17,14 @@ from dataclasses import dataclass
 import httpx
 
 from style_pipeline.captioning.captioners import BlipCaptioner, Captioner, TemplateCaptioner
-from style_pipeline.captioning.config import CaptionConfig
 from style_pipeline.captioning.finetune import (
     adapter_local_dir,
     latest_caption_model,
     read_caption_model_metadata,
 )
 from style_pipeline.captioning.remote import OpenAICompatibleCaptioner
-from style_pipeline.captioning.templates import conditional_prompt, instruction_prompt
+from style_pipeline.captioning.templates import instruction_prompt
+from style_pipeline.contracts.captioning import CaptionConfig, conditional_prompt
 from style_pipeline.models.blip import load_blip
 from style_pipeline.models.clip import PretrainedUnavailable
 from style_pipeline.storage.store import Store

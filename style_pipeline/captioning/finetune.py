@@ -22,12 +22,9 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
-from style_pipeline.captioning.templates import (
-    DEFAULT_CONDITIONAL,
-    DEFAULT_TRIGGER,
-    conditional_prompt,
+from style_pipeline.contracts.captioning import (
+    CaptionFinetuneConfig,
 )
 from style_pipeline.models.blip import LoadedBlip
 from style_pipeline.storage.store import Store
@@ -37,34 +34,6 @@ METADATA = "metadata.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class CaptionFinetuneConfig(BaseModel):
-    """LoRA hyper-parameters and the prompt the captioner will use at inference."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rank: int = Field(8, ge=1)
-    alpha: float = Field(16.0, gt=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: tuple[str, ...] = ("query", "value")
-    lr: float = Field(1e-4, gt=0)
-    steps: int = Field(200, ge=1)
-    batch_size: int = Field(4, ge=1)
-    max_length: int = Field(64, ge=8)
-    seed: int = 0
-    num_threads: int | None = Field(
-        None, ge=1, description="torch CPU threads while training (None: unchanged); fix it "
-        "for bit-identical adapters across machines; 1 is fastest for tiny models",
-    )  # fmt: skip
-    trigger_word: str = DEFAULT_TRIGGER
-    prompt_template: str = DEFAULT_CONDITIONAL
-
-    def prompt(self) -> str:
-        return conditional_prompt(self.trigger_word, self.prompt_template)
-
-    def fingerprint(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from style_pipeline.captioning.config import CaptionConfig
 from style_pipeline.captioning.factory import SelectedCaptioner
 from style_pipeline.captioning.postprocess import TokenCounter, postprocess_caption
 from style_pipeline.captioning.validation import (
@@ -16,6 +15,7 @@ from style_pipeline.captioning.validation import (
     Vocabulary,
     validate_caption,
 )
+from style_pipeline.contracts.captioning import CaptionConfig
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import httpx
 from PIL import Image
 
 from style_pipeline.captioning.captioners import CaptionResult, per_image
-from style_pipeline.captioning.config import EndpointConfig
+from style_pipeline.contracts.captioning import EndpointConfig
 from style_pipeline.storage.store import Store
 
 CACHE_PREFIX = "captions/cache"

@@ -7,13 +7,10 @@ from pathlib import Path
 
 import polars as pl
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
-from style_pipeline.captioning.config import CaptionConfig
 from style_pipeline.captioning.factory import SelectedCaptioner, make_captioner
 from style_pipeline.captioning.finetune import (
     PREFIX,
-    CaptionFinetuneConfig,
     FinetuneResult,
     data_fingerprint,
     finetune_caption_model,
@@ -22,7 +19,11 @@ from style_pipeline.captioning.finetune import (
 )
 from style_pipeline.captioning.pipeline import caption_images
 from style_pipeline.captioning.vocabulary import ontology_categories, ontology_vocabulary
-from style_pipeline.curation.ontology import Ontology
+from style_pipeline.contracts.captioning import (
+    CaptionConfig,
+    CaptioningSettings,
+)
+from style_pipeline.contracts.curation import Ontology
 from style_pipeline.models.blip import load_blip
 from style_pipeline.storage.store import Store
 
@@ -40,16 +41,6 @@ CAPTION_SCHEMA = pl.Schema(
         "repairs": pl.List(pl.String()),
     }
 )
-
-
-class CaptioningSettings(BaseModel):
-    """``captioning:`` section of configs/base.yml."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    caption: CaptionConfig = CaptionConfig()
-    finetune: CaptionFinetuneConfig = CaptionFinetuneConfig()
-    seed_captions_dir: str = Field("data/seed_captions", description="image + .txt pairs")
 
 
 def ensure_caption_model(

@@ -11,22 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-DEFAULT_TRIGGER = "sps_style"
-DEFAULT_CONDITIONAL = "a photo in the style of {trigger}, "
-DEFAULT_INSTRUCTION = (
-    "Write one short training caption (at most {max_words} words, lowercase, no full stop) "
-    "describing this image. Use only these words where possible:\n{vocabulary}\n"
-    "Plain function words (a, the, of, with, in, on) are fine. Do not name the style."
+from style_pipeline.contracts.captioning import (
+    DEFAULT_INSTRUCTION,
 )
-
-
-def conditional_prompt(trigger: str, template: str = DEFAULT_CONDITIONAL) -> str:
-    """The BLIP prompt for ``trigger``; the template must contain ``{trigger}``."""
-    if "{trigger}" not in template:
-        raise ValueError(f"prompt template has no {{trigger}} placeholder: {template!r}")
-    if not trigger.strip():
-        raise ValueError("trigger word must not be empty")
-    return template.format(trigger=trigger.strip())
 
 
 def vocabulary_listing(categories: Mapping[str, Sequence[str]], per_category: int = 40) -> str:

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from style_pipeline.captioning.validation import STOPWORDS, Vocabulary
-from style_pipeline.curation.ontology import Ontology, load_ontology
+from style_pipeline.contracts.curation import Ontology
+from style_pipeline.curation.ontology import load_ontology
 from style_pipeline.paths import PROJECT_ROOT
 
 DEFAULT_ONTOLOGY = PROJECT_ROOT / "data" / "ontology.json"

@@ -1,4 +1,8 @@
-"""Record models for every asset table, and their polars / JSON Schema forms."""
+"""Contracts: pydantic records, documents and config sections (no torch, polars or Store).
+
+One module per group (``media``, ``ingest``, ``curation``, ``captioning``, ``training``,
+``models``); any layer may import them. JSON Schemas: ``schemas.py``.
+"""
 
 from style_pipeline.contracts.media import (
     FrameRecord,
@@ -7,14 +11,5 @@ from style_pipeline.contracts.media import (
     RawMediaRecord,
     RejectReason,
 )
-from style_pipeline.contracts.tables import polars_schema, records_to_frame
 
-__all__ = [
-    "FrameRecord",
-    "MediaKind",
-    "MediaStatus",
-    "RawMediaRecord",
-    "RejectReason",
-    "polars_schema",
-    "records_to_frame",
-]
+__all__ = ["FrameRecord", "MediaKind", "MediaStatus", "RawMediaRecord", "RejectReason"]

@@ -11,28 +11,13 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
 
 import hdbscan
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
 
-from style_pipeline.curation.knn import KnnConfig, KnnGraph, knn_graph, pca_apply, pca_fit
-
-
-class ClusterConfig(BaseModel):
-    """Neighbour graph, PCA and HDBSCAN settings of the ``clusters`` asset."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    knn: KnnConfig = KnnConfig()
-    pca_dim: int = Field(16, ge=2, description="HDBSCAN runs on this many PCA components")
-    min_cluster_size: int = Field(5, ge=2)
-    min_samples: int | None = Field(None, ge=1, description="None: min_cluster_size")
-    cluster_selection_method: Literal["eom", "leaf"] = "eom"
-    cluster_selection_epsilon: float = Field(0.0, ge=0)
-    n_jobs: int | None = Field(None, ge=1, description="HDBSCAN core-distance jobs; None: all")
+from style_pipeline.contracts.curation import ClusterConfig
+from style_pipeline.curation.knn import KnnGraph, knn_graph, pca_apply, pca_fit
 
 
 @dataclass

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
 
+from style_pipeline.contracts.curation import DedupConfig
 from style_pipeline.curation.hashing import from_hex, hamming, radius_pairs, to_hex
 from style_pipeline.storage.store import Store
 
@@ -39,20 +39,6 @@ DEDUP_SCHEMA = pl.Schema(
 INDEX_SCHEMA = pl.Schema(
     {"frame_id": pl.String(), "phash": pl.String(), "dhash": pl.String(), "partition": pl.String()}
 )
-
-
-class DedupConfig(BaseModel):
-    """Thresholds of the near-duplicate relation and where the index lives."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    phash_threshold: int = Field(12, ge=0, le=64, description="pHash distance of a sure match")
-    borderline: int = Field(4, ge=0, le=64, description="pHash band above it decided by dHash")
-    dhash_threshold: int = Field(12, ge=0, le=64, description="dHash distance in that band")
-    lookback_days: int | None = Field(
-        None, ge=1, description="compare with this many earlier days only (None: all)"
-    )
-    index_prefix: str = "dedup_set/index"
 
 
 @dataclass(frozen=True)

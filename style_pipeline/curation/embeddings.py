@@ -16,20 +16,9 @@ import numpy as np
 import polars as pl
 import torch
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
 from style_pipeline.models import LoadedModel
 from style_pipeline.storage.store import Store
-
-
-class EmbeddingConfig(BaseModel):
-    """Batching and cache location of the ``embeddings`` asset."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    batch_size: int = Field(32, gt=0)
-    text_batch_size: int = Field(256, gt=0)
-    cache_prefix: str = "embeddings/cache"
 
 
 @dataclass(frozen=True)

@@ -13,25 +13,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+
+from style_pipeline.contracts.curation import FaceConfig
 
 HAAR_FILE = "haarcascade_frontalface_default.xml"
-
-
-class FaceConfig(BaseModel):
-    """Face detection and the optional face requirements of the quality gate."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = True
-    yunet_model: str | None = Field(None, description="path of face_detection_yunet_*.onnx")
-    cascade_file: str | None = Field(None, description="Haar cascade XML (default: OpenCV's)")
-    score_threshold: float = Field(0.7, gt=0, lt=1, description="YuNet confidence")
-    min_face_fraction: float = Field(
-        0.05, gt=0, lt=1, description="smallest face side relative to the image's short edge"
-    )
-    require_face: bool = Field(False, description="gate: reason no_face when none is found")
-    max_faces: int | None = Field(None, ge=0, description="gate: too_many_faces above this")
 
 
 @dataclass(frozen=True)

@@ -13,18 +13,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+
+from style_pipeline.contracts.curation import IqaConfig
 
 BRISQUE_FILE = "brisque_svm_weights.pt"
 CLIP_IQA_FILES = ("RN50.pt", "clipiqa_tokens.pt")
 CLIP_IQA_SIZE = 224
-
-
-class IqaConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    brisque: bool = True
-    clip_iqa: bool = True
 
 
 def torch_hub_dir() -> Path:

@@ -11,21 +11,8 @@ from dataclasses import dataclass
 
 import faiss
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-
-class KnnConfig(BaseModel):
-    """How the neighbour graph is built."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    k: int = Field(10, ge=1, description="neighbours per point (self excluded)")
-    exact_max_n: int = Field(10_000, ge=1, description="exact search up to this many points")
-    ivf_nlist: int | None = Field(None, ge=1, description="IVF lists; None: round(sqrt(n))")
-    ivf_nprobe: int = Field(8, ge=1)
-    ivf_dim: int | None = Field(64, ge=2, description="IVF search dim after PCA; None: full")
-    pca_sample: int = Field(10_000, ge=2, description="rows used to fit PCA / train IVF")
-    seed: int = 0
+from style_pipeline.contracts.curation import KnnConfig
 
 
 @dataclass

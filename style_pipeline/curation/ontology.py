@@ -13,85 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DEFAULT_TEMPLATES = ("a photo of {term}.", "an image showing {term}.")
-_TERM_PATTERN = r"^[a-z0-9][a-z0-9 '&/-]*[a-z0-9]$|^[a-z0-9]$"
-
-
-class Term(BaseModel):
-    """One vocabulary entry; ``term`` is the canonical lower-case label used in captions."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    term: str = Field(pattern=_TERM_PATTERN)
-    synonyms: list[str] = Field(default_factory=list)
-    description: str | None = None
-
-    @field_validator("synonyms")
-    @classmethod
-    def _clean_synonyms(cls, values: list[str]) -> list[str]:
-        cleaned = [v.strip().lower() for v in values]
-        if any(not v for v in cleaned):
-            raise ValueError("synonyms must not be empty")
-        return cleaned
-
-
-class Category(BaseModel):
-    """A facet of the style vocabulary with its own zero-shot prompt templates."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    description: str = ""
-    templates: list[str] = Field(default_factory=lambda: list(DEFAULT_TEMPLATES), min_length=1)
-    max_labels: int = Field(2, ge=1, description="labels per frame from this category")
-    terms: list[Term] = Field(min_length=1)
-
-    @field_validator("templates")
-    @classmethod
-    def _has_placeholder(cls, values: list[str]) -> list[str]:
-        for template in values:
-            if template.count("{term}") != 1:
-                raise ValueError(f"template {template!r} must contain '{{term}}' exactly once")
-        return values
-
-
-class Ontology(BaseModel):
-    """The whole vocabulary; every term and synonym is unique across all categories."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1)
-    version: str = Field(pattern=r"^\d+\.\d+(\.\d+)?$")
-    categories: list[Category] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique(self) -> Ontology:
-        names = [c.name for c in self.categories]
-        if len(set(names)) != len(names):
-            raise ValueError(f"duplicate category names in {names}")
-        seen: dict[str, str] = {}
-        for category in self.categories:
-            for term in category.terms:
-                for word in (term.term, *term.synonyms):
-                    if word in seen:
-                        raise ValueError(
-                            f"{word!r} appears twice: in {seen[word]} and {category.name}/"
-                            f"{term.term}"
-                        )
-                    seen[word] = f"{category.name}/{term.term}"
-        return self
-
-    def terms(self) -> list[tuple[str, str]]:
-        """(category, term) for every term, in file order."""
-        return [(c.name, t.term) for c in self.categories for t in c.terms]
-
-    def category(self, name: str) -> Category:
-        for category in self.categories:
-            if category.name == name:
-                return category
-        raise KeyError(f"no category {name!r} in ontology {self.name}")
+from style_pipeline.contracts.curation import Category, Ontology, Term
 
 
 def load_ontology(path: str | Path) -> Ontology:

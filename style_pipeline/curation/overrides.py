@@ -13,28 +13,11 @@ import json
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from style_pipeline.contracts.curation import Overrides
 from style_pipeline.storage.store import Store
 
 OVERRIDE_SUFFIXES = (".yaml", ".yml", ".json")
-
-
-class Overrides(BaseModel):
-    """Manual decisions that beat the selection; a frame cannot be in both lists."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    lock_in: list[str] = Field(default_factory=list, description="frame ids always kept")
-    exclude: list[str] = Field(default_factory=list, description="frame ids never kept")
-    note: str | None = None
-
-    @model_validator(mode="after")
-    def _disjoint(self) -> Overrides:
-        both = sorted(set(self.lock_in) & set(self.exclude))
-        if both:
-            raise ValueError(f"frame ids both locked in and excluded: {both}")
-        return self
 
 
 def parse_overrides(text: str, source: str = "<overrides>") -> Overrides:

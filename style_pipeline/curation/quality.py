@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 import pywt
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
-from style_pipeline.curation.faces import FaceConfig, FaceDetector, FaceStats
-from style_pipeline.curation.iqa import IqaConfig, IqaScorer
+from style_pipeline.contracts.curation import QualityConfig, QualityRecord
+from style_pipeline.curation.faces import FaceDetector, FaceStats
+from style_pipeline.curation.iqa import IqaScorer
 
 REASON_CODES = (
     "blurry",
@@ -34,24 +34,6 @@ REASON_CODES = (
     "too_many_faces",
 )
 # Clipped pixels: luminance rounding to level 0 (crushed shadows) or 255 (blown highlights).
-
-
-class QualityConfig(BaseModel):
-    """Analysis resolution and gate thresholds (tuned on benchmarks/curation_corpus.py)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    analysis_long_edge: int = Field(512, ge=64)
-    min_short_edge: int = Field(256, ge=1, description="low_resolution below (source pixels)")
-    blur_sharpness_min: float = Field(200.0, ge=0, description="blurry below")
-    dark_p99_max: float = Field(0.30, ge=0, le=1, description="underexposed: 99th pct below")
-    dark_mean_max: float = Field(0.08, ge=0, le=1, description="underexposed: mean below")
-    bright_clip_max: float = Field(0.005, ge=0, le=1, description="overexposed: clipped above")
-    bright_mean_max: float = Field(0.92, ge=0, le=1, description="overexposed: mean above")
-    noise_sigma_max: float = Field(11.0, ge=0, description="noisy above (0-255 scale)")
-    ssim_redundant_min: float = Field(0.92, ge=-1, le=1, description="redundant at or above")
-    faces: FaceConfig = FaceConfig()
-    iqa: IqaConfig = IqaConfig()
 
 
 @dataclass(frozen=True)
@@ -172,35 +154,6 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
     den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
     return float(np.mean(num / den))
-
-
-class QualityRecord(BaseModel):
-    """One row of ``quality_scores``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    frame_id: str
-    media_id: str | None = None
-    width: int
-    height: int
-    laplacian_var: float
-    tenengrad: float
-    sharpness: float
-    mean_luminance: float
-    luminance_p01: float
-    luminance_p99: float
-    shadow_clip: float
-    highlight_clip: float
-    noise_sigma: float
-    colorfulness: float
-    ssim_prev: float | None = None
-    face_count: int | None = None
-    largest_face_fraction: float | None = None
-    brisque: float | None = None
-    clip_iqa: float | None = None
-    passed: bool = True
-    reasons: list[str] = Field(default_factory=list)
-    score: float = Field(0.0, description="ranking score: log10(1 + sharpness) - failed checks")
 
 
 def gate(metrics: QualityRecord, config: QualityConfig) -> tuple[bool, list[str]]:

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, Field
 
-from style_pipeline.curation.knn import KnnConfig, KnnGraph, knn_graph
-from style_pipeline.curation.overrides import Overrides
+from style_pipeline.contracts.curation import KnnConfig, Overrides, SelectionConfig
+from style_pipeline.curation.knn import KnnGraph, knn_graph
 from style_pipeline.curation.submodular import (
     coverage_dense,
     coverage_from_knn,
@@ -26,29 +24,6 @@ from style_pipeline.curation.submodular import (
     lazy_greedy,
     mmr_greedy,
 )
-
-
-class SelectionConfig(BaseModel):
-    """Budget and trade-offs of the curated selection."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    budget: int = Field(200, ge=0, description="max kept frames per day, lock-ins included")
-    per_cluster_k: int | None = Field(8, ge=1, description="candidates per cluster; None: all")
-    outlier_policy: Literal["keep", "drop", "budgeted"] = "budgeted"
-    outlier_budget_fraction: float = Field(0.1, ge=0, le=1, description="for 'budgeted'")
-    objective: Literal["facility_location", "mmr"] = "facility_location"
-    coverage_weight: float = Field(1.0, ge=0, description="weight of coverage / n_ground")
-    quality_weight: float = Field(0.5, ge=0, description="weight of quality (0..1) / budget")
-    mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR: quality vs redundancy")
-    min_gain: float = Field(0.0, ge=0, description="stop when the best gain falls below")
-    dense_max_entries: int = Field(
-        16_000_000, ge=1, description="ground x candidates similarities held densely"
-    )
-    min_ground_sample: int = Field(
-        2000, ge=1, description="below this many sampled ground rows use the k-NN graph"
-    )
-    seed: int = 0
 
 
 @dataclass(frozen=True)

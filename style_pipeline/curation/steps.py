@@ -11,18 +11,25 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from style_pipeline.contracts.tables import polars_schema
-from style_pipeline.curation.clustering import (
+from style_pipeline.contracts.curation import (
     ClusterConfig,
+    DedupConfig,
+    EmbeddingConfig,
+    Overrides,
+    QualityConfig,
+    QualityRecord,
+    SelectionConfig,
+)
+from style_pipeline.contracts.models import ModelConfig
+from style_pipeline.curation.clustering import (
     ClusterResult,
     cluster_embeddings,
     clusters_frame,
     knn_from_frame,
 )
-from style_pipeline.curation.dedup import DedupConfig, HashedFrame, dedup_partition
+from style_pipeline.curation.dedup import HashedFrame, dedup_partition
 from style_pipeline.curation.embeddings import (
     EmbeddingCache,
-    EmbeddingConfig,
     ImageRef,
     embed_refs,
     embeddings_frame,
@@ -31,18 +38,16 @@ from style_pipeline.curation.embeddings import (
 from style_pipeline.curation.faces import FaceDetector
 from style_pipeline.curation.hashing import hash_files
 from style_pipeline.curation.iqa import IqaScorer, iqa_status
-from style_pipeline.curation.overrides import Overrides
-from style_pipeline.curation.quality import FrameInput, QualityConfig, QualityRecord, score_frames
+from style_pipeline.curation.quality import FrameInput, score_frames
 from style_pipeline.curation.selection import (
-    SelectionConfig,
     SelectionResult,
     decisions_frame,
     ineligibility_reasons,
     select_frames,
 )
-from style_pipeline.models.config import ModelConfig
 from style_pipeline.models.registry import load_model
 from style_pipeline.storage.store import Store
+from style_pipeline.storage.tables import polars_schema
 
 QUALITY_SCHEMA = polars_schema(QualityRecord)
 

@@ -6,8 +6,8 @@ dropped today can be materialized today.
 
 import dagster as dg
 
-from style_pipeline.core_settings import load_core_settings
+from style_pipeline.settings import load_settings
 
 DAILY_PARTITIONS = dg.DailyPartitionsDefinition(
-    start_date=load_core_settings().start_date.isoformat(), timezone="UTC", end_offset=1
+    start_date=load_settings().start_date.isoformat(), timezone="UTC", end_offset=1
 )

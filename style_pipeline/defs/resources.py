@@ -8,7 +8,8 @@ from pathlib import Path
 import dagster as dg
 
 from style_pipeline.media.dropfolder import DropEntry, scan_drop
-from style_pipeline.settings import Settings, load_settings, resolve_local, resolve_root
+from style_pipeline.paths import resolve_local, resolve_root
+from style_pipeline.settings import Settings, load_settings
 from style_pipeline.storage.io_managers import JsonIOManagerFactory, ParquetIOManagerFactory
 from style_pipeline.storage.store import Store
 

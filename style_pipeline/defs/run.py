@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from style_pipeline.settings import PROJECT_ROOT
+from style_pipeline.paths import PROJECT_ROOT
 
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster"
 

@@ -13,7 +13,6 @@ import time
 
 import dagster as dg
 
-from style_pipeline.core_settings import load_core_settings
 from style_pipeline.defs.jobs import ARRIVAL_SELECTION
 from style_pipeline.defs.partitions import DAILY_PARTITIONS
 from style_pipeline.defs.resources import DropFolderResource
@@ -24,6 +23,7 @@ from style_pipeline.media.hotfolder import (
     encode_cursor,
     plan_tick,
 )
+from style_pipeline.settings import load_settings
 
 
 def now_epoch() -> float:
@@ -43,7 +43,7 @@ def partition_window(now: float) -> DateWindow:
 
 @dg.sensor(
     target=ARRIVAL_SELECTION,
-    minimum_interval_seconds=load_core_settings().sensor.minimum_interval_seconds,
+    minimum_interval_seconds=load_settings().sensor.minimum_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def hot_folder_sensor(

@@ -19,8 +19,8 @@ from typing import Any
 
 from PIL import Image
 
+from style_pipeline.contracts.ingest import FrameSettings
 from style_pipeline.contracts.media import FrameRecord, MediaKind, RejectReason
-from style_pipeline.core_settings import FrameSettings
 from style_pipeline.media.checksum import sha256_file
 from style_pipeline.media.frames import ExtractedFrame, extract_video_frames, frame_id
 from style_pipeline.media.stills import standardize_still

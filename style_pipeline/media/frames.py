@@ -36,7 +36,7 @@ from pathlib import Path
 import ffmpeg
 from PIL import Image
 
-from style_pipeline.core_settings import FrameSettings
+from style_pipeline.contracts.ingest import FrameSettings
 from style_pipeline.media.ffmpeg_bin import ffmpeg_exe
 
 JPEG_QSCALE = 2  # ffmpeg mjpeg -q:v: 2 is visually lossless (1 only adds bytes)

@@ -21,8 +21,8 @@ import stat
 import unicodedata
 from pathlib import Path, PurePosixPath
 
+from style_pipeline.contracts.ingest import IngestSettings
 from style_pipeline.contracts.media import MediaKind, MediaStatus, RawMediaRecord, RejectReason
-from style_pipeline.core_settings import IngestSettings
 from style_pipeline.media.checksum import sha256_file
 from style_pipeline.media.dropfolder import DropEntry, confine
 from style_pipeline.media.errors import MediaRejected

@@ -18,8 +18,8 @@ from pathlib import Path
 import av
 from PIL import Image, UnidentifiedImageError
 
+from style_pipeline.contracts.ingest import IngestSettings
 from style_pipeline.contracts.media import RejectReason
-from style_pipeline.core_settings import IngestSettings
 from style_pipeline.media.errors import MediaRejected
 from style_pipeline.media.isobmff import check_top_level_atoms
 

@@ -1,7 +1,7 @@
 """Model registry: pretrained vs tiny open_clip builders, device choice, caching."""
 
+from style_pipeline.contracts.models import ClipArch, ModelConfig, Profile
 from style_pipeline.models.clip import CheckpointLoadError, PretrainedUnavailable
-from style_pipeline.models.config import ClipArch, ModelConfig, Profile
 from style_pipeline.models.device import available_devices, pick_device
 from style_pipeline.models.registry import (
     LoadedModel,

@@ -23,58 +23,19 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
+from style_pipeline.contracts.models import BlipModelConfig, Profile, TinyBlipArch
 from style_pipeline.media.checksum import sha256_file
 from style_pipeline.models.cache import building_dir
 from style_pipeline.models.clip import PretrainedUnavailable, offline
-from style_pipeline.models.config import Profile
-from style_pipeline.models.device import DevicePreference, pick_device
+from style_pipeline.models.device import pick_device
 
 log = logging.getLogger(__name__)
 
-BLIP_BASE_ID = "Salesforce/blip-image-captioning-base"
 WEIGHTS_NAME = "model.safetensors"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]")
 _CHARS = string.ascii_lowercase + string.digits
 _BERT_PIECES = re.compile(r"\w+|[^\w\s]")  # BERT's basic split: words and punctuation
-
-
-class TinyBlipArch(BaseModel):
-    """Shape of the random-init test BLIP (a few hundred thousand parameters)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field("tiny-blip", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    image_size: int = Field(64, ge=16)
-    patch_size: int = Field(16, ge=2)
-    vision_hidden: int = Field(32, gt=0)
-    vision_layers: int = Field(2, gt=0)
-    vision_heads: int = Field(2, gt=0)
-    text_hidden: int = Field(32, gt=0)
-    text_layers: int = Field(2, gt=0)
-    text_heads: int = Field(2, gt=0)
-    intermediate: int = Field(64, gt=0)
-    max_positions: int = Field(128, ge=16)
-    seed: int = 0
-
-
-class BlipModelConfig(BaseModel):
-    """How the BLIP captioner is obtained: profile, weights, cache and device."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    profile: Profile = "auto"
-    pretrained: str = Field(BLIP_BASE_ID, description="hub id (cached) or local directory")
-    cache_dir: str = Field("data/models", description="where tiny models are saved")
-    hf_cache_dir: str | None = Field(None, description="Hugging Face cache (None: default)")
-    device: DevicePreference = "auto"
-    tiny: TinyBlipArch = TinyBlipArch()
-
-    def cache_path(self) -> Path:
-        from style_pipeline.settings import resolve_local
-
-        return resolve_local(self.cache_dir)
 
 
 @dataclass
@@ -203,7 +164,7 @@ def load_blip_tiny(
 
 def load_blip_pretrained(config: BlipModelConfig) -> LoadedBlip:
     """Pretrained BLIP from local files only; raises :class:`PretrainedUnavailable`."""
-    from style_pipeline.settings import resolve_local
+    from style_pipeline.paths import resolve_local
 
     local = resolve_local(config.pretrained)
     source = str(local) if local.is_dir() else config.pretrained

@@ -20,8 +20,8 @@ import torch
 from open_clip.pretrained import get_pretrained_cfg
 from safetensors.torch import save_file
 
+from style_pipeline.contracts.models import ClipArch
 from style_pipeline.models.cache import building_dir
-from style_pipeline.models.config import ClipArch
 
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "open_clip_model.safetensors"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
-DevicePreference = Literal["auto", "cpu", "cuda", "mps"]
+from style_pipeline.contracts.models import DevicePreference
 
 
 def available_devices() -> list[str]:

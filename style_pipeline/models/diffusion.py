@@ -19,14 +19,12 @@ from typing import Literal
 
 import torch
 
+from style_pipeline.contracts.models import DEFAULT_PRETRAINED, DiffusionProfile, ModelFamily
 from style_pipeline.models.cache import building_dir
 from style_pipeline.models.diffusion_configs import CONFIGS, ComponentSize, build_pipeline
 
 log = logging.getLogger(__name__)
 
-DiffusionProfile = Literal["pretrained", "tiny", "auto"]
-ModelFamily = Literal["sd", "sdxl"]
-DEFAULT_PRETRAINED = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 TINY_SIZES: dict[str, ComponentSize] = {"sd": "tiny", "sdxl": "tiny-sdxl"}
 
 
@@ -51,7 +49,7 @@ class ResolvedDiffusion:
 def default_cache_dir() -> Path:
     """Where tiny pipelines are saved: ``STYLE_PIPELINE_MODEL_CACHE``, else the registry's
     default cache (``data/models`` under the project root) + ``/diffusion``."""
-    from style_pipeline.settings import resolve_local
+    from style_pipeline.paths import resolve_local
 
     env = os.environ.get("STYLE_PIPELINE_MODEL_CACHE")
     return Path(env) if env else resolve_local("data/models") / "diffusion"

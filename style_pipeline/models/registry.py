@@ -17,6 +17,7 @@ from typing import Literal
 
 import torch
 
+from style_pipeline.contracts.models import ClipArch, ModelConfig, Profile
 from style_pipeline.media.checksum import sha256_file
 from style_pipeline.models.clip import (
     CONFIG_NAME,
@@ -31,7 +32,6 @@ from style_pipeline.models.clip import (
     register_arch,
     save_random_clip,
 )
-from style_pipeline.models.config import ClipArch, ModelConfig, Profile
 from style_pipeline.models.device import pick_device
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def _looks_like_path(value: str) -> bool:
 
 def load_pretrained(config: ModelConfig) -> LoadedModel:
     """Load pretrained weights from local files only; raises :class:`PretrainedUnavailable`."""
-    from style_pipeline.settings import resolve_local
+    from style_pipeline.paths import resolve_local
 
     device = pick_device(config.device)
     facts = dict(profile_requested=config.profile, profile_used="pretrained", fallback_reason=None)

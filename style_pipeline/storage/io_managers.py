@@ -15,7 +15,7 @@ import polars as pl
 from pydantic import BaseModel
 from upath import UPath
 
-from style_pipeline.settings import resolve_root
+from style_pipeline.paths import resolve_root
 from style_pipeline.storage.store import atomic_write_bytes, make_upath
 
 

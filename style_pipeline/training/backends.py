@@ -20,11 +20,11 @@ import numpy as np
 import torch
 import torch.utils.deterministic
 
+from style_pipeline.contracts.training import LoraTrainingConfig
 from style_pipeline.models.device import pick_device
 from style_pipeline.models.diffusion import ResolvedDiffusion, load_pipeline
 from style_pipeline.training import data
 from style_pipeline.training.loop import Optimization, attach_lora, compute_loss, save_lora
-from style_pipeline.training.presets import LoraTrainingConfig
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field
 
+from style_pipeline.contracts.training import DatasetBuildConfig
 from style_pipeline.storage.store import Store
 from style_pipeline.training.buckets import bucket_name, make_buckets, select_bucket
 
@@ -34,21 +34,6 @@ ASSET = "training_dataset"
 MANIFEST_FORMAT = "style_pipeline.training_dataset/1"
 FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class DatasetBuildConfig(BaseModel):
-    """How the folder is laid out and bucketed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    resolution: int = Field(512, ge=32)
-    bucket_step: int = Field(64, ge=8)
-    concept: str = Field("style", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-    repeats: int = Field(1, ge=1)
-
-    @property
-    def image_dir(self) -> str:
-        return f"{self.repeats}_{self.concept}"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from style_pipeline.training.presets import LoraTrainingConfig
+from style_pipeline.contracts.training import LoraTrainingConfig
 
 # Calibration (see module docstring).
 CPU_OVERHEAD_S = 0.9  # CPU-seconds per step that do not scale with the model

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
+from style_pipeline.contracts.training import EvalConfig, Tolerance
 from style_pipeline.curation.embeddings import embed_images, embed_texts
 from style_pipeline.models import LoadedModel
 from style_pipeline.training.fid import fid_between
@@ -32,34 +32,6 @@ from style_pipeline.training.reward import RewardModel
 AESTHETIC_PROMPTS = ("a beautiful, high quality photo", "an ugly, low quality photo")
 HIGHER_IS_BETTER = ("clip_score", "brand_score", "aesthetic_clip_proxy")
 LOWER_IS_BETTER = ("fid",)
-
-
-class EvalConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    prompts: tuple[str, ...] = (
-        "a photo in the house style",
-        "a portrait in the house style",
-        "a landscape in the house style",
-        "a product shot in the house style",
-    )
-    seeds: tuple[int, ...] = (0, 1)
-    num_inference_steps: int = Field(25, ge=1)
-    guidance_scale: float = Field(7.5, ge=0)
-    resolution: int | None = Field(None, ge=32, description="None: the pipeline's default")
-    lora_scale: float = Field(1.0, ge=0)
-
-
-class Tolerance(BaseModel):
-    """A change counts as a regression when worse by more than max(absolute, relative x |prev|)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    absolute: float = Field(0.0, ge=0)
-    relative: float = Field(0.0, ge=0)
-
-    def allowed(self, previous: float) -> float:
-        return max(self.absolute, self.relative * abs(previous))
 
 
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from style_pipeline.training.presets import LoraTrainingConfig
+from style_pipeline.contracts.training import LoraTrainingConfig
 
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 

@@ -9,79 +9,15 @@ betas 0.9/0.999, weight decay 1e-2, eps 1e-8, grad-norm clip 1.0, LoRA on
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
-from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from style_pipeline.models.diffusion import DEFAULT_PRETRAINED, DiffusionProfile, ModelFamily
+from style_pipeline.contracts.models import DEFAULT_PRETRAINED, SDXL_PRETRAINED
+from style_pipeline.contracts.training import LoraTrainingConfig
 from style_pipeline.paths import PROJECT_ROOT
 
 PRESET_DIR = PROJECT_ROOT / "configs" / "presets"
-SDXL_PRETRAINED = "stabilityai/stable-diffusion-xl-base-1.0"
-LrScheduler = Literal[
-    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
-]
-
-
-class LoraTrainingConfig(BaseModel):
-    """Everything that decides a LoRA training run (hashed into the weights' metadata)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = "custom"
-    profile: DiffusionProfile = "auto"
-    pretrained: str = DEFAULT_PRETRAINED
-    model_family: ModelFamily = Field("sd", description="sd (1.x/2.x) or sdxl; also the tiny kind")
-    resolution: int = Field(512, ge=32, le=4096)
-    rank: int = Field(16, ge=1, le=1024)
-    alpha: float | None = Field(None, gt=0, description="LoRA alpha; None means alpha = rank")
-    target_modules: tuple[str, ...] = ("to_k", "to_q", "to_v", "to_out.0")
-    text_encoder_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj")
-    train_text_encoder: bool = False
-    learning_rate: float = Field(1e-4, gt=0)
-    lr_scheduler: LrScheduler = "constant"
-    lr_warmup_steps: int = Field(0, ge=0)
-    num_train_epochs: int = Field(10, ge=1)
-    max_train_steps: int | None = Field(None, ge=1, description="overrides num_train_epochs")
-    train_batch_size: int = Field(1, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
-    gradient_checkpointing: bool = False
-    max_grad_norm: float = Field(1.0, gt=0)
-    adam_beta1: float = Field(0.9, ge=0, lt=1)
-    adam_beta2: float = Field(0.999, ge=0, lt=1)
-    adam_weight_decay: float = Field(1e-2, ge=0)
-    adam_epsilon: float = Field(1e-8, gt=0)
-    noise_offset: float = Field(0.0, ge=0)
-    snr_gamma: float | None = Field(None, gt=0)
-    center_crop: bool = True
-    random_flip: bool = False
-    use_buckets: bool = Field(True, description="train each image at its aspect-ratio bucket")
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    deterministic: bool = True
-    keep_versions: int = Field(3, ge=1)
-
-    @model_validator(mode="after")
-    def _check(self) -> LoraTrainingConfig:
-        if self.resolution % 8:
-            raise ValueError(f"resolution must be a multiple of 8, got {self.resolution}")
-        if not self.target_modules:
-            raise ValueError("target_modules must name at least one module")
-        return self
-
-    @property
-    def lora_alpha(self) -> float:
-        return float(self.alpha if self.alpha is not None else self.rank)
-
-    def config_hash(self) -> str:
-        """sha256 of the canonical JSON of every field (the name excluded)."""
-        payload = self.model_dump(mode="json", exclude={"name"})
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 PRESETS: dict[str, LoraTrainingConfig] = {

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from style_pipeline.contracts.training import RewardConfig
 from style_pipeline.storage.store import Store
 
 ASSET = "reward_model"
@@ -30,18 +30,6 @@ WEIGHTS = "reward_model.safetensors"
 INFO = "reward_model.json"
 _TRUE = {"1", "true", "yes", "positive", "pos", "keep", "on_brand"}
 _FALSE = {"0", "false", "no", "negative", "neg", "drop", "off_brand"}
-
-
-class RewardConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    hidden: int = Field(256, ge=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    epochs: int = Field(200, ge=1)
-    learning_rate: float = Field(3e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    holdout: float = Field(0.25, gt=0, lt=1)
-    seed: int = 0
 
 
 class BrandMLP(torch.nn.Module):

@@ -10,31 +10,22 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
+from style_pipeline.contracts.models import ModelConfig
+from style_pipeline.contracts.training import (
+    DatasetBuildConfig,
+    TrainingSettings,
+)
 from style_pipeline.curation.embeddings import vectors_from_frame
-from style_pipeline.models.config import ModelConfig
 from style_pipeline.models.diffusion import load_pipeline, resolve_diffusion
 from style_pipeline.models.registry import load_model
 from style_pipeline.paths import resolve_local
 from style_pipeline.storage.store import Store
 from style_pipeline.training.backends import ProgressCallback
-from style_pipeline.training.dataset import (
-    DatasetBuildConfig,
-    DatasetItem,
-    build_training_dataset,
-    download_dataset,
-)
-from style_pipeline.training.evaluation import (
-    EvalConfig,
-    compare,
-    generate_samples,
-    regressions,
-    score_samples,
-)
-from style_pipeline.training.presets import LoraTrainingConfig, load_preset
+from style_pipeline.training.dataset import DatasetItem, build_training_dataset, download_dataset
+from style_pipeline.training.evaluation import compare, generate_samples, regressions, score_samples
+from style_pipeline.training.presets import load_preset
 from style_pipeline.training.reward import (
-    RewardConfig,
     assemble_examples,
     load_reward_model,
     read_labels,
@@ -42,24 +33,6 @@ from style_pipeline.training.reward import (
     train_reward_model,
 )
 from style_pipeline.training.trainer import WEIGHT_NAME, PublishedLora, train_and_publish
-
-
-class TrainingSettings(BaseModel):
-    """``training:`` section of configs/base.yml."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    preset: str = Field("sd15", description="a name in configs/presets/ or a YAML path")
-    window_days: int = Field(7, ge=1, description="train on captions of the last N days")
-    concept: str = "style"
-    model_cache_dir: str = "data/models/diffusion"
-    reward: RewardConfig = RewardConfig()
-    labels_path: str | None = Field(None, description="CSV/JSON of frame_id,label (optional)")
-    evaluation: EvalConfig = EvalConfig()
-    reference_images: int = Field(64, ge=2, description="curated frames FID compares with")
-
-    def lora_config(self) -> LoraTrainingConfig:
-        return load_preset(self.preset)
 
 
 def dataset_items(captions: dict[str, pl.DataFrame]) -> list[DatasetItem]:
@@ -85,7 +58,7 @@ def build_dataset(
             "nothing to train on"
         )
     config = DatasetBuildConfig(
-        resolution=settings.lora_config().resolution, concept=settings.concept
+        resolution=load_preset(settings.preset).resolution, concept=settings.concept
     )
     result = build_training_dataset(items, store, partition, config)
     return {
@@ -103,7 +76,7 @@ def train_lora(
     store: Store, partition: str, settings: TrainingSettings, progress: ProgressCallback
 ) -> PublishedLora:
     """Download the day's dataset, resolve the base model and publish one LoRA version."""
-    config = settings.lora_config()
+    config = load_preset(settings.preset)
     model = resolve_diffusion(
         config.profile,
         config.pretrained,

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from style_pipeline.contracts.training import LoraTrainingConfig
 from style_pipeline.media.checksum import sha256_file
 from style_pipeline.models.diffusion import ResolvedDiffusion
 from style_pipeline.storage.store import Store
@@ -26,7 +27,6 @@ from style_pipeline.training.backends import (
 )
 from style_pipeline.training.estimates import estimate_resources
 from style_pipeline.training.loop import WEIGHT_NAME
-from style_pipeline.training.presets import LoraTrainingConfig
 
 ASSET = "lora_weights"
 METADATA_NAME = "metadata.json"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from style_pipeline.models.blip import BlipModelConfig, load_blip
+from style_pipeline.contracts.models import BlipModelConfig
+from style_pipeline.models.blip import load_blip
 
 WORDS = ["a", "photo", "in", "the", "style", "of", "woman", "street", "golden hour", "tree"]
 

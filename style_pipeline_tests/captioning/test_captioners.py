@@ -14,7 +14,6 @@ from style_pipeline.captioning.captioners import (
     TemplateCaptioner,
     per_image,
 )
-from style_pipeline.captioning.config import CaptionConfig, EndpointConfig
 from style_pipeline.captioning.factory import make_captioner
 from style_pipeline.captioning.pipeline import caption_images
 from style_pipeline.captioning.remote import (
@@ -24,6 +23,7 @@ from style_pipeline.captioning.remote import (
     image_sha256,
 )
 from style_pipeline.captioning.validation import Vocabulary
+from style_pipeline.contracts.captioning import CaptionConfig, EndpointConfig
 from style_pipeline.storage.store import Store
 
 CATEGORIES = {"subject": ["woman", "tree"], "lighting": ["golden hour"], "setting": ["street"]}

@@ -10,17 +10,16 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from style_pipeline.captioning.captioners import BlipCaptioner
-from style_pipeline.captioning.config import CaptionConfig
 from style_pipeline.captioning.factory import make_captioner
 from style_pipeline.captioning.finetune import (
     ADAPTER_WEIGHTS,
-    CaptionFinetuneConfig,
     adapter_local_dir,
     data_fingerprint,
     finetune_caption_model,
     latest_caption_model,
     load_seed_pairs,
 )
+from style_pipeline.contracts.captioning import CaptionConfig, CaptionFinetuneConfig
 from style_pipeline.storage.store import Store
 from style_pipeline_tests.captioning.conftest import WORDS
 

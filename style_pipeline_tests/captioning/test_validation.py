@@ -126,7 +126,7 @@ def ontology_vocab():
 
 def test_seed_captions_are_in_the_ontology_vocabulary(ontology_vocab):
     from style_pipeline.captioning.finetune import load_seed_pairs
-    from style_pipeline.settings import PROJECT_ROOT
+    from style_pipeline.paths import PROJECT_ROOT
 
     pairs = load_seed_pairs(PROJECT_ROOT / "data" / "seed_captions")
     assert 4 <= len(pairs) <= 6

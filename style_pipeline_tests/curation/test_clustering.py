@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from style_pipeline.contracts.curation import ClusterConfig, KnnConfig
 from style_pipeline.curation.clustering import (
-    ClusterConfig,
     cluster_embeddings,
     clusters_frame,
     knn_from_frame,
     medoids,
 )
-from style_pipeline.curation.knn import KnnConfig, knn_graph, pca_apply, pca_fit
+from style_pipeline.curation.knn import knn_graph, pca_apply, pca_fit
 
 
 def blobs(n_per: int, centers: int, dim: int = 32, spread: float = 0.05, seed: int = 0):

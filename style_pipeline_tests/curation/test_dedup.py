@@ -7,8 +7,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from style_pipeline.contracts.curation import DedupConfig
 from style_pipeline.curation import dedup
-from style_pipeline.curation.dedup import DedupConfig, HashedFrame
+from style_pipeline.curation.dedup import HashedFrame
 from style_pipeline.curation.hashing import hash_file, to_hex
 from style_pipeline.storage.store import Store
 from style_pipeline_tests.curation.factories import jpeg, save, scene

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from style_pipeline.contracts.models import ModelConfig
 from style_pipeline.curation.embeddings import (
     EmbeddingCache,
     ImageRef,
@@ -21,7 +22,7 @@ from style_pipeline.curation.embeddings import (
     model_cache_key,
     vectors_from_frame,
 )
-from style_pipeline.models import ModelConfig, load_model
+from style_pipeline.models import load_model
 from style_pipeline.storage.store import Store
 from style_pipeline_tests.curation.factories import scene
 

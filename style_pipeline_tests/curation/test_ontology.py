@@ -8,11 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from style_pipeline.contracts.curation import Category, Ontology, Term
+from style_pipeline.contracts.models import ModelConfig
 from style_pipeline.curation.embeddings import embed_texts
 from style_pipeline.curation.ontology import (
-    Category,
-    Ontology,
-    Term,
     build_label_bank,
     export_schema,
     load_ontology,
@@ -20,8 +19,8 @@ from style_pipeline.curation.ontology import (
     zero_shot_by_category,
     zero_shot_labels,
 )
-from style_pipeline.models import ModelConfig, load_model
-from style_pipeline.settings import PROJECT_ROOT
+from style_pipeline.models import load_model
+from style_pipeline.paths import PROJECT_ROOT
 
 ONTOLOGY = PROJECT_ROOT / "data" / "ontology.json"
 SCHEMA = PROJECT_ROOT / "style_pipeline" / "contracts" / "schemas" / "Ontology.schema.json"

@@ -6,16 +6,11 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from style_pipeline.contracts.tables import records_to_frame
+from style_pipeline.contracts.curation import FaceConfig, QualityConfig, QualityRecord
 from style_pipeline.curation import iqa, quality
-from style_pipeline.curation.faces import FaceConfig, FaceDetector
-from style_pipeline.curation.quality import (
-    REASON_CODES,
-    FrameInput,
-    QualityConfig,
-    QualityRecord,
-    analysis_image,
-)
+from style_pipeline.curation.faces import FaceDetector
+from style_pipeline.curation.quality import REASON_CODES, FrameInput, analysis_image
+from style_pipeline.storage.tables import records_to_frame
 from style_pipeline_tests.curation.factories import save, scene
 
 CONFIG = QualityConfig()

@@ -9,18 +9,10 @@ import pytest
 import scipy.sparse as sp
 from pydantic import ValidationError
 
+from style_pipeline.contracts.curation import Overrides, SelectionConfig
 from style_pipeline.curation.clustering import cluster_embeddings
-from style_pipeline.curation.overrides import (
-    Overrides,
-    overrides_for_partition,
-    parse_overrides,
-)
-from style_pipeline.curation.selection import (
-    SelectionConfig,
-    decisions_frame,
-    ineligibility_reasons,
-    select_frames,
-)
+from style_pipeline.curation.overrides import overrides_for_partition, parse_overrides
+from style_pipeline.curation.selection import decisions_frame, ineligibility_reasons, select_frames
 from style_pipeline.curation.submodular import (
     coverage_from_knn,
     facility_location_value,
@@ -95,7 +87,8 @@ def test_lazy_greedy_respects_group_caps():
 
 def test_coverage_from_knn_is_symmetric_with_unit_diagonal():
     x, _ = blobs(10, 2, seed=3)
-    from style_pipeline.curation.knn import KnnConfig, knn_graph
+    from style_pipeline.contracts.curation import KnnConfig
+    from style_pipeline.curation.knn import knn_graph
 
     w = coverage_from_knn(knn_graph(x, KnnConfig(k=3)))
     assert (abs(w - w.T) > 1e-6).nnz == 0

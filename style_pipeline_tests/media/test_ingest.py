@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from style_pipeline.contracts import RawMediaRecord, records_to_frame
+from style_pipeline.contracts import RawMediaRecord
+from style_pipeline.contracts.ingest import IngestSettings
 from style_pipeline.contracts.media import MediaKind, MediaStatus, RejectReason
 from style_pipeline.media import ingest as ingest_module
 from style_pipeline.media.dropfolder import DropEntry, scan_drop
@@ -18,8 +19,8 @@ from style_pipeline.media.ingest import (
     sanitize_name,
 )
 from style_pipeline.media.ledger import ChecksumLedger
-from style_pipeline.settings import IngestSettings
 from style_pipeline.storage.store import Store
+from style_pipeline.storage.tables import records_to_frame
 from style_pipeline_tests.media.factories import (
     copy_to,
     make_audio_only,

@@ -3,11 +3,11 @@ import struct
 import pytest
 from PIL import Image, ImageFile
 
+from style_pipeline.contracts.ingest import IngestSettings
 from style_pipeline.contracts.media import RejectReason
 from style_pipeline.media.errors import MediaRejected
 from style_pipeline.media.isobmff import check_top_level_atoms
 from style_pipeline.media.probe import probe_image, probe_video
-from style_pipeline.settings import IngestSettings
 from style_pipeline_tests.media.factories import (
     make_audio_only,
     make_jpeg,

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from style_pipeline.contracts.curation import QualityConfig
+from style_pipeline.contracts.ingest import FrameSettings
 from style_pipeline.curation.hashing import hamming, hash_file
-from style_pipeline.curation.quality import QualityConfig, gate, load_analysis_image, measure
+from style_pipeline.curation.quality import gate, load_analysis_image, measure
 from style_pipeline.media.frames import extract_video_frames
 from style_pipeline.media.samples import (
     EXIF_MAKE,
@@ -23,7 +25,6 @@ from style_pipeline.media.samples import (
     shot_plan,
 )
 from style_pipeline.media.sniff import UNKNOWN, sniff_file
-from style_pipeline.settings import FrameSettings
 
 MIN_GATE_PASS = 0.75  # share of generated images the default quality gate must accept
 MIN_PHASH_DISTANCE = 17  # distinct photos / shots are no near-duplicates

@@ -11,10 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
+from style_pipeline.contracts.models import ClipArch, ModelConfig
 from style_pipeline.models import (
     CheckpointLoadError,
-    ClipArch,
-    ModelConfig,
     PretrainedUnavailable,
     available_devices,
     load_model,

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from style_pipeline.contracts.training import DatasetBuildConfig
 from style_pipeline.models.diffusion import resolve_diffusion
 from style_pipeline.storage.store import Store
-from style_pipeline.training.dataset import (
-    DatasetBuildConfig,
-    build_training_dataset,
-    download_dataset,
-)
+from style_pipeline.training.dataset import build_training_dataset, download_dataset
 from style_pipeline_tests.training.factories import write_images
 
 PARTITION = "2026-01-01"

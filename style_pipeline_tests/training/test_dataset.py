@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from style_pipeline.contracts.training import DatasetBuildConfig
 from style_pipeline.storage.store import Store
 from style_pipeline.training.buckets import make_buckets, resize_crop_box, select_bucket
 from style_pipeline.training.dataset import (
-    DatasetBuildConfig,
     DatasetItem,
     build_training_dataset,
     clean_caption,

@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from style_pipeline.models import ModelConfig, load_model
+from style_pipeline.contracts.models import ModelConfig
+from style_pipeline.contracts.training import EvalConfig, Tolerance
+from style_pipeline.models import load_model
 from style_pipeline.models.diffusion import load_pipeline
 from style_pipeline.training.evaluation import (
-    EvalConfig,
-    Tolerance,
     aesthetic_clip_proxy,
     clip_score,
     compare,

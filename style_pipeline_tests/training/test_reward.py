@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from style_pipeline.contracts.training import RewardConfig
 from style_pipeline.storage.store import Store
 from style_pipeline.training.reward import (
-    RewardConfig,
     assemble_examples,
     load_reward_model,
     parse_label,

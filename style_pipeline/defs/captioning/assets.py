@@ -7,11 +7,11 @@ import polars as pl
 
 from style_pipeline.captioning import steps
 from style_pipeline.captioning.vocabulary import caption_words
-from style_pipeline.curation.ontology import Ontology
+from style_pipeline.contracts.curation import Ontology
 from style_pipeline.defs.metadata import counts_by, sample_table
 from style_pipeline.defs.partitions import DAILY_PARTITIONS
 from style_pipeline.defs.resources import SettingsResource, StorageResource
-from style_pipeline.settings import resolve_local
+from style_pipeline.paths import resolve_local
 
 CAPTIONING = dict(partitions_def=DAILY_PARTITIONS, group_name="captioning", code_version="1")
 

@@ -7,20 +7,16 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from style_pipeline.contracts.curation import Ontology
 from style_pipeline.curation import steps
 from style_pipeline.curation.embeddings import embed_texts
-from style_pipeline.curation.ontology import (
-    Ontology,
-    build_label_bank,
-    load_ontology,
-    zero_shot_by_category,
-)
+from style_pipeline.curation.ontology import build_label_bank, load_ontology, zero_shot_by_category
 from style_pipeline.curation.overrides import overrides_for_partition
 from style_pipeline.defs.metadata import counts_by, sample_table
 from style_pipeline.defs.partitions import DAILY_PARTITIONS
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.models.registry import load_model
-from style_pipeline.settings import resolve_local, resolve_root
+from style_pipeline.paths import resolve_local, resolve_root
 from style_pipeline.storage.store import Store
 
 CURATION = dict(partitions_def=DAILY_PARTITIONS, group_name="curation", code_version="1")

@@ -6,13 +6,14 @@ import time
 import dagster as dg
 import polars as pl
 
-from style_pipeline.contracts import FrameRecord, RawMediaRecord, records_to_frame
+from style_pipeline.contracts import FrameRecord, RawMediaRecord
 from style_pipeline.defs.metadata import counts_by, sample_table
 from style_pipeline.defs.partitions import DAILY_PARTITIONS
 from style_pipeline.defs.resources import DropFolderResource, SettingsResource, StorageResource
 from style_pipeline.media.dropfolder import scan_drop
 from style_pipeline.media.extract import extract_partition
 from style_pipeline.media.ingest import ingest_entries
+from style_pipeline.storage.tables import records_to_frame
 
 
 @dg.asset(

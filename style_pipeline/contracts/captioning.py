@@ -1,22 +1,37 @@
-"""Typed captioning configuration: backend choice, trigger word, token limit, endpoints."""
+"""Captioning contracts: captioner backends, endpoint, BLIP generation and fine-tune config."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from style_pipeline.captioning.templates import DEFAULT_CONDITIONAL, DEFAULT_INSTRUCTION
-from style_pipeline.models.blip import BlipModelConfig
+from style_pipeline.contracts.models import BlipModelConfig
+from style_pipeline.contracts.sections import Section
+
+DEFAULT_TRIGGER = "sps_style"
+DEFAULT_CONDITIONAL = "a photo in the style of {trigger}, "
+DEFAULT_INSTRUCTION = (
+    "Write one short training caption (at most {max_words} words, lowercase, no full stop) "
+    "describing this image. Use only these words where possible:\n{vocabulary}\n"
+    "Plain function words (a, the, of, with, in, on) are fine. Do not name the style."
+)
+
+
+def conditional_prompt(trigger: str, template: str = DEFAULT_CONDITIONAL) -> str:
+    """The BLIP prompt for ``trigger``; the template must contain ``{trigger}``."""
+    if "{trigger}" not in template:
+        raise ValueError(f"prompt template has no {{trigger}} placeholder: {template!r}")
+    if not trigger.strip():
+        raise ValueError("trigger word must not be empty")
+    return template.format(trigger=trigger.strip())
+
 
 Backend = Literal["blip", "openai", "template", "auto"]
 
 
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EndpointConfig(_Config):
+class EndpointConfig(Section):
     """An OpenAI-compatible chat-completions endpoint with vision input (vLLM, Ollama, ...)."""
 
     base_url: str | None = Field(None, description="e.g. http://127.0.0.1:8000/v1")
@@ -36,7 +51,7 @@ class EndpointConfig(_Config):
         return bool(self.base_url and self.model)
 
 
-class BlipCaptionConfig(_Config):
+class BlipCaptionConfig(Section):
     """Local BLIP captioning: model profile, generation settings, optional PEFT adapter."""
 
     model: BlipModelConfig = BlipModelConfig()
@@ -47,7 +62,7 @@ class BlipCaptionConfig(_Config):
     use_latest_adapter: bool = Field(True, description="use the newest caption_model version")
 
 
-class CaptionConfig(_Config):
+class CaptionConfig(Section):
     """Everything the ``captions`` asset needs to turn images into training captions.
 
     ``max_tokens`` is the text encoder's limit for the final caption (77 for CLIP, start
@@ -80,3 +95,41 @@ class CaptionConfig(_Config):
         if "{trigger}" not in value:
             raise ValueError("conditional_prompt must contain the {trigger} placeholder")
         return value
+
+
+class CaptionFinetuneConfig(BaseModel):
+    """LoRA hyper-parameters and the prompt the captioner will use at inference."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rank: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: tuple[str, ...] = ("query", "value")
+    lr: float = Field(1e-4, gt=0)
+    steps: int = Field(200, ge=1)
+    batch_size: int = Field(4, ge=1)
+    max_length: int = Field(64, ge=8)
+    seed: int = 0
+    num_threads: int | None = Field(
+        None, ge=1, description="torch CPU threads while training (None: unchanged); fix it "
+        "for bit-identical adapters across machines; 1 is fastest for tiny models",
+    )  # fmt: skip
+    trigger_word: str = DEFAULT_TRIGGER
+    prompt_template: str = DEFAULT_CONDITIONAL
+
+    def prompt(self) -> str:
+        return conditional_prompt(self.trigger_word, self.prompt_template)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+class CaptioningSettings(BaseModel):
+    """``captioning:`` section of configs/base.yml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    caption: CaptionConfig = CaptionConfig()
+    finetune: CaptionFinetuneConfig = CaptionFinetuneConfig()
+    seed_captions_dir: str = Field("data/seed_captions", description="image + .txt pairs")

@@ -1,4 +1,8 @@
-"""Typed configuration of the model registry (defaults are the production choice)."""
+"""How each model is obtained: profiles, tiny architectures, devices (no model library here).
+
+One ``pretrained | tiny | auto`` vocabulary for every model kind (CLIP, BLIP, diffusion);
+``models/profiles.py`` resolves a config to a loaded model.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from style_pipeline.models.device import DevicePreference
+from style_pipeline.paths import DEFAULT_MODEL_DIR, resolve_local
 
 Profile = Literal["pretrained", "tiny", "auto"]
+DevicePreference = Literal["auto", "cpu", "cuda", "mps"]
+DiffusionProfile = Profile
+ModelFamily = Literal["sd", "sdxl"]
+DEFAULT_PRETRAINED = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+SDXL_PRETRAINED = "stabilityai/stable-diffusion-xl-base-1.0"
+BLIP_BASE_ID = "Salesforce/blip-image-captioning-base"
 
 
 class ClipArch(BaseModel):
@@ -90,7 +100,7 @@ class ModelConfig(BaseModel):
         "laion2b_s34b_b79k",
         description="open_clip pretrained tag, or a local directory / checkpoint file",
     )
-    cache_dir: str = Field("data/models", description="registry cache (relative: project root)")
+    cache_dir: str = Field(DEFAULT_MODEL_DIR, description="registry cache (relative: project root)")
     hf_cache_dir: str | None = Field(
         None, description="Hugging Face hub cache to search (None: the library default)"
     )
@@ -100,6 +110,39 @@ class ModelConfig(BaseModel):
 
     def cache_path(self) -> Path:
         """The cache directory as an absolute local path."""
-        from style_pipeline.settings import resolve_local
+        return resolve_local(self.cache_dir)
 
+
+class TinyBlipArch(BaseModel):
+    """Shape of the random-init test BLIP (a few hundred thousand parameters)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("tiny-blip", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    image_size: int = Field(64, ge=16)
+    patch_size: int = Field(16, ge=2)
+    vision_hidden: int = Field(32, gt=0)
+    vision_layers: int = Field(2, gt=0)
+    vision_heads: int = Field(2, gt=0)
+    text_hidden: int = Field(32, gt=0)
+    text_layers: int = Field(2, gt=0)
+    text_heads: int = Field(2, gt=0)
+    intermediate: int = Field(64, gt=0)
+    max_positions: int = Field(128, ge=16)
+    seed: int = 0
+
+
+class BlipModelConfig(BaseModel):
+    """How the BLIP captioner is obtained: profile, weights, cache and device."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: Profile = "auto"
+    pretrained: str = Field(BLIP_BASE_ID, description="hub id (cached) or local directory")
+    cache_dir: str = Field(DEFAULT_MODEL_DIR, description="where tiny models are saved")
+    hf_cache_dir: str | None = Field(None, description="Hugging Face cache (None: default)")
+    device: DevicePreference = "auto"
+    tiny: TinyBlipArch = TinyBlipArch()
+
+    def cache_path(self) -> Path:
         return resolve_local(self.cache_dir)

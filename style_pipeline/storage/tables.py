@@ -1,14 +1,12 @@
-"""Map record models to polars schemas so even an empty partition has typed columns."""
+"""Record models to polars schemas and tables, so even an empty partition has typed columns."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import types
 import typing
 from collections.abc import Iterable
 from enum import Enum
-from pathlib import Path
 
 import polars as pl
 from pydantic import BaseModel
@@ -53,26 +51,3 @@ def records_to_frame(records: Iterable[BaseModel], model: type[BaseModel]) -> pl
             if isinstance(value, Enum):
                 row[key] = value.value
     return pl.DataFrame(rows, schema=polars_schema(model))
-
-
-def export_json_schemas(models: Iterable[type[BaseModel]], out_dir: Path) -> list[Path]:
-    """Write ``<Model>.schema.json`` for each model; returns the written paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for model in models:
-        path = out_dir / f"{model.__name__}.schema.json"
-        path.write_text(json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n")
-        written.append(path)
-    return written
-
-
-SCHEMA_DIR = Path(__file__).parent / "schemas"
-
-
-def _all_models() -> list[type[BaseModel]]:
-    from style_pipeline.contracts.media import FrameRecord, RawMediaRecord
-
-    return [RawMediaRecord, FrameRecord]
-
-
-ALL_MODELS = _all_models()

@@ -1,0 +1,35 @@
+"""Ingest contracts: limits of ``raw_media``, ``frames`` extraction and the hot-folder sensor."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from style_pipeline.contracts.sections import Section
+
+
+class IngestSettings(Section):
+    max_file_mb: float = Field(4096, gt=0)
+    max_video_seconds: float = Field(3600, gt=0)
+    max_image_pixels: int = Field(89_478_485, gt=0)
+    max_video_pixels: int = Field(7680 * 4608, gt=0)
+    quarantine_max_mb: float = Field(256, ge=0)
+
+
+class FrameSettings(Section):
+    mode: Literal["scene", "keyframes", "interval"] = "scene"
+    scene_threshold: float = Field(0.30, gt=0, lt=1)
+    min_scene_gap_s: float = Field(0.5, ge=0)
+    interval_s: float = Field(2.0, gt=0)
+    max_frames_per_video: int = Field(120, gt=0)
+    analysis_width: int = Field(320, ge=32)
+    include_first_frame: bool = True
+    still_max_edge: int = Field(2048, ge=64)
+    jpeg_quality: int = Field(95, ge=50, le=100)
+
+
+class SensorSettings(Section):
+    settle_seconds: float = Field(10, ge=0)
+    minimum_interval_seconds: int = Field(30, ge=1)
+    hash_budget_seconds: float = Field(30, gt=0)

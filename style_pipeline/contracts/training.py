@@ -1,0 +1,147 @@
+"""Training contracts: the LoRA training config, dataset, reward and evaluation sections."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from style_pipeline.contracts.models import (
+    DEFAULT_PRETRAINED,
+    DiffusionProfile,
+    ModelFamily,
+)
+from style_pipeline.paths import DEFAULT_MODEL_DIR
+
+LrScheduler = Literal[
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
+]
+
+
+class LoraTrainingConfig(BaseModel):
+    """Everything that decides a LoRA training run (hashed into the weights' metadata)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "custom"
+    profile: DiffusionProfile = "auto"
+    pretrained: str = DEFAULT_PRETRAINED
+    model_family: ModelFamily = Field("sd", description="sd (1.x/2.x) or sdxl; also the tiny kind")
+    resolution: int = Field(512, ge=32, le=4096)
+    rank: int = Field(16, ge=1, le=1024)
+    alpha: float | None = Field(None, gt=0, description="LoRA alpha; None means alpha = rank")
+    target_modules: tuple[str, ...] = ("to_k", "to_q", "to_v", "to_out.0")
+    text_encoder_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj")
+    train_text_encoder: bool = False
+    learning_rate: float = Field(1e-4, gt=0)
+    lr_scheduler: LrScheduler = "constant"
+    lr_warmup_steps: int = Field(0, ge=0)
+    num_train_epochs: int = Field(10, ge=1)
+    max_train_steps: int | None = Field(None, ge=1, description="overrides num_train_epochs")
+    train_batch_size: int = Field(1, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    gradient_checkpointing: bool = False
+    max_grad_norm: float = Field(1.0, gt=0)
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
+    adam_weight_decay: float = Field(1e-2, ge=0)
+    adam_epsilon: float = Field(1e-8, gt=0)
+    noise_offset: float = Field(0.0, ge=0)
+    snr_gamma: float | None = Field(None, gt=0)
+    center_crop: bool = True
+    random_flip: bool = False
+    use_buckets: bool = Field(True, description="train each image at its aspect-ratio bucket")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    deterministic: bool = True
+    keep_versions: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> LoraTrainingConfig:
+        if self.resolution % 8:
+            raise ValueError(f"resolution must be a multiple of 8, got {self.resolution}")
+        if not self.target_modules:
+            raise ValueError("target_modules must name at least one module")
+        return self
+
+    @property
+    def lora_alpha(self) -> float:
+        return float(self.alpha if self.alpha is not None else self.rank)
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON of every field (the name excluded)."""
+        payload = self.model_dump(mode="json", exclude={"name"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class DatasetBuildConfig(BaseModel):
+    """How the folder is laid out and bucketed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resolution: int = Field(512, ge=32)
+    bucket_step: int = Field(64, ge=8)
+    concept: str = Field("style", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    repeats: int = Field(1, ge=1)
+
+    @property
+    def image_dir(self) -> str:
+        return f"{self.repeats}_{self.concept}"
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompts: tuple[str, ...] = (
+        "a photo in the house style",
+        "a portrait in the house style",
+        "a landscape in the house style",
+        "a product shot in the house style",
+    )
+    seeds: tuple[int, ...] = (0, 1)
+    num_inference_steps: int = Field(25, ge=1)
+    guidance_scale: float = Field(7.5, ge=0)
+    resolution: int | None = Field(None, ge=32, description="None: the pipeline's default")
+    lora_scale: float = Field(1.0, ge=0)
+
+
+class Tolerance(BaseModel):
+    """A change counts as a regression when worse by more than max(absolute, relative x |prev|)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    absolute: float = Field(0.0, ge=0)
+    relative: float = Field(0.0, ge=0)
+
+    def allowed(self, previous: float) -> float:
+        return max(self.absolute, self.relative * abs(previous))
+
+
+class RewardConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hidden: int = Field(256, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    epochs: int = Field(200, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    holdout: float = Field(0.25, gt=0, lt=1)
+    seed: int = 0
+
+
+class TrainingSettings(BaseModel):
+    """``training:`` section of configs/base.yml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    preset: str = Field("sd15", description="a name in configs/presets/ or a YAML path")
+    window_days: int = Field(7, ge=1, description="train on captions of the last N days")
+    concept: str = "style"
+    model_cache_dir: str = f"{DEFAULT_MODEL_DIR}/diffusion"
+    reward: RewardConfig = RewardConfig()
+    labels_path: str | None = Field(None, description="CSV/JSON of frame_id,label (optional)")
+    evaluation: EvalConfig = EvalConfig()
+    reference_images: int = Field(64, ge=2, description="curated frames FID compares with")
