@@ -37,10 +37,10 @@ from scenedetect import AdaptiveDetector, detect
 from scenedetect.scene_manager import compute_downscale_factor
 
 from style_pipeline.contracts.ingest import FrameSettings
+from style_pipeline.demo.samples import make_cut_video, shot_plan
 from style_pipeline.media import frames as frames_mod
 from style_pipeline.media.ffmpeg_bin import ffmpeg_exe
 from style_pipeline.media.frames import extract_video_frames
-from style_pipeline.media.samples import make_cut_video, shot_plan
 
 SECTION = "## Frame extraction (scene mode)"
 from docs_section import DOCS, write_section  # noqa: E402

@@ -58,7 +58,7 @@ def demo(
 ) -> None:
     """Fill an empty drop folder with sample media and materialize every asset for today."""
     from style_pipeline.defs.run import ensure_dagster_home, materialize_partition
-    from style_pipeline.media.samples import populate_drop
+    from style_pipeline.demo.samples import populate_drop
 
     os.environ.setdefault("STYLE_PIPELINE_TRAINING__PRESET", preset)
     console.print(f"training preset: {os.environ['STYLE_PIPELINE_TRAINING__PRESET']}")

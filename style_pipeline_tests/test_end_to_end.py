@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from style_pipeline.defs.run import materialize_partition, materialized_partitions
-from style_pipeline.media.samples import populate_drop
+from style_pipeline.demo.samples import populate_drop
 from style_pipeline.settings import load_settings
 from style_pipeline.storage.store import Store
 

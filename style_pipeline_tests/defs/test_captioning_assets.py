@@ -5,7 +5,7 @@ import io
 import polars as pl
 import pytest
 
-from style_pipeline.media.samples import make_photos
+from style_pipeline.demo.samples import make_photos
 from style_pipeline.settings import load_settings
 from style_pipeline.storage.store import Store
 from style_pipeline_tests.conftest import materialize_day

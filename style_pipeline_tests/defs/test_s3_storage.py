@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from style_pipeline.media.samples import make_photos
+from style_pipeline.demo.samples import make_photos
 from style_pipeline.settings import load_settings
 from style_pipeline.storage.store import Store
 from style_pipeline_tests.conftest import materialize_day

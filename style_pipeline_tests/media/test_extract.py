@@ -10,9 +10,9 @@ from PIL import Image
 
 from style_pipeline.contracts.ingest import FrameSettings
 from style_pipeline.contracts.media import FrameRecord, MediaKind
+from style_pipeline.demo.samples import make_bad_file, make_cut_video
 from style_pipeline.media.extract import extract_partition, frame_key
 from style_pipeline.media.frames import frame_id
-from style_pipeline.media.samples import make_bad_file, make_cut_video
 from style_pipeline.storage.store import Store
 from style_pipeline_tests.media.factories import make_jpeg, make_png
 

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from style_pipeline.contracts.ingest import FrameSettings
+from style_pipeline.demo.samples import make_bad_file, make_cut_video
 from style_pipeline.media import frames as frames_mod
 from style_pipeline.media.frames import (
     FrameExtractionError,
@@ -18,7 +19,6 @@ from style_pipeline.media.frames import (
     parse_marks,
     thin_cuts,
 )
-from style_pipeline.media.samples import make_bad_file, make_cut_video
 from style_pipeline_tests.media.factories import make_audio_only, run_ffmpeg
 
 FPS = 15

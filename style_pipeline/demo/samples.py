@@ -25,13 +25,13 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from style_pipeline.demo.textures import expose as _expose
+from style_pipeline.demo.textures import fractal as _fractal
+from style_pipeline.demo.textures import ink as _ink
+from style_pipeline.demo.textures import scene as _scene
+from style_pipeline.demo.textures import shapes as _shapes
+from style_pipeline.demo.textures import unit as _unit
 from style_pipeline.media.ffmpeg_bin import ffmpeg_exe
-from style_pipeline.media.textures import expose as _expose
-from style_pipeline.media.textures import fractal as _fractal
-from style_pipeline.media.textures import ink as _ink
-from style_pipeline.media.textures import scene as _scene
-from style_pipeline.media.textures import shapes as _shapes
-from style_pipeline.media.textures import unit as _unit
 
 EXIF_ORIENTATION = 0x0112
 EXIF_MAKE = 0x010F

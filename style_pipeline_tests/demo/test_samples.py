@@ -11,8 +11,7 @@ from style_pipeline.contracts.curation import QualityConfig
 from style_pipeline.contracts.ingest import FrameSettings
 from style_pipeline.curation.hashing import hamming, hash_file
 from style_pipeline.curation.quality import gate, load_analysis_image, measure
-from style_pipeline.media.frames import extract_video_frames
-from style_pipeline.media.samples import (
+from style_pipeline.demo.samples import (
     EXIF_MAKE,
     EXIF_MODEL,
     EXIF_ORIENTATION,
@@ -24,6 +23,7 @@ from style_pipeline.media.samples import (
     populate_drop,
     shot_plan,
 )
+from style_pipeline.media.frames import extract_video_frames
 from style_pipeline.media.sniff import UNKNOWN, sniff_file
 
 MIN_GATE_PASS = 0.75  # share of generated images the default quality gate must accept

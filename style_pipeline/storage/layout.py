@@ -1,0 +1,97 @@
+"""Every storage key of the pipeline, in one place (keys are relative to the storage root).
+
+Tables ``<asset>/<partition>.parquet`` and documents ``<asset>/<partition>.json`` are
+written by the IO managers; files that belong to one partition live under
+``<asset>/<partition>/``; content-addressed objects and caches under
+``<asset>/objects|cache/``. Domain code asks this module for keys and never slices them
+by position: ``partition_of`` parses a partition back out of a key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+RAW_MEDIA = "raw_media"
+FRAMES = "frames"
+DEDUP_SET = "dedup_set"
+EMBEDDINGS = "embeddings"
+CAPTIONS = "captions"
+CAPTION_MODEL = "caption_model"
+TRAINING_DATASET = "training_dataset"
+REWARD_MODEL = "reward_model"
+LORA_WEIGHTS = "lora_weights"
+METRICS = "metrics"
+
+RAW_OBJECTS = f"{RAW_MEDIA}/objects"
+RAW_QUARANTINE = f"{RAW_MEDIA}/quarantine"
+RAW_LEDGER = f"{RAW_MEDIA}/ledger"
+DEDUP_INDEX = f"{DEDUP_SET}/index"
+EMBEDDING_CACHE = f"{EMBEDDINGS}/cache"
+CAPTION_CACHE = f"{CAPTIONS}/cache"
+
+_PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def check_partition(partition: str) -> str:
+    """``partition`` when it is a ``YYYY-MM-DD`` date, else ``ValueError``."""
+    if not _PARTITION.match(partition):
+        raise ValueError(f"not a daily partition key: {partition!r}")
+    dt.date.fromisoformat(partition)
+    return partition
+
+
+def table_key(asset: str, partition: str) -> str:
+    """The Parquet table of ``asset`` for one day (written by the IO manager)."""
+    return f"{asset}/{check_partition(partition)}.parquet"
+
+
+def document_key(asset: str, partition: str) -> str:
+    """The JSON document of ``asset`` for one day (written by the IO manager)."""
+    return f"{asset}/{check_partition(partition)}.json"
+
+
+def partition_dir(asset: str, partition: str) -> str:
+    """The folder of files that belong to one day of ``asset``."""
+    return f"{asset}/{check_partition(partition)}"
+
+
+def partition_of(key: str, asset: str) -> str | None:
+    """The partition of a table, document or day folder key of ``asset`` (None: not one)."""
+    head = f"{asset}/"
+    if not key.startswith(head):
+        return None
+    name = key[len(head) :].split("/", 1)[0]
+    for suffix in (".parquet", ".json"):
+        name = name.removesuffix(suffix)
+    return name if _PARTITION.match(name) else None
+
+
+def raw_object_key(media_id: str, suffix: str) -> str:
+    """A stored original, content-addressed by its sha256 (``suffix`` with its dot)."""
+    return f"{RAW_OBJECTS}/{media_id}{suffix}"
+
+
+def quarantine_key(media_id: str, suffix: str) -> str:
+    """A rejected file kept for inspection, content-addressed."""
+    return f"{RAW_QUARANTINE}/{media_id}{suffix}"
+
+
+def frame_key(partition: str, frame_id: str) -> str:
+    """A frame JPEG of one day."""
+    return f"{partition_dir(FRAMES, partition)}/{frame_id}.jpg"
+
+
+def metrics_sample_key(partition: str, name: str) -> str:
+    """A sample image generated while evaluating the day's LoRA."""
+    return f"{partition_dir(METRICS, partition)}/samples/{name}"
+
+
+def lora_version_dir(version: str) -> str:
+    """The folder of one published LoRA version."""
+    return f"{LORA_WEIGHTS}/{version}"
+
+
+def caption_model_dir(version: str) -> str:
+    """The folder of one fine-tuned caption-model version."""
+    return f"{CAPTION_MODEL}/{version}"
