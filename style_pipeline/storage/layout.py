@@ -69,12 +69,22 @@ def partition_of(key: str, asset: str) -> str | None:
 
 def raw_object_key(media_id: str, suffix: str) -> str:
     """A stored original, content-addressed by its sha256 (``suffix`` with its dot)."""
-    return f"{RAW_OBJECTS}/{media_id}{suffix}"
+    return f"{RAW_OBJECTS}/{media_id[:2]}/{media_id}{suffix}"
 
 
-def quarantine_key(media_id: str, suffix: str) -> str:
-    """A rejected file kept for inspection, content-addressed."""
-    return f"{RAW_QUARANTINE}/{media_id}{suffix}"
+def quarantine_key(partition: str, name: str) -> str:
+    """A rejected file of one day kept for inspection (``name`` already made safe)."""
+    return f"{RAW_QUARANTINE}/{check_partition(partition)}/{name}"
+
+
+def ledger_dir(media_id: str) -> str:
+    """The sightings of one content hash (one immutable object per day it was seen)."""
+    return f"{RAW_LEDGER}/{media_id}"
+
+
+def ledger_key(media_id: str, partition: str) -> str:
+    """The sighting of ``media_id`` on one day."""
+    return f"{ledger_dir(media_id)}/{check_partition(partition)}.json"
 
 
 def frame_key(partition: str, frame_id: str) -> str:
