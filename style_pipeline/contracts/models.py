@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,7 +59,7 @@ class ClipArch(BaseModel):
             text_layers=12,
         )
 
-    def open_clip_cfg(self) -> dict:
+    def open_clip_cfg(self) -> dict[str, Any]:
         """The ``model_cfg`` dict open_clip builds a ``CLIP`` from."""
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} not divisible by {self.patch_size}")

@@ -50,19 +50,19 @@ class JsonIOManager(dg.UPathIOManager):
         return json.loads(path.read_bytes())
 
 
-class ParquetIOManagerFactory(dg.ConfigurableIOManagerFactory):
+class ParquetIOManagerFactory(dg.ConfigurableIOManagerFactory[ParquetIOManager]):
     """Configurable entry point for :class:`ParquetIOManager` (root: path or URL)."""
 
     root: str
 
-    def create_io_manager(self, context) -> ParquetIOManager:
+    def create_io_manager(self, context: dg.InitResourceContext) -> ParquetIOManager:
         return ParquetIOManager(base_path=make_upath(resolve_root(self.root)))
 
 
-class JsonIOManagerFactory(dg.ConfigurableIOManagerFactory):
+class JsonIOManagerFactory(dg.ConfigurableIOManagerFactory[JsonIOManager]):
     """Configurable entry point for :class:`JsonIOManager` (root: path or URL)."""
 
     root: str
 
-    def create_io_manager(self, context) -> JsonIOManager:
+    def create_io_manager(self, context: dg.InitResourceContext) -> JsonIOManager:
         return JsonIOManager(base_path=make_upath(resolve_root(self.root)))

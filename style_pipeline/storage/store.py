@@ -7,19 +7,21 @@ renamed into place; on object stores a single PUT is atomic per object.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from upath import UPath
 
 _CHUNK = 8 * 1024 * 1024
 
 
-def storage_options_from_env(root: str) -> dict:
+def storage_options_from_env(root: str) -> dict[str, Any]:
     """fsspec options for ``root``: an S3 endpoint from ``AWS_ENDPOINT_URL(_S3)`` if set."""
     if not root.startswith("s3://"):
         return {}
@@ -27,10 +29,11 @@ def storage_options_from_env(root: str) -> dict:
     return {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
 
 
-def make_upath(root: str, **storage_options) -> UPath:
+def make_upath(root: str, **storage_options: Any) -> UPath:
     """A UPath for ``root`` with storage options from the environment unless given."""
     options = storage_options or storage_options_from_env(root)
-    return UPath(root, **options)
+    path: UPath = UPath(root, **options)
+    return path
 
 
 def check_key(key: str) -> str:
@@ -70,7 +73,7 @@ def atomic_write_bytes(path: UPath, data: bytes) -> None:
 class Store:
     """Keyed file access under one root; local, memory:// and s3:// alike."""
 
-    def __init__(self, root: str | UPath, **storage_options):
+    def __init__(self, root: str | UPath, **storage_options: Any) -> None:
         self.root = root if isinstance(root, UPath) else make_upath(str(root), **storage_options)
 
     def __repr__(self) -> str:
@@ -106,7 +109,7 @@ class Store:
         atomic_write_bytes(self.path(key), data)
         return key
 
-    def put_file(self, source: str | os.PathLike, key: str) -> str:
+    def put_file(self, source: str | os.PathLike[str], key: str) -> str:
         """Copy a local file to ``key`` atomically (streaming, any size)."""
         target = self.path(key)
         if self.is_local:
@@ -117,7 +120,7 @@ class Store:
                 shutil.copyfileobj(src, dst, _CHUNK)
         return key
 
-    def put_immutable(self, source: str | os.PathLike, key: str) -> bool:
+    def put_immutable(self, source: str | os.PathLike[str], key: str) -> bool:
         """Copy ``source`` to ``key`` unless it exists already; True when it was written.
 
         Used for content-addressed objects: the key names the content, so an existing
@@ -142,13 +145,13 @@ class Store:
             yield local
 
     @contextlib.contextmanager
-    def local_copies(self, keys: list[str]) -> Iterator[dict[str, Path]]:
+    def local_copies(self, keys: builtins.list[str]) -> Iterator[dict[str, Path]]:
         """``{key: local path}`` for many keys at once (one temp dir for remote roots)."""
         if self.is_local:
             yield {key: self.local_path(key) for key in keys}
             return
         with tempfile.TemporaryDirectory(prefix="style_pipeline_") as tmp:
-            out = {}
+            out: dict[str, Path] = {}
             for i, key in enumerate(keys):
                 local = Path(tmp) / f"{i:07d}{PurePosixPath(key).suffix}"
                 with self.path(key).open("rb") as src, open(local, "wb") as dst:

@@ -21,7 +21,7 @@ _SCALARS: dict[type, pl.DataType] = {
 }
 
 
-def _dtype(annotation) -> pl.DataType:
+def _dtype(annotation: typing.Any) -> pl.DataType:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
