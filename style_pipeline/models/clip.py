@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 
 from style_pipeline.contracts.models import ClipArch
 from style_pipeline.models.cache import building_dir
+from style_pipeline.models.profiles import PretrainedUnavailable, offline
 
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "open_clip_model.safetensors"
@@ -33,28 +34,8 @@ _CHECKPOINT_NAMES = (
 )
 
 
-class PretrainedUnavailable(RuntimeError):
-    """The requested pretrained weights are not on this machine (and nothing downloads)."""
-
-
 class CheckpointLoadError(RuntimeError):
     """Weights are on disk but open_clip cannot load them (corrupt or mismatched file)."""
-
-
-@contextlib.contextmanager
-def offline() -> Iterator[None]:
-    """Set ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` for the duration of a load."""
-    keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: "1" for k in keys})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _hf_cached(repo_id: str, filename: str | None, hf_cache_dir: str | None) -> Path | None:
