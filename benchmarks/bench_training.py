@@ -79,7 +79,7 @@ def worker_ours(size: str, data_dir: Path, warmup: int, steps: int) -> dict:
     """Our production loop (``train_pipeline``); per-step times from its progress callback."""
     from style_pipeline.contracts.training import LoraTrainingConfig
     from style_pipeline.models.diffusion_configs import build_pipeline
-    from style_pipeline.training.backends import deterministic_mode, train_pipeline
+    from style_pipeline.training.train_loop import deterministic_mode, train_pipeline
 
     resolution, rank = SETTINGS[size][:2]
     config = LoraTrainingConfig(

@@ -27,9 +27,9 @@ from style_pipeline.contracts.captioning import (
     CaptionFinetuneConfig,
 )
 from style_pipeline.models.blip import LoadedBlip
+from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 
-PREFIX = "caption_model"
 METADATA = "metadata.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -181,14 +181,14 @@ def finetune_caption_model(
     version = version or default_version(now, data_hash, config_hash)
     if not _VERSION.match(version):
         raise ValueError(f"invalid caption model version {version!r}")
-    key = f"{PREFIX}/{version}"
-    if store.exists(f"{key}/{METADATA}"):
+    key = layout.caption_model_dir(version)
+    if store.exists(layout.caption_model_file(version, METADATA)):
         raise FileExistsError(f"caption model version {version} already exists in {store}")
     with tempfile.TemporaryDirectory(prefix="caption_lora_") as tmp:
         losses = train_lora(base, pairs, config, Path(tmp), log)
         files = sorted(p for p in Path(tmp).iterdir() if p.suffix in (".json", ".safetensors"))
         for path in files:
-            store.put_file(path, f"{key}/{path.name}")
+            store.put_file(path, layout.caption_model_file(version, path.name))
         adapter_sha = hashlib.sha256((Path(tmp) / ADAPTER_WEIGHTS).read_bytes()).hexdigest()
     metadata = {
         "version": version,
@@ -209,18 +209,24 @@ def finetune_caption_model(
     }
     if not math.isfinite(metadata["final_loss"]):
         raise FloatingPointError("final loss is not finite")
-    store.put_bytes(json.dumps(metadata, indent=2).encode(), f"{key}/{METADATA}")
+    store.put_bytes(
+        json.dumps(metadata, indent=2).encode(), layout.caption_model_file(version, METADATA)
+    )
     return FinetuneResult(version, key, metadata)
 
 
 def latest_caption_model(store: Store) -> str | None:
     """Key (``caption_model/<version>``) of the newest complete version, or None."""
-    complete = [k for k in store.list(PREFIX) if store.exists(f"{k}/{METADATA}")]
-    return max(complete, key=lambda k: k.rsplit("/", 1)[-1]) if complete else None
+    complete = [k for k in store.list(layout.CAPTION_MODEL) if store.exists(_metadata_key(k))]
+    return max(complete, key=layout.caption_model_version_of) if complete else None
 
 
 def read_caption_model_metadata(store: Store, key: str) -> dict:
-    return json.loads(store.read_bytes(f"{key}/{METADATA}"))
+    return json.loads(store.read_bytes(_metadata_key(key)))
+
+
+def _metadata_key(key: str) -> str:
+    return layout.caption_model_file(layout.caption_model_version_of(key), METADATA)
 
 
 @contextlib.contextmanager
@@ -231,5 +237,6 @@ def adapter_local_dir(store: Store, key: str) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="caption_adapter_") as tmp:
         for name in read_caption_model_metadata(store, key)["files"]:
-            Path(tmp, name).write_bytes(store.read_bytes(f"{key}/{name}"))
+            version = layout.caption_model_version_of(key)
+            Path(tmp, name).write_bytes(store.read_bytes(layout.caption_model_file(version, name)))
         yield Path(tmp)

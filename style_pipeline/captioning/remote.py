@@ -23,9 +23,9 @@ from PIL import Image
 
 from style_pipeline.captioning.captioners import CaptionResult, per_image
 from style_pipeline.contracts.captioning import EndpointConfig
+from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 
-CACHE_PREFIX = "captions/cache"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
@@ -43,7 +43,7 @@ def image_sha256(image: Image.Image) -> str:
 def cache_key(image_hash: str, prompt: str, model: str) -> str:
     """Store key of one cached answer."""
     blob = json.dumps([image_hash, prompt, model]).encode()
-    return f"{CACHE_PREFIX}/{hashlib.sha256(blob).hexdigest()}.json"
+    return layout.caption_cache_key(hashlib.sha256(blob).hexdigest())
 
 
 def image_data_url(image: Image.Image, max_edge: int) -> str:

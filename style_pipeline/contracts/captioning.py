@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -133,3 +133,48 @@ class CaptioningSettings(BaseModel):
     caption: CaptionConfig = CaptionConfig()
     finetune: CaptionFinetuneConfig = CaptionFinetuneConfig()
     seed_captions_dir: str = Field("data/seed_captions", description="image + .txt pairs")
+
+
+class CaptionRecord(BaseModel):
+    """One row of ``captions``: the final caption of a kept frame and how it was made."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frame_id: str
+    path: str = Field(description="store key of the frame JPEG")
+    caption: str = Field(description="post-processed caption with the trigger word")
+    raw: str = Field(description="the captioner's answer before post-processing")
+    source: str = Field(description="captioner backend: blip, openai or template")
+    model: str
+    cached: bool = Field(description="the endpoint answer came from the store cache")
+    valid: bool = Field(description="passed ontology validation (after repairs)")
+    violations: list[str]
+    repairs: list[str]
+
+
+class CaptionModelDocument(BaseModel):
+    """``caption_model/<partition>.json``: the caption-model version the day uses.
+
+    ``key`` is the version's folder in the store; the other fields repeat its
+    ``metadata.json``; ``trained`` says whether this run trained it or reused it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str
+    key: str
+    trained: bool
+    created_at: str
+    base_model: str
+    base_source: str
+    base_profile: str
+    data_hash: str
+    num_pairs: int
+    config_hash: str
+    config: dict[str, Any]
+    prompt: str
+    steps: int
+    final_loss: float
+    losses: list[float]
+    adapter_sha256: str
+    files: list[str]

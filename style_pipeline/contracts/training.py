@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from style_pipeline.contracts.models import (
     DEFAULT_PRETRAINED,
@@ -145,3 +145,98 @@ class TrainingSettings(BaseModel):
     labels_path: str | None = Field(None, description="CSV/JSON of frame_id,label (optional)")
     evaluation: EvalConfig = EvalConfig()
     reference_images: int = Field(64, ge=2, description="curated frames FID compares with")
+
+
+class TrainingDatasetDocument(BaseModel):
+    """``training_dataset/<partition>.json``: where the day's training folder is, what it holds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prefix: str = Field(description="store folder of the training images and captions")
+    dataset_hash: str
+    images: int
+    buckets: dict[str, int] = Field(description="images per aspect-ratio bucket")
+    skipped: list[dict[str, str]] = Field(description="frame_id + reason of each item left out")
+    partitions: list[str] = Field(description="caption partitions of the window")
+    manifest: str = Field(description="store key of manifest.json")
+
+
+class RewardModelDocument(BaseModel):
+    """``reward_model/<partition>.json``: the brand MLP's facts, or why none was trained.
+
+    Untrained: ``trained``, ``reason``, ``examples``. Trained: ``trained``, ``prefix``,
+    ``examples`` and the model's facts. Absent fields are left out of the JSON.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trained: bool
+    examples: list[int] = Field(description="[negatives, positives]")
+    reason: str | None = None
+    prefix: str | None = Field(None, description="store folder of the weights")
+    dim: int | None = None
+    hidden: int | None = None
+    embedding_model: str | None = None
+    auc: float | None = Field(None, description="held-out ROC AUC")
+    train_loss: float | None = None
+    n_train: int | None = None
+    n_holdout: int | None = None
+    n_positive: int | None = None
+    n_negative: int | None = None
+    config: RewardConfig | None = None
+
+    @model_serializer(mode="wrap")
+    def _leave_out_absent(self, handler) -> dict[str, Any]:
+        # the stored JSON of an untrained model has no model facts, not nulls
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class LoraWeightsDocument(BaseModel):
+    """``lora_weights/<partition>.json``: the published LoRA version and how it was made.
+
+    Extra keys are kept: the model resolver's facts (``model_*``) ride along unchanged.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    prefix: str = Field(description="store folder of the version")
+    pruned: list[str] = Field(description="versions deleted after publishing")
+    version: str
+    partition: str
+    weights: str = Field(description="file name of the weights in the version folder")
+    sha256: str
+    dataset_hash: str
+    config_hash: str
+    config: dict[str, Any]
+    seed: int
+    backend: str
+    steps: int
+    epochs: int
+    final_loss: float
+    losses: list[float]
+    seconds: float
+    device: str
+    mixed_precision: str
+    family: str
+    n_images: int
+    lora_parameters: int
+    notes: list[str]
+    model_path: str
+    model_profile: str
+    model_profile_requested: str
+    model_profile_reason: str
+    estimate: dict[str, Any]
+    torch_threads: int
+    versions: dict[str, str]
+
+
+class MetricsDocument(BaseModel):
+    """``metrics/<partition>.json``: evaluation of the day's LoRA and its regressions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lora_version: str
+    metrics: dict[str, float | int | str | None]
+    previous_partition: str | None = Field(description="the run compared with (None: first)")
+    regressions: list[dict[str, Any]] = Field(description="metrics worse beyond tolerance")
+    compared: list[str] = Field(description="metrics present in both runs")

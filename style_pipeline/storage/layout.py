@@ -105,3 +105,77 @@ def lora_version_dir(version: str) -> str:
 def caption_model_dir(version: str) -> str:
     """The folder of one fine-tuned caption-model version."""
     return f"{CAPTION_MODEL}/{version}"
+
+
+def quarantine_reason_key(quarantined: str) -> str:
+    """The ``.reason.json`` kept beside a quarantined file (``quarantined``: its key)."""
+    return f"{quarantined}.reason.json"
+
+
+def dedup_index_key(partition: str, prefix: str = DEDUP_INDEX) -> str:
+    """One day's entries of the incremental dedup index (``prefix``: its folder)."""
+    return f"{prefix.rstrip('/')}/{check_partition(partition)}.parquet"
+
+
+def embedding_cache_dir(model_key: str, prefix: str = EMBEDDING_CACHE) -> str:
+    """The cached vectors of one model (``model_key``: the model id made storage-safe)."""
+    return f"{prefix.strip('/')}/{model_key}"
+
+
+def embedding_cache_key(cache_dir: str, sha256: str) -> str:
+    """One cached vector, by the content sha256 of its image, under ``embedding_cache_dir``."""
+    return f"{cache_dir}/{sha256[:2]}/{sha256}.npy"
+
+
+OVERRIDE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def override_keys(partition: str, prefix: str = "") -> list[str]:
+    """Where a day's curation overrides may be, one key per accepted suffix.
+
+    Overrides live in their own root (``overrides_root``), so ``prefix`` is usually empty.
+    """
+    base = f"{prefix.rstrip('/')}/{partition}" if prefix else partition
+    return [f"{base}{suffix}" for suffix in OVERRIDE_SUFFIXES]
+
+
+def caption_cache_key(digest: str) -> str:
+    """A cached endpoint answer, addressed by the sha256 of (image, prompt, model)."""
+    return f"{CAPTION_CACHE}/{digest}.json"
+
+
+def caption_model_file(version: str, name: str) -> str:
+    """A file of one caption-model version."""
+    return f"{caption_model_dir(version)}/{name}"
+
+
+def caption_model_version_of(key: str) -> str:
+    """The version name of a key listed under ``caption_model/``."""
+    return _first_part_under(key, CAPTION_MODEL)
+
+
+def training_dataset_file(partition: str, rel: str) -> str:
+    """A file of one day's training folder (``rel``: its path inside the folder)."""
+    return f"{partition_dir(TRAINING_DATASET, partition)}/{rel}"
+
+
+def reward_model_file(partition: str, name: str) -> str:
+    """A file of one day's brand reward model."""
+    return f"{partition_dir(REWARD_MODEL, partition)}/{name}"
+
+
+def lora_version_file(version: str, name: str) -> str:
+    """A file of one published LoRA version."""
+    return f"{lora_version_dir(version)}/{name}"
+
+
+def lora_version_of(key: str) -> str:
+    """The version name of a key listed under ``lora_weights/``."""
+    return _first_part_under(key, LORA_WEIGHTS)
+
+
+def _first_part_under(key: str, asset: str) -> str:
+    head = f"{asset}/"
+    if not key.startswith(head):
+        raise ValueError(f"not a key under {head}: {key!r}")
+    return key[len(head) :].split("/", 1)[0]

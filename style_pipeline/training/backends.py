@@ -6,47 +6,18 @@ file in ``output_dir``. Remote backends (a GPU service) implement the same Proto
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import math
-import random
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
-import torch
-import torch.utils.deterministic
-
 from style_pipeline.contracts.training import LoraTrainingConfig
-from style_pipeline.models.device import pick_device
 from style_pipeline.models.diffusion import ResolvedDiffusion, load_pipeline
-from style_pipeline.training import data
-from style_pipeline.training.loop import Optimization, attach_lora, compute_loss, save_lora
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainingProgress:
-    step: int
-    total_steps: int
-    epoch: int
-    loss: float
-    lr: float
-    elapsed_s: float
-    eta_s: float
-
-    def __str__(self) -> str:
-        return (
-            f"step {self.step}/{self.total_steps} epoch {self.epoch} loss {self.loss:.5f} "
-            f"lr {self.lr:.3g} elapsed {self.elapsed_s:.1f}s eta {self.eta_s:.1f}s"
-        )
-
-
-ProgressCallback = Callable[[TrainingProgress], None]
+from style_pipeline.training.train_loop import (
+    ProgressCallback,
+    TrainingOutcome,
+    deterministic_mode,
+    train_pipeline,
+)
 
 
 @dataclass(frozen=True)
@@ -57,22 +28,6 @@ class TrainingRequest:
     model: ResolvedDiffusion
 
 
-@dataclass(frozen=True)
-class TrainingOutcome:
-    weights_path: Path
-    steps: int
-    epochs: int
-    final_loss: float
-    losses: tuple[float, ...]
-    seconds: float
-    device: str
-    mixed_precision: str
-    family: str
-    n_images: int
-    lora_parameters: int
-    notes: tuple[str, ...] = ()
-
-
 class TrainingBackend(Protocol):
     """Anything that can train a LoRA for a :class:`TrainingRequest`."""
 
@@ -81,47 +36,6 @@ class TrainingBackend(Protocol):
     def train(
         self, request: TrainingRequest, progress: ProgressCallback | None = None
     ) -> TrainingOutcome: ...
-
-
-def effective_mixed_precision(requested: str, device: torch.device) -> tuple[str, str | None]:
-    """Half precision needs a GPU here; on CPU (and MPS) training runs in fp32 and says so."""
-    if requested != "no" and device.type != "cuda":
-        return "no", f"mixed_precision={requested} ignored on CPU: training in fp32"
-    return requested, None
-
-
-@contextlib.contextmanager
-def deterministic_mode(enabled: bool, seed: int) -> Iterator[None]:
-    """Seed Python, NumPy and torch; with ``enabled`` also force deterministic kernels.
-
-    torch's debugging aid ``fill_uninitialized_memory`` (NaN-filling every new empty tensor
-    in deterministic mode) is switched off: it cost ~7% of a tiny-model CPU step and does
-    not change the results of code that never reads uninitialised memory.
-    """
-    previous = torch.are_deterministic_algorithms_enabled()
-    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    previous_cudnn = torch.backends.cudnn.benchmark
-    previous_fill = torch.utils.deterministic.fill_uninitialized_memory
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if enabled:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.utils.deterministic.fill_uninitialized_memory = False
-        torch.backends.cudnn.benchmark = False
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
-        torch.utils.deterministic.fill_uninitialized_memory = previous_fill
-        torch.backends.cudnn.benchmark = previous_cudnn
-
-
-def plan_steps(batches_per_epoch: int, config: LoraTrainingConfig) -> tuple[int, int]:
-    """(optimisation steps, epochs) as in the diffusers example: max_train_steps wins."""
-    updates_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation_steps)
-    total = config.max_train_steps or config.num_train_epochs * updates_per_epoch
-    return total, math.ceil(total / updates_per_epoch)
 
 
 class LocalDiffusersBackend:
@@ -136,90 +50,3 @@ class LocalDiffusersBackend:
         with deterministic_mode(config.deterministic, config.seed):
             pipe = load_pipeline(request.model.path)
             return train_pipeline(pipe, request.dataset_dir, request.output_dir, config, progress)
-
-
-def train_pipeline(
-    pipe,
-    dataset_dir: Path,
-    output_dir: Path,
-    config: LoraTrainingConfig,
-    progress: ProgressCallback | None = None,
-) -> TrainingOutcome:
-    """Attach LoRA to a loaded ``pipe``, train on ``dataset_dir``, save into ``output_dir``."""
-    device = pick_device(config.device)
-    mixed_precision, note = effective_mixed_precision(config.mixed_precision, device)
-    if note:
-        log.warning(note)
-    started = time.perf_counter()
-    records = data.read_training_folder(dataset_dir)
-    step = data.dataset_bucket_step(dataset_dir)
-    buckets = data.assign_buckets(records, config.resolution, config.use_buckets, step)
-    models = attach_lora(pipe, config, device, mixed_precision)
-    if models.family != config.model_family:
-        raise ValueError(
-            f"config {config.name!r} is for model_family={config.model_family} but the "
-            f"pipeline ({type(pipe).__name__}) is {models.family}"
-        )
-    total, epochs = plan_steps(data.batches_per_epoch(buckets, config.train_batch_size), config)
-    optimization = Optimization(models, config, total)
-    noise_gen = torch.Generator(device).manual_seed(config.seed)
-    data_gen = torch.Generator().manual_seed(config.seed)
-    losses = _loop(
-        models, optimization, records, buckets, total, epochs, noise_gen, data_gen, progress
-    )
-    weights = save_lora(models, output_dir)
-    return TrainingOutcome(
-        weights_path=weights,
-        steps=len(losses),
-        epochs=epochs,
-        final_loss=losses[-1],
-        losses=tuple(losses),
-        seconds=time.perf_counter() - started,
-        device=device.type,
-        mixed_precision=mixed_precision,
-        family=models.family,
-        n_images=len(records),
-        lora_parameters=models.lora_parameter_count(),
-        notes=(note,) if note else (),
-    )
-
-
-def _loop(models, optimization, records, buckets, total, epochs, noise_gen, data_gen, progress):
-    """Epochs of bucketed batches; one optimisation step per ``gradient_accumulation_steps``."""
-    config = optimization.config
-    accumulation = config.gradient_accumulation_steps
-    losses: list[float] = []
-    started = time.perf_counter()
-    for epoch in range(epochs):
-        models.unet.train()
-        for te in models.text_encoders if models.train_text_encoder else ():
-            te.train()
-        batches = data.epoch_batches(buckets, config.train_batch_size, data_gen)
-        step_loss, micro = 0.0, 0
-        for index, indices in enumerate(batches):
-            examples = [
-                data.load_example(
-                    records[i], buckets[i], config.center_crop, config.random_flip, data_gen
-                )
-                for i in indices
-            ]
-            loss = compute_loss(models, data.collate(examples), config, noise_gen)
-            optimization.backward(loss)
-            step_loss += loss.detach().item() / accumulation
-            micro += 1
-            if micro < accumulation and index < len(batches) - 1:
-                continue
-            optimization.step()
-            losses.append(step_loss)
-            if progress:
-                elapsed = time.perf_counter() - started
-                eta = elapsed / len(losses) * (total - len(losses))
-                progress(
-                    TrainingProgress(
-                        len(losses), total, epoch, step_loss, optimization.lr, elapsed, eta
-                    )
-                )
-            step_loss, micro = 0.0, 0
-            if len(losses) >= total:
-                return losses
-    return losses

@@ -27,11 +27,12 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from style_pipeline.contracts.training import DatasetBuildConfig
+from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 from style_pipeline.training.buckets import bucket_name, make_buckets, select_bucket
 
-ASSET = "training_dataset"
 MANIFEST_FORMAT = "style_pipeline.training_dataset/1"
+MANIFEST_NAME = "manifest.json"
 FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -106,7 +107,7 @@ def build_training_dataset(
     Raises ``ValueError`` for duplicate frame ids, file-name collisions or when nothing is left.
     """
     config = config or DatasetBuildConfig()
-    prefix = f"{ASSET}/{partition}"
+    prefix = layout.partition_dir(layout.TRAINING_DATASET, partition)
     buckets = make_buckets(config.resolution, config.bucket_step)
     ordered = sorted((_as_item(i) for i in items), key=lambda i: i.frame_id)
     ids = Counter(i.frame_id for i in ordered)
@@ -134,8 +135,8 @@ def build_training_dataset(
         image_rel = f"{config.image_dir}/{stem}{ext}"
         text_rel = f"{config.image_dir}/{stem}.txt"
         text = (caption + "\n").encode()
-        store.put_bytes(data, f"{prefix}/{image_rel}")
-        store.put_bytes(text, f"{prefix}/{text_rel}")
+        store.put_bytes(data, layout.training_dataset_file(partition, image_rel))
+        store.put_bytes(text, layout.training_dataset_file(partition, text_rel))
         files += [_file_entry(image_rel, data), _file_entry(text_rel, text)]
         bucket = select_bucket(width, height, buckets)
         records.append(
@@ -154,7 +155,7 @@ def build_training_dataset(
 
     metadata = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     metadata_bytes = metadata.encode()
-    store.put_bytes(metadata_bytes, f"{prefix}/metadata.jsonl")
+    store.put_bytes(metadata_bytes, layout.training_dataset_file(partition, "metadata.jsonl"))
     files.append(_file_entry("metadata.jsonl", metadata_bytes))
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -167,7 +168,7 @@ def build_training_dataset(
         "files": files,
         "skipped": skipped,
     }
-    store.put_bytes(json.dumps(manifest, indent=1).encode(), f"{prefix}/manifest.json")
+    store.put_bytes(json.dumps(manifest, indent=1).encode(), manifest_key(partition))
     return DatasetBuildResult(prefix=prefix, manifest=manifest, skipped=skipped)
 
 
@@ -185,8 +186,13 @@ def dataset_hash(files: list[dict]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+def manifest_key(partition: str) -> str:
+    """Store key of the manifest of ``partition``'s training folder."""
+    return layout.training_dataset_file(partition, MANIFEST_NAME)
+
+
 def read_manifest(store: Store, partition: str) -> dict:
-    key = f"{ASSET}/{partition}/manifest.json"
+    key = manifest_key(partition)
     if not store.exists(key):
         raise FileNotFoundError(f"no training dataset manifest at {key}")
     return json.loads(store.read_bytes(key))
@@ -197,11 +203,11 @@ def download_dataset(store: Store, partition: str, dest: Path) -> Path:
     manifest = read_manifest(store, partition)
     dest.mkdir(parents=True, exist_ok=True)
     for entry in manifest["files"]:
-        data = store.read_bytes(f"{ASSET}/{partition}/{entry['path']}")
+        data = store.read_bytes(layout.training_dataset_file(partition, entry["path"]))
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise ValueError(f"{entry['path']}: sha256 differs from the manifest")
         target = dest / entry["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    (dest / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
     return dest

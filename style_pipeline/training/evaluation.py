@@ -26,7 +26,7 @@ from style_pipeline.contracts.training import EvalConfig, Tolerance
 from style_pipeline.curation.embeddings import embed_images, embed_texts
 from style_pipeline.models import LoadedModel
 from style_pipeline.training.fid import fid_between
-from style_pipeline.training.loop import WEIGHT_NAME
+from style_pipeline.training.lora_models import WEIGHT_NAME
 from style_pipeline.training.reward import RewardModel
 
 AESTHETIC_PROMPTS = ("a beautiful, high quality photo", "an ugly, low quality photo")

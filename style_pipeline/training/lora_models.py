@@ -1,20 +1,18 @@
-"""The LoRA training step: diffusers' ``train_text_to_image_lora.py`` math, without Accelerate.
+"""LoRA models for training: the pipeline frozen with PEFT adapters attached, and the
+trained adapters saved in diffusers' ``pytorch_lora_weights.safetensors`` format.
 
-UNet (and optionally text-encoder) LoRA adapters through PEFT, latents from the frozen VAE,
-noise + random timesteps from a seeded generator, noise-prediction MSE (optionally Min-SNR
-weighted), AdamW, a diffusers LR schedule, gradient accumulation and clipping. SD 1.x/2.x
-pipelines and SDXL pipelines (two text encoders, pooled embeds, size/crop time ids) alike.
+Follows diffusers' ``train_text_to_image_lora.py`` without Accelerate; SD 1.x/2.x and SDXL
+pipelines (two text encoders) alike. The loss is in ``objective.py``, the loop in
+``train_loop.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from style_pipeline.contracts.training import LoraTrainingConfig
 
@@ -121,140 +119,6 @@ def attach_lora(
         autocast_dtype=weight_dtype if mixed_precision in ("fp16", "bf16") else None,
         params=params,
     )
-
-
-def encode_captions(models: LoraModels, captions: list[str]):
-    """Text conditioning: SD -> last hidden state; SDXL -> both penultimate states + pooled."""
-    ids = [
-        tok(
-            captions,
-            max_length=tok.model_max_length,
-            padding="max_length",
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids.to(models.device)
-        for tok in models.tokenizers
-    ]
-    if models.family == "sd":
-        return models.text_encoders[0](ids[0], return_dict=False)[0], None
-    hidden, pooled = [], None
-    for te, te_ids in zip(models.text_encoders, ids, strict=True):
-        out = te(te_ids, output_hidden_states=True, return_dict=False)
-        pooled = out[0]
-        hidden.append(out[-1][-2])
-    return torch.cat(hidden, dim=-1), pooled
-
-
-def _sdxl_time_ids(batch: dict, pixel_values: torch.Tensor, device) -> torch.Tensor:
-    target = tuple(pixel_values.shape[-2:])
-    rows = [
-        [*orig, *crop, *target]
-        for orig, crop in zip(batch["original_sizes"], batch["crop_top_lefts"], strict=True)
-    ]
-    return torch.tensor(rows, dtype=torch.float32, device=device)
-
-
-def compute_loss(
-    models: LoraModels, batch: dict, config: LoraTrainingConfig, generator: torch.Generator
-) -> torch.Tensor:
-    """Noise-prediction loss of one batch (the diffusers example's forward pass)."""
-    autocast = (
-        torch.autocast(models.device.type, dtype=models.autocast_dtype)
-        if models.autocast_dtype is not None
-        else contextlib.nullcontext()
-    )
-    with autocast:
-        pixel_values = batch["pixel_values"].to(models.device, dtype=models.vae.dtype)
-        dist = models.vae.encode(pixel_values).latent_dist
-        latents = dist.sample(generator=generator) * models.vae.config.scaling_factor
-        latents = latents.to(models.weight_dtype)
-        noise = torch.randn(
-            latents.shape, generator=generator, device=latents.device, dtype=latents.dtype
-        )
-        if config.noise_offset:
-            shape = (latents.shape[0], latents.shape[1], 1, 1)
-            noise += config.noise_offset * torch.randn(
-                shape, generator=generator, device=latents.device, dtype=latents.dtype
-            )
-        scheduler = models.noise_scheduler
-        bsz = latents.shape[0]
-        timesteps = torch.randint(
-            0,
-            scheduler.config.num_train_timesteps,
-            (bsz,),
-            generator=generator,
-            device=generator.device,
-        ).to(latents.device, dtype=torch.long)
-        noisy_latents = scheduler.add_noise(latents, noise, timesteps)
-        encoder_hidden_states, pooled = encode_captions(models, batch["captions"])
-        extra = {}
-        if models.family == "sdxl":
-            time_ids = _sdxl_time_ids(batch, pixel_values, latents.device)
-            extra["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
-        if scheduler.config.prediction_type == "epsilon":
-            target = noise
-        elif scheduler.config.prediction_type == "v_prediction":
-            target = scheduler.get_velocity(latents, noise, timesteps)
-        else:
-            raise ValueError(f"unknown prediction type {scheduler.config.prediction_type}")
-        model_pred = models.unet(
-            noisy_latents, timesteps, encoder_hidden_states, return_dict=False, **extra
-        )[0]
-    if config.snr_gamma is None:
-        return F.mse_loss(model_pred.float(), target.float(), reduction="mean")
-    from diffusers.training_utils import compute_snr
-
-    snr = compute_snr(scheduler, timesteps)
-    weights = torch.clamp(snr, max=config.snr_gamma)
-    weights = weights / (snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr)
-    loss = F.mse_loss(model_pred.float(), target.float(), reduction="none")
-    return (loss.mean(dim=list(range(1, loss.ndim))) * weights).mean()
-
-
-class Optimization:
-    """AdamW + diffusers LR schedule + accumulation, clipping and (fp16) loss scaling."""
-
-    def __init__(self, models: LoraModels, config: LoraTrainingConfig, total_steps: int):
-        from diffusers.optimization import get_scheduler
-
-        self.params = models.params
-        self.config = config
-        self.optimizer = torch.optim.AdamW(
-            self.params,
-            lr=config.learning_rate,
-            betas=(config.adam_beta1, config.adam_beta2),
-            weight_decay=config.adam_weight_decay,
-            eps=config.adam_epsilon,
-        )
-        self.lr_scheduler = get_scheduler(
-            config.lr_scheduler,
-            optimizer=self.optimizer,
-            num_warmup_steps=config.lr_warmup_steps,
-            num_training_steps=total_steps,
-        )
-        fp16 = models.autocast_dtype == torch.float16
-        self.scaler = torch.amp.GradScaler(models.device.type) if fp16 else None
-
-    def backward(self, loss: torch.Tensor) -> None:
-        scaled = loss / self.config.gradient_accumulation_steps
-        (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-
-    def step(self) -> None:
-        """Clip, update, advance the LR schedule, clear gradients (one optimisation step)."""
-        if self.scaler:
-            self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
-        if self.scaler:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.lr_scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-
-    @property
-    def lr(self) -> float:
-        return float(self.lr_scheduler.get_last_lr()[0])
 
 
 def save_lora(models: LoraModels, output_dir: Path) -> Path:

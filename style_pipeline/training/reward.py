@@ -23,9 +23,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from style_pipeline.contracts.training import RewardConfig
+from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 
-ASSET = "reward_model"
 WEIGHTS = "reward_model.safetensors"
 INFO = "reward_model.json"
 _TRUE = {"1", "true", "yes", "positive", "pos", "keep", "on_brand"}
@@ -178,19 +178,25 @@ def model_scores(mlp: BrandMLP, x: torch.Tensor) -> np.ndarray:
 
 def save_reward_model(model: RewardModel, store: Store, partition: str) -> str:
     """Write weights then the JSON under ``reward_model/<partition>/``; returns the prefix."""
-    prefix = f"{ASSET}/{partition}"
     state = {k: v.detach().contiguous() for k, v in model.mlp.state_dict().items()}
-    store.put_bytes(save_safetensors(state, metadata={"format": "pt"}), f"{prefix}/{WEIGHTS}")
-    store.put_bytes(json.dumps(model.info, indent=1).encode(), f"{prefix}/{INFO}")
-    return prefix
+    weights = save_safetensors(state, metadata={"format": "pt"})
+    store.put_bytes(weights, layout.reward_model_file(partition, WEIGHTS))
+    store.put_bytes(
+        json.dumps(model.info, indent=1).encode(), layout.reward_model_file(partition, INFO)
+    )
+    return layout.partition_dir(layout.REWARD_MODEL, partition)
 
 
 def load_reward_model(store: Store, partition: str) -> RewardModel:
-    prefix = f"{ASSET}/{partition}"
-    if not store.exists(f"{prefix}/{INFO}"):
-        raise FileNotFoundError(f"no reward model at {prefix}")
-    info = json.loads(store.read_bytes(f"{prefix}/{INFO}"))
+    info_key = layout.reward_model_file(partition, INFO)
+    if not store.exists(info_key):
+        raise FileNotFoundError(
+            f"no reward model at {layout.partition_dir(layout.REWARD_MODEL, partition)}"
+        )
+    info = json.loads(store.read_bytes(info_key))
     mlp = BrandMLP(info["dim"], info["hidden"])
-    mlp.load_state_dict(load_safetensors(store.read_bytes(f"{prefix}/{WEIGHTS}")))
+    mlp.load_state_dict(
+        load_safetensors(store.read_bytes(layout.reward_model_file(partition, WEIGHTS)))
+    )
     mlp.eval()
     return RewardModel(mlp, info)

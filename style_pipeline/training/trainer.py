@@ -18,17 +18,17 @@ from pathlib import Path
 from style_pipeline.contracts.training import LoraTrainingConfig
 from style_pipeline.media.checksum import sha256_file
 from style_pipeline.models.diffusion import ResolvedDiffusion
+from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 from style_pipeline.training.backends import (
     LocalDiffusersBackend,
-    ProgressCallback,
     TrainingBackend,
     TrainingRequest,
 )
 from style_pipeline.training.estimates import estimate_resources
-from style_pipeline.training.loop import WEIGHT_NAME
+from style_pipeline.training.lora_models import WEIGHT_NAME
+from style_pipeline.training.train_loop import ProgressCallback
 
-ASSET = "lora_weights"
 METADATA_NAME = "metadata.json"
 log = logging.getLogger(__name__)
 
@@ -42,27 +42,27 @@ class PublishedLora:
 
     @property
     def weights_key(self) -> str:
-        return f"{self.prefix}/{WEIGHT_NAME}"
+        return layout.lora_version_file(self.version, WEIGHT_NAME)
 
 
 def list_versions(store: Store) -> list[str]:
     """Published versions (folders with a metadata.json), oldest first."""
-    names = [key.rsplit("/", 1)[-1] for key in store.list(ASSET)]
-    return sorted(n for n in names if store.exists(f"{ASSET}/{n}/{METADATA_NAME}"))
+    names = [layout.lora_version_of(key) for key in store.list(layout.LORA_WEIGHTS)]
+    return sorted(n for n in names if store.exists(layout.lora_version_file(n, METADATA_NAME)))
 
 
 def next_version(store: Store, partition: str) -> str:
     """``<partition>.<NNN>`` one past the highest run number of that partition (from 001)."""
     runs = [
         int(key.rsplit(".", 1)[-1])
-        for key in (k.rsplit("/", 1)[-1] for k in store.list(ASSET))
+        for key in (layout.lora_version_of(k) for k in store.list(layout.LORA_WEIGHTS))
         if key.startswith(f"{partition}.") and key.rsplit(".", 1)[-1].isdigit()
     ]
     return f"{partition}.{max(runs, default=0) + 1:03d}"
 
 
 def read_metadata(store: Store, version: str) -> dict:
-    return json.loads(store.read_bytes(f"{ASSET}/{version}/{METADATA_NAME}"))
+    return json.loads(store.read_bytes(layout.lora_version_file(version, METADATA_NAME)))
 
 
 def prune_versions(store: Store, keep: int, protect: str | None = None) -> list[str]:
@@ -72,7 +72,7 @@ def prune_versions(store: Store, keep: int, protect: str | None = None) -> list[
     versions = list_versions(store)
     doomed = [v for v in versions[:-keep] if v != protect]
     for version in doomed:
-        path = store.path(f"{ASSET}/{version}")
+        path = store.path(layout.lora_version_dir(version))
         path.fs.rm(path.path, recursive=True)
         log.info("pruned LoRA version %s", version)
     return doomed
@@ -110,7 +110,7 @@ def train_and_publish(
         outcome = backend.train(request, progress)
         weights_sha = sha256_file(outcome.weights_path)
         version = next_version(store, partition)
-        prefix = f"{ASSET}/{version}"
+        prefix = layout.lora_version_dir(version)
         metadata = {
             "version": version,
             "partition": partition,
@@ -132,7 +132,8 @@ def train_and_publish(
                 "python": platform.python_version(),
             },
         }
-        store.put_file(outcome.weights_path, f"{prefix}/{WEIGHT_NAME}")
-    store.put_bytes(json.dumps(metadata, indent=1).encode(), f"{prefix}/{METADATA_NAME}")
+        store.put_file(outcome.weights_path, layout.lora_version_file(version, WEIGHT_NAME))
+    metadata_key = layout.lora_version_file(version, METADATA_NAME)
+    store.put_bytes(json.dumps(metadata, indent=1).encode(), metadata_key)
     pruned = prune_versions(store, config.keep_versions, protect=version)
     return PublishedLora(version, prefix, metadata, tuple(pruned))

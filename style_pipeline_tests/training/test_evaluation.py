@@ -27,7 +27,7 @@ from style_pipeline.training.fid import (
     find_inception_weights,
     frechet_distance,
 )
-from style_pipeline.training.loop import attach_lora, save_lora
+from style_pipeline.training.lora_models import attach_lora, save_lora
 from style_pipeline.training.presets import PRESETS
 from style_pipeline.training.reward import assemble_examples, train_reward_model
 

@@ -6,9 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from style_pipeline.contracts.training import LoraTrainingConfig
-from style_pipeline.training.backends import plan_steps
 from style_pipeline.training.estimates import count_parameters, estimate_resources
 from style_pipeline.training.presets import PRESETS, config_to_yaml, load_preset, preset_path
+from style_pipeline.training.train_loop import plan_steps
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from safetensors.torch import save_file
 
 from style_pipeline.models.diffusion import load_pipeline
 from style_pipeline.storage.store import Store
-from style_pipeline.training.backends import TrainingOutcome, effective_mixed_precision
 from style_pipeline.training.presets import PRESETS
+from style_pipeline.training.train_loop import TrainingOutcome, effective_mixed_precision
 from style_pipeline.training.trainer import (
     list_versions,
     next_version,

@@ -5,12 +5,24 @@ import time
 import dagster as dg
 import polars as pl
 
+from style_pipeline.contracts.training import (
+    LoraWeightsDocument,
+    RewardModelDocument,
+    TrainingDatasetDocument,
+)
 from style_pipeline.defs.partitions import DAILY_PARTITIONS
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.settings import load_settings
-from style_pipeline.training import steps
+from style_pipeline.stages.lora_weights import train_lora
+from style_pipeline.stages.metrics import evaluate_lora
+from style_pipeline.stages.reward_model import fit_reward_model
+from style_pipeline.stages.training_dataset import build_dataset
 
 TRAINING = dict(partitions_def=DAILY_PARTITIONS, group_name="training", code_version="1")
+# The caption window is part of the asset graph (a partition mapping), and Dagster builds
+# the graph before any run has a SettingsResource: so this one value is read when the
+# definitions load, through the same load_settings a run uses (it honours
+# STYLE_PIPELINE_CONFIG). Nothing else reads config at import time.
 WINDOW = load_settings().training.window_days
 
 
@@ -35,26 +47,15 @@ def training_dataset(
     settings: SettingsResource,
     storage: StorageResource,
     captions: dict[str, pl.DataFrame],
-) -> dg.Output[dict]:
+) -> dg.Output[TrainingDatasetDocument]:
     """Image + .txt folder (kohya / diffusers), metadata.jsonl and a sha256 manifest."""
     started = time.perf_counter()
-    summary = steps.build_dataset(
+    document, facts = build_dataset(
         captions, storage.store(), context.partition_key, settings.load().training
     )
-    for item in summary["skipped"]:
+    for item in document.skipped:
         context.log.warning(f"skipped {item}")
-    return dg.Output(
-        summary,
-        metadata={
-            "images": summary["images"],
-            "partitions_in_window": len(summary["partitions"]),
-            "dataset_hash": summary["dataset_hash"],
-            "buckets": summary["buckets"],
-            "skipped": len(summary["skipped"]),
-            "folder": summary["prefix"],
-            "seconds": _elapsed(started),
-        },
-    )
+    return dg.Output(document, metadata={**facts, "seconds": _elapsed(started)})
 
 
 @dg.asset(**TRAINING, kinds={"pytorch", "json"}, io_manager_key="json_io_manager")
@@ -64,19 +65,16 @@ def reward_model(
     storage: StorageResource,
     curated_frames: pl.DataFrame,
     embeddings: pl.DataFrame,
-) -> dg.Output[dict]:
+) -> dg.Output[RewardModelDocument]:
     """Small MLP over CLIP embeddings -> brand score in [0, 1], with held-out AUC."""
     started = time.perf_counter()
-    info = steps.fit_reward_model(
+    document, facts = fit_reward_model(
         curated_frames, embeddings, storage.store(), context.partition_key,
         settings.load().training,
     )  # fmt: skip
-    if not info["trained"]:
-        context.log.warning(f"reward model not trained: {info['reason']}")
-    metadata = {"trained": info["trained"], "examples": str(info["examples"])}
-    if info["trained"]:
-        metadata["holdout_auc"] = float(info["auc"]) if info.get("auc") is not None else 0.0
-    return dg.Output(info, metadata={**metadata, "seconds": _elapsed(started)})
+    if not document.trained:
+        context.log.warning(f"reward model not trained: {document.reason}")
+    return dg.Output(document, metadata={**facts, "seconds": _elapsed(started)})
 
 
 @dg.asset(
@@ -90,7 +88,7 @@ def lora_weights(
     settings: SettingsResource,
     storage: StorageResource,
     training_dataset: dict,
-) -> dg.Output[dict]:
+) -> dg.Output[LoraWeightsDocument]:
     """Style LoRA (diffusers + PEFT, safetensors) trained on the day's dataset window."""
     started = time.perf_counter()
     last: dict = {}
@@ -100,25 +98,17 @@ def lora_weights(
         if p.step == 1 or p.step == p.total_steps or p.step % 25 == 0:
             context.log.info(str(p))
 
-    published = steps.train_lora(
+    document, facts = train_lora(
         storage.store(), context.partition_key, settings.load().training, progress
     )
-    meta = published.metadata
-    if meta.get("model_profile") == "tiny":
-        context.log.warning(f"TRAINED ON THE TINY MODEL: {meta.get('model_profile_reason')}")
+    if document.model_profile == "tiny":
+        context.log.warning(f"TRAINED ON THE TINY MODEL: {document.model_profile_reason}")
     return dg.Output(
-        {"prefix": published.prefix, "pruned": list(published.pruned), **meta},
+        document,
         metadata={
-            "version": published.version,
-            "sha256": meta["sha256"],
-            "dataset_hash": meta["dataset_hash"],
-            "config_hash": meta["config_hash"],
-            "seed": meta["seed"],
+            **facts,
             "steps": last.get("step", 0),
             "final_loss": float(last.get("loss", float("nan"))),
-            "model_profile": meta.get("model_profile", ""),
-            "estimate": str(meta.get("estimate", "")),
-            "pruned": ", ".join(published.pruned) or "-",
             "seconds": _elapsed(started),
         },
     )
@@ -148,24 +138,17 @@ def metrics(
     """CLIP score, brand score, aesthetic proxy and FID of samples; regression vs previous."""
     started = time.perf_counter()
     cfg = settings.load()
-    report = steps.evaluate_lora(
+    document, facts = evaluate_lora(
         lora_weights, reward_model, curated_frames, storage.store(), context.partition_key,
         cfg.curation.clip, cfg.training, cfg.captioning.caption.trigger_word, context.log.info,
     )  # fmt: skip
-    numbers = {k: v for k, v in report["metrics"].items() if isinstance(v, int | float)}
-    yield dg.Output(
-        report,
-        metadata={
-            **numbers,
-            "fid_feature": str(report["metrics"].get("fid_feature", "")),
-            "previous_partition": report["previous_partition"] or "-",
-            "regressions": len(report["regressions"]),
-            "seconds": _elapsed(started),
-        },
-    )
+    yield dg.Output(document, metadata={**facts, "seconds": _elapsed(started)})
     yield dg.AssetCheckResult(
         check_name="no_regression",
-        passed=not report["regressions"],
+        passed=not document.regressions,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"regressions": str(report["regressions"]), "compared": str(report["compared"])},
+        metadata={
+            "regressions": str(document.regressions),
+            "compared": str(document.compared),
+        },
     )

@@ -1,0 +1,88 @@
+"""Stage ``captions``: a validated, ontology-constrained caption for every kept frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from PIL import Image
+
+from style_pipeline.captioning.factory import make_captioner
+from style_pipeline.captioning.pipeline import caption_images
+from style_pipeline.captioning.vocabulary import ontology_categories, ontology_vocabulary
+from style_pipeline.contracts.captioning import CaptionConfig, CaptionRecord
+from style_pipeline.contracts.curation import Ontology
+from style_pipeline.storage.store import Store
+from style_pipeline.storage.tables import polars_schema
+
+CAPTION_SCHEMA = polars_schema(CaptionRecord)
+
+
+def kept_frames(curated: pl.DataFrame) -> pl.DataFrame:
+    """The kept rows of ``curated_frames``, in frame_id order."""
+    return curated.filter(pl.col("keep")).sort("frame_id")
+
+
+def caption_partition(
+    curated: pl.DataFrame,
+    ontology: Ontology,
+    store: Store,
+    config: CaptionConfig,
+) -> tuple[pl.DataFrame, dict[str, object]]:
+    """Caption every kept frame; each caption is post-processed and validated.
+
+    Facts: the captioner's own metadata, counts of captions, valid and repaired ones,
+    and the trigger word.
+    """
+    categories = ontology_categories(ontology)
+    selected = make_captioner(config, categories=categories, store=store)
+    rows = kept_frames(curated)
+    if rows.is_empty():
+        table = pl.DataFrame(schema=CAPTION_SCHEMA)
+    else:
+        table = _caption_rows(rows, ontology, selected, store, config)
+    valid = len(table) - len(table.filter(~pl.col("valid")))
+    facts: dict[str, object] = {
+        **selected.metadata(),
+        "captions": len(table),
+        "valid": valid,
+        "repaired": int(table["repairs"].list.len().gt(0).sum() or 0) if len(table) else 0,
+        "trigger_word": config.trigger_word,
+    }
+    return table, facts
+
+
+def _caption_rows(rows, ontology, selected, store, config) -> pl.DataFrame:
+    labels = [_labels_by_category(x) for x in rows["labels"].to_list()]
+    with store.local_copies(rows["path"].to_list()) as local:
+        images = [_rgb(local[p]) for p in rows["path"]]
+    captions = caption_images(
+        selected, images, config, ontology_vocabulary(ontology), labels=labels
+    )
+    return pl.DataFrame(
+        {
+            "frame_id": rows["frame_id"],
+            "path": rows["path"],
+            "caption": [c.caption for c in captions],
+            "raw": [c.raw for c in captions],
+            "source": [c.source for c in captions],
+            "model": [c.model for c in captions],
+            "cached": [c.cached for c in captions],
+            "valid": [c.valid for c in captions],
+            "violations": [list(c.violations) for c in captions],
+            "repairs": [list(c.repairs) for c in captions],
+        },
+        schema=CAPTION_SCHEMA,
+    )
+
+
+def _labels_by_category(labels: list[dict] | None) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in sorted(labels or [], key=lambda x: -x["score"]):
+        out.setdefault(item["category"], []).append(item["term"])
+    return out
+
+
+def _rgb(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB")

@@ -1,0 +1,49 @@
+"""Stage ``lora_weights``: one style LoRA trained on the day's dataset and published as a
+new ``lora_weights/<version>/`` (old versions pruned)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from style_pipeline.contracts.training import LoraWeightsDocument, TrainingSettings
+from style_pipeline.models.diffusion import resolve_diffusion
+from style_pipeline.paths import resolve_local
+from style_pipeline.storage.store import Store
+from style_pipeline.training.dataset import download_dataset
+from style_pipeline.training.presets import load_preset
+from style_pipeline.training.train_loop import ProgressCallback
+from style_pipeline.training.trainer import train_and_publish
+
+
+def train_lora(
+    store: Store, partition: str, settings: TrainingSettings, progress: ProgressCallback
+) -> tuple[LoraWeightsDocument, dict[str, object]]:
+    """Download the day's dataset, resolve the base model and publish one LoRA version."""
+    config = load_preset(settings.preset)
+    model = resolve_diffusion(
+        config.profile,
+        config.pretrained,
+        resolve_local(settings.model_cache_dir),
+        config.seed,
+        config.model_family,
+    )
+    with tempfile.TemporaryDirectory(prefix="dataset_") as tmp:
+        dataset_dir = download_dataset(store, partition, Path(tmp) / "dataset")
+        published = train_and_publish(
+            store, partition, config, dataset_dir, model, progress=progress
+        )
+    document = LoraWeightsDocument(
+        prefix=published.prefix, pruned=list(published.pruned), **published.metadata
+    )
+    facts: dict[str, object] = {
+        "version": document.version,
+        "sha256": document.sha256,
+        "dataset_hash": document.dataset_hash,
+        "config_hash": document.config_hash,
+        "seed": document.seed,
+        "model_profile": document.model_profile,
+        "estimate": str(document.estimate),
+        "pruned": ", ".join(document.pruned) or "-",
+    }
+    return document, facts
