@@ -27,8 +27,8 @@ import torch
 from style_pipeline.contracts.models import BlipModelConfig, Profile, TinyBlipArch
 from style_pipeline.media.checksum import sha256_file
 from style_pipeline.models.cache import building_dir
-from style_pipeline.models.clip import PretrainedUnavailable, offline
 from style_pipeline.models.device import pick_device
+from style_pipeline.models.profiles import PretrainedUnavailable, offline
 
 log = logging.getLogger(__name__)
 

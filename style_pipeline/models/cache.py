@@ -1,8 +1,9 @@
-"""Model cache folders written atomically: a crashed or concurrent build leaves no half model."""
+"""Model cache folders written atomically (no half model survives a crash), and weight digests."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -29,3 +30,9 @@ def building_dir(out_dir: Path, marker: str) -> Iterator[Path]:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a weights file (streamed), which names a tiny or local model's id."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

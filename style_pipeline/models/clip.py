@@ -1,29 +1,27 @@
-"""The model registry: one call decides how the CLIP model is obtained.
+"""The CLIP model: :func:`load_model` obtains it for a profile through ``profiles.py``.
 
 Profiles: ``pretrained`` (open_clip tag resolved from local caches, or a local
 directory / checkpoint file), ``tiny`` (random-init model built from
 :class:`ClipArch`, saved to the cache and re-loaded through the ``local-dir:`` path)
-and ``auto`` (pretrained when loadable offline, else tiny, saying why loudly).
+and ``auto`` (pretrained when loadable offline, else tiny, saying why loudly). The
+open_clip file handling lives in ``clip_files.py``.
 """
 
 from __future__ import annotations
 
-import logging
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import torch
 
 from style_pipeline.contracts.models import ClipArch, ModelConfig, Profile
-from style_pipeline.media.checksum import sha256_file
-from style_pipeline.models.clip import (
+from style_pipeline.models.cache import sha256_of
+from style_pipeline.models.clip_files import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     CheckpointLoadError,
-    PretrainedUnavailable,
     checkpoint_in_dir,
     create_from_checkpoint,
     create_from_local_dir,
@@ -33,8 +31,8 @@ from style_pipeline.models.clip import (
     save_random_clip,
 )
 from style_pipeline.models.device import pick_device
-
-log = logging.getLogger(__name__)
+from style_pipeline.models.profiles import PretrainedUnavailable, resolve_profile
+from style_pipeline.paths import resolve_local
 
 
 @dataclass
@@ -110,7 +108,7 @@ def load_tiny(
     path = build_tiny(config, arch)
     register_arch(path)
     model, preprocess, tokenizer = create_from_local_dir(path, device, config.precision)
-    digest = sha256_file(path / WEIGHTS_NAME)
+    digest = sha256_of(path / WEIGHTS_NAME)
     return _finish(
         model,
         preprocess,
@@ -132,8 +130,6 @@ def _looks_like_path(value: str) -> bool:
 
 def load_pretrained(config: ModelConfig) -> LoadedModel:
     """Load pretrained weights from local files only; raises :class:`PretrainedUnavailable`."""
-    from style_pipeline.paths import resolve_local
-
     device = pick_device(config.device)
     facts = dict(profile_requested=config.profile, profile_used="pretrained", fallback_reason=None)
     if _looks_like_path(config.pretrained):
@@ -150,7 +146,7 @@ def load_pretrained(config: ModelConfig) -> LoadedModel:
             name = config.model_name
         else:
             raise PretrainedUnavailable(f"local pretrained path not found: {path}")
-        model_id = f"{name}@sha256:{sha256_file(weights)[:16]}"
+        model_id = f"{name}@sha256:{sha256_of(weights)[:16]}"
         return _finish(
             model,
             preprocess,
@@ -191,17 +187,17 @@ def _single_checkpoint(path: Path) -> Path:
 
 
 def load_model(config: ModelConfig | None = None) -> LoadedModel:
-    """The CLIP model for ``config.profile``; ``auto`` falls back to tiny with a reason."""
+    """The CLIP model for ``config.profile``; ``auto`` falls back to tiny with a reason.
+
+    A corrupt or mismatched checkpoint (:class:`CheckpointLoadError`) counts as
+    unavailable too, so ``auto`` falls back on it while ``pretrained`` raises it.
+    """
     config = config or ModelConfig()
-    if config.profile == "tiny":
-        return load_tiny(config)
-    if config.profile == "pretrained":
-        return load_pretrained(config)
-    try:
-        return load_pretrained(config)
-    except (PretrainedUnavailable, CheckpointLoadError) as err:
-        reason = str(err)
-    message = f"model profile auto FELL BACK TO TINY random-init model: {reason}"
-    log.warning(message)
-    warnings.warn(message, RuntimeWarning, stacklevel=2)
-    return load_tiny(config, fallback_reason=reason)
+    resolved = resolve_profile(
+        "CLIP",
+        config.profile,
+        pretrained=lambda: load_pretrained(config),
+        tiny=lambda: load_tiny(config),
+        fallback_on=(PretrainedUnavailable, CheckpointLoadError),
+    )
+    return replace(resolved.value, fallback_reason=resolved.fallback_reason)

@@ -1,7 +1,7 @@
-"""open_clip specifics: find cached pretrained weights offline, build and save tiny models.
+"""open_clip files on disk: find cached pretrained weights offline, save tiny models, load both.
 
 Nothing here downloads. A pretrained tag is resolved to a file already on disk (the
-registry cache, the Hugging Face cache or open_clip's URL cache) before open_clip sees it;
+model cache, the Hugging Face cache or open_clip's URL cache) before open_clip sees it;
 a tiny model is built from a seed, saved as ``open_clip_config.json`` +
 ``open_clip_model.safetensors`` and loaded back through the ``local-dir:`` path that
 also serves pretrained local directories.

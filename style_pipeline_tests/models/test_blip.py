@@ -10,7 +10,7 @@ from PIL import Image
 
 from style_pipeline.contracts.models import BlipModelConfig
 from style_pipeline.models.blip import SPECIAL_TOKENS, WEIGHTS_NAME, load_blip, tiny_vocabulary
-from style_pipeline.models.clip import PretrainedUnavailable
+from style_pipeline.models.profiles import PretrainedUnavailable
 
 WORDS = ["a", "photo", "of", "woman", "street", "golden hour"]
 

@@ -1,4 +1,4 @@
-"""Model registry: tiny build/save/reload, offline pretrained resolution, auto fallback."""
+"""CLIP loader: tiny build/save/reload, offline pretrained resolution, auto fallback."""
 
 from __future__ import annotations
 
@@ -12,15 +12,8 @@ import torch
 from PIL import Image
 
 from style_pipeline.contracts.models import ClipArch, ModelConfig
-from style_pipeline.models import (
-    CheckpointLoadError,
-    PretrainedUnavailable,
-    available_devices,
-    load_model,
-    pick_device,
-    tiny_dir,
-)
-from style_pipeline.models.clip import CONFIG_NAME, WEIGHTS_NAME, find_cached_checkpoint
+from style_pipeline.models import CheckpointLoadError, PretrainedUnavailable, load_model, tiny_dir
+from style_pipeline.models.clip_files import CONFIG_NAME, WEIGHTS_NAME
 
 
 @pytest.fixture
@@ -93,12 +86,6 @@ def test_pretrained_profile_never_downloads(tmp_path, no_network):
         load_model(config)
 
 
-@pytest.mark.parametrize("tag", ["no-such-tag", "laion2b_nonexistent"])
-def test_unknown_tag_is_a_clear_error(tmp_path, tag):
-    with pytest.raises(PretrainedUnavailable, match="unknown pretrained tag"):
-        find_cached_checkpoint("ViT-B-32", tag, tmp_path, None)
-
-
 def test_pretrained_from_local_dir_and_checkpoint_file(tmp_path, no_network):
     tiny = load_model(ModelConfig(profile="tiny", cache_dir=str(tmp_path / "models")))
     image = _image(3)
@@ -140,54 +127,9 @@ def test_missing_local_path_is_unavailable(tmp_path):
         load_model(config)
 
 
-def test_find_cached_checkpoint_in_registry_cache(tmp_path):
-    target = tmp_path / "ViT-B-32" / "laion2b_s34b_b79k" / WEIGHTS_NAME
-    target.parent.mkdir(parents=True)
-    target.write_bytes(b"weights")
-    found, searched = find_cached_checkpoint("ViT-B-32", "laion2b_s34b_b79k", tmp_path, None)
-    assert found == target and searched == [str(target.parent)]
-
-
-def test_find_cached_checkpoint_in_hf_cache(tmp_path):
-    repo = tmp_path / "hf" / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text("abc123")
-    snapshot = repo / "snapshots" / "abc123"
-    snapshot.mkdir(parents=True)
-    (snapshot / "open_clip_model.safetensors").write_bytes(b"weights")
-    found, _ = find_cached_checkpoint(
-        "ViT-B-32", "laion2b_s34b_b79k", tmp_path / "models", str(tmp_path / "hf")
-    )
-    assert found == snapshot / "open_clip_model.safetensors"
-
-
 def test_saved_config_records_architecture(tmp_path):
     config = ModelConfig(profile="tiny", cache_dir=str(tmp_path))
     load_model(config)
     saved = json.loads((tiny_dir(config) / CONFIG_NAME).read_text())
     assert saved["model_cfg"] == config.tiny.open_clip_cfg()
     assert saved["style_pipeline"]["weights"] == "random-init"
-
-
-@pytest.mark.parametrize(
-    "kwargs", [{"image_size": 70, "patch_size": 16}, {"width": 64, "head_width": 48}]
-)
-def test_bad_arch_is_rejected(kwargs):
-    with pytest.raises(ValueError, match="divisible"):
-        ClipArch(**kwargs).open_clip_cfg()
-
-
-def test_device_choice():
-    assert pick_device("auto").type == available_devices()[0]
-    assert pick_device("cpu").type == "cpu"
-    if "cuda" not in available_devices():
-        with pytest.raises(RuntimeError, match="not available"):
-            pick_device("cuda")
-
-
-def test_vit_b_32_arch_matches_open_clip_config():
-    ours = ClipArch.vit_b_32().open_clip_cfg()
-    ref = open_clip.get_model_config("ViT-B-32")
-    for key in ("image_size", "layers", "width", "patch_size"):
-        assert ours["vision_cfg"][key] == ref["vision_cfg"][key]
-    assert ours["text_cfg"] == ref["text_cfg"] and ours["embed_dim"] == ref["embed_dim"]

@@ -1,0 +1,17 @@
+"""Old home of the CLIP loader, kept only for importers outside ``models/`` not yet moved.
+
+``curation/steps.py``, ``training/steps.py`` and ``defs/curation/assets.py`` still import
+``load_model`` from here; new code imports from ``style_pipeline.models`` (or
+``style_pipeline.models.clip``). Delete this module once those imports have moved.
+"""
+
+from style_pipeline.models.clip import (
+    LoadedModel,
+    build_tiny,
+    load_model,
+    load_pretrained,
+    load_tiny,
+    tiny_dir,
+)
+
+__all__ = ["LoadedModel", "build_tiny", "load_model", "load_pretrained", "load_tiny", "tiny_dir"]
