@@ -1,4 +1,4 @@
-"""BLIP captioning model profiles: ``pretrained``, ``tiny`` or ``auto`` (like the CLIP registry).
+"""The BLIP captioner: :func:`load_blip` obtains it for a profile through ``profiles.py``.
 
 ``pretrained`` loads a hub id (default ``Salesforce/blip-image-captioning-base``) or a
 local directory with ``local_files_only=True``: it never downloads. ``tiny`` builds a
@@ -6,7 +6,8 @@ small random-init :class:`BlipForConditionalGeneration` from a seed and a word l
 WordPiece vocabulary written offline: special tokens, the given words, and single
 characters so that any text tokenizes), saves model and processor with
 ``save_pretrained`` and loads them back with ``from_pretrained``, the production path.
-``auto`` is pretrained when loadable offline, else tiny, with the reason recorded.
+``auto`` is pretrained when loadable offline, else tiny, with the reason recorded (the
+shared resolver in ``profiles.py`` decides; this module only builds and loads).
 """
 
 from __future__ import annotations
@@ -16,19 +17,18 @@ import json
 import logging
 import re
 import string
-import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import torch
 
 from style_pipeline.contracts.models import BlipModelConfig, Profile, TinyBlipArch
-from style_pipeline.media.checksum import sha256_file
-from style_pipeline.models.cache import building_dir
+from style_pipeline.models.cache import building_dir, sha256_of
 from style_pipeline.models.device import pick_device
-from style_pipeline.models.profiles import PretrainedUnavailable, offline
+from style_pipeline.models.profiles import PretrainedUnavailable, offline, resolve_profile
+from style_pipeline.paths import resolve_local
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def load_blip_tiny(
     path = build_tiny_blip(out_dir, arch, vocab)
     device = pick_device(config.device)
     model, processor = load_blip_dir(path, device)
-    digest = sha256_file(path / WEIGHTS_NAME)[:16]
+    digest = sha256_of(path / WEIGHTS_NAME)[:16]
     return LoadedBlip(
         model, processor, device, f"{arch.name}@sha256:{digest}", str(path),
         config.profile, "tiny", fallback_reason,
@@ -164,8 +164,6 @@ def load_blip_tiny(
 
 def load_blip_pretrained(config: BlipModelConfig) -> LoadedBlip:
     """Pretrained BLIP from local files only; raises :class:`PretrainedUnavailable`."""
-    from style_pipeline.paths import resolve_local
-
     local = resolve_local(config.pretrained)
     source = str(local) if local.is_dir() else config.pretrained
     device = pick_device(config.device)
@@ -181,18 +179,18 @@ def load_blip_pretrained(config: BlipModelConfig) -> LoadedBlip:
     )
 
 
-def load_blip(config: BlipModelConfig | None = None, words: Iterable[str] | None = None):
+def load_blip(
+    config: BlipModelConfig | None = None, words: Iterable[str] | None = None
+) -> LoadedBlip:
     """The BLIP captioner for ``config.profile``; ``auto`` falls back to tiny, loudly."""
     config = config or BlipModelConfig()
-    if config.profile == "tiny":
-        return load_blip_tiny(config, words)
-    if config.profile == "pretrained":
-        return load_blip_pretrained(config)
-    try:
-        return load_blip_pretrained(config)
-    except PretrainedUnavailable as err:
-        reason = f"pretrained BLIP {config.pretrained} unavailable offline: {err}"
-        message = f"BLIP profile auto FELL BACK TO TINY random-init model: {reason}"
-        log.warning(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
-        return load_blip_tiny(config, words, fallback_reason=reason)
+    resolved = resolve_profile(
+        "BLIP",
+        config.profile,
+        pretrained=lambda: load_blip_pretrained(config),
+        tiny=lambda: load_blip_tiny(config, words),
+    )
+    if resolved.fallback_reason is None:
+        return resolved.value
+    reason = f"pretrained BLIP {config.pretrained} unavailable offline: {resolved.fallback_reason}"
+    return replace(resolved.value, fallback_reason=reason)

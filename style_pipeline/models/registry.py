@@ -1,8 +1,8 @@
 """Old home of the CLIP loader, kept only for importers outside ``models/`` not yet moved.
 
-``curation/steps.py``, ``training/steps.py`` and ``defs/curation/assets.py`` still import
+``defs/curation/assets.py`` (as committed when this was written) still imports
 ``load_model`` from here; new code imports from ``style_pipeline.models`` (or
-``style_pipeline.models.clip``). Delete this module once those imports have moved.
+``style_pipeline.models.clip``). Delete this module once no importer is left.
 """
 
 from style_pipeline.models.clip import (
