@@ -1,10 +1,11 @@
-"""Diffusion model profiles: ``pretrained`` (hub id / local dir), ``tiny`` (random) or ``auto``.
+"""Diffusion pipelines: ``pretrained`` (hub id / local dir), ``tiny`` (random) or ``auto``.
 
 Every profile ends in the same place: a Stable Diffusion pipeline folder on local disk that
 ``DiffusionPipeline.from_pretrained(path, local_files_only=True)`` loads. ``tiny`` builds
 small random-init models with a fixed seed (sizes follow diffusers' own LoRA test fixtures),
 saves them with ``save_pretrained`` and hands back the folder, so tests exercise the same
-loading path as production. Nothing here downloads anything.
+loading path as production. Nothing here downloads anything. Which profile is used, and
+the fallback, is decided by the shared resolver in ``profiles.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import torch
 from style_pipeline.contracts.models import DEFAULT_PRETRAINED, DiffusionProfile, ModelFamily
 from style_pipeline.models.cache import building_dir
 from style_pipeline.models.diffusion_configs import CONFIGS, ComponentSize, build_pipeline
+from style_pipeline.models.profiles import resolve_profile
+from style_pipeline.paths import DEFAULT_MODEL_DIR, resolve_local
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +50,10 @@ class ResolvedDiffusion:
 
 
 def default_cache_dir() -> Path:
-    """Where tiny pipelines are saved: ``STYLE_PIPELINE_MODEL_CACHE``, else the registry's
-    default cache (``data/models`` under the project root) + ``/diffusion``."""
-    from style_pipeline.paths import resolve_local
-
+    """Where tiny pipelines are saved: ``STYLE_PIPELINE_MODEL_CACHE``, else the shared model
+    cache (``paths.DEFAULT_MODEL_DIR`` under the project root) + ``/diffusion``."""
     env = os.environ.get("STYLE_PIPELINE_MODEL_CACHE")
-    return Path(env) if env else resolve_local("data/models") / "diffusion"
+    return Path(env) if env else resolve_local(DEFAULT_MODEL_DIR) / "diffusion"
 
 
 def tiny_fingerprint(seed: int, family: ModelFamily = "sd") -> str:
@@ -122,23 +123,23 @@ def resolve_diffusion(
 ) -> ResolvedDiffusion:
     """Pick the pipeline folder for ``profile``; ``auto`` falls back to tiny with a loud reason.
 
-    ``family`` chooses which tiny pipeline stands in (SD 1.x-style or SDXL-style).
+    ``family`` chooses which tiny pipeline stands in (SD 1.x-style or SDXL-style); a
+    pretrained name that is not on disk (``FileNotFoundError``) counts as unavailable.
     """
-    if profile == "tiny":
-        path = save_tiny_pipeline(cache_dir, seed, family)
-        return ResolvedDiffusion(str(path), "tiny", profile, "tiny profile requested")
-    if profile == "pretrained":
-        return ResolvedDiffusion(find_pretrained(pretrained), "pretrained", profile, "requested")
-    if profile != "auto":
-        raise ValueError(f"unknown diffusion profile {profile!r}: pretrained, tiny or auto")
-    try:
-        path = find_pretrained(pretrained)
-    except FileNotFoundError as exc:
-        reason = f"FALLBACK TO TINY RANDOM-INIT MODELS: {exc}"
-        log.warning(reason)
-        tiny = save_tiny_pipeline(cache_dir, seed, family)
-        return ResolvedDiffusion(str(tiny), "tiny", profile, reason)
-    return ResolvedDiffusion(path, "pretrained", profile, f"{pretrained} found locally")
+    resolved = resolve_profile(
+        "diffusion",
+        profile,
+        pretrained=lambda: find_pretrained(pretrained),
+        tiny=lambda: str(save_tiny_pipeline(cache_dir, seed, family)),
+        fallback_on=(FileNotFoundError,),
+    )
+    if resolved.fallback_reason is not None:
+        reason = f"FALLBACK TO TINY RANDOM-INIT MODELS: {resolved.fallback_reason}"
+    elif profile == "auto":
+        reason = f"{pretrained} found locally"
+    else:
+        reason = "tiny profile requested" if profile == "tiny" else "requested"
+    return ResolvedDiffusion(resolved.value, resolved.used, profile, reason)
 
 
 def load_pipeline(path: str | Path, torch_dtype: torch.dtype = torch.float32):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from style_pipeline.models.diffusion import (
+    default_cache_dir,
     find_pretrained,
     load_pipeline,
     resolve_diffusion,
@@ -20,6 +21,7 @@ from style_pipeline.models.diffusion_configs import (
     build_components,
     build_tiny_tokenizer,
 )
+from style_pipeline.paths import DEFAULT_MODEL_DIR, resolve_local
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,8 @@ def test_find_pretrained_is_offline_only(tmp_path, tiny_dir):
 
 
 def test_profiles(tiny_dir):
-    fallback = resolve_diffusion("auto", pretrained="no-such-org/x", cache_dir=tiny_dir.parent)
+    with pytest.warns(RuntimeWarning, match="diffusion profile auto FELL BACK TO TINY"):
+        fallback = resolve_diffusion("auto", pretrained="no-such-org/x", cache_dir=tiny_dir.parent)
     assert (fallback.profile, fallback.path) == ("tiny", str(tiny_dir))
     assert "FALLBACK TO TINY" in fallback.reason
     assert fallback.as_metadata()["model_profile_requested"] == "auto"
@@ -88,6 +91,13 @@ def test_profiles(tiny_dir):
         build_components("huge")  # type: ignore[arg-type]
 
 
+def test_default_cache_dir_hangs_off_the_shared_model_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("STYLE_PIPELINE_MODEL_CACHE", raising=False)
+    assert default_cache_dir() == resolve_local(DEFAULT_MODEL_DIR) / "diffusion"
+    monkeypatch.setenv("STYLE_PIPELINE_MODEL_CACHE", str(tmp_path))
+    assert default_cache_dir() == tmp_path
+
+
 def test_tiny_sdxl_save_and_reload(tmp_path):
     path = save_tiny_pipeline(tmp_path, seed=0, family="sdxl")
     assert path.name.startswith("tiny-sdxl-") and path != save_tiny_pipeline(tmp_path, seed=0)
@@ -95,7 +105,10 @@ def test_tiny_sdxl_save_and_reload(tmp_path):
     assert type(pipe).__name__ == "StableDiffusionXLPipeline"
     assert pipe.unet.config.addition_embed_type == "text_time"
     assert pipe.text_encoder_2.config.projection_dim == 32
-    resolved = resolve_diffusion("auto", pretrained="no-such/xl", cache_dir=tmp_path, family="sdxl")
+    with pytest.warns(RuntimeWarning, match="FELL BACK TO TINY"):
+        resolved = resolve_diffusion(
+            "auto", pretrained="no-such/xl", cache_dir=tmp_path, family="sdxl"
+        )
     assert resolved.path == str(path)
 
 
