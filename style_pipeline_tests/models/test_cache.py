@@ -1,8 +1,10 @@
-"""building_dir: atomic model folders."""
+"""building_dir: atomic model folders; sha256_of: weight digests."""
+
+import hashlib
 
 import pytest
 
-from style_pipeline.models.cache import building_dir
+from style_pipeline.models.cache import building_dir, sha256_of
 
 
 def test_success_renames_into_place(tmp_path):
@@ -30,3 +32,10 @@ def test_a_concurrent_complete_build_wins(tmp_path):
         (target / "other").write_bytes(b"x")  # non-empty: rename over it fails
     assert (target / "weights.bin").read_bytes() == b"theirs"
     assert sorted(p.name for p in target.parent.iterdir()) == ["model-abc"]
+
+
+@pytest.mark.parametrize("payload", [b"", b"weights", bytes(range(256)) * 5000])
+def test_sha256_of_matches_hashlib(tmp_path, payload):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(payload)
+    assert sha256_of(path) == sha256_of(str(path)) == hashlib.sha256(payload).hexdigest()
