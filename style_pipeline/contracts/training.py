@@ -6,7 +6,14 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from style_pipeline.contracts.models import (
     DEFAULT_PRETRAINED,
@@ -186,7 +193,7 @@ class RewardModelDocument(BaseModel):
     config: RewardConfig | None = None
 
     @model_serializer(mode="wrap")
-    def _leave_out_absent(self, handler) -> dict[str, Any]:
+    def _leave_out_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # the stored JSON of an untrained model has no model facts, not nulls
         return {k: v for k, v in handler(self).items() if v is not None}
 
