@@ -21,6 +21,7 @@ import polars as pl
 
 from style_pipeline.contracts.curation import DedupConfig
 from style_pipeline.curation.hashing import from_hex, hamming, radius_pairs, to_hex
+from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 
 DEDUP_SCHEMA = pl.Schema(
@@ -188,7 +189,8 @@ def partition_key(partition: str | dt.date) -> str:
 
 
 def index_key(partition: str | dt.date, config: DedupConfig) -> str:
-    return f"{config.index_prefix.rstrip('/')}/{partition_key(partition)}.parquet"
+    """The index object of one day under ``config.index_prefix``."""
+    return layout.dedup_index_key(partition_key(partition), config.index_prefix)
 
 
 def load_index(store: Store, partition: str | dt.date, config: DedupConfig) -> pl.DataFrame:

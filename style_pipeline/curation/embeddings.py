@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from style_pipeline.models import LoadedModel
+from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 
 
@@ -56,15 +57,15 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 class EmbeddingCache:
     """Vectors of one model keyed by content sha256, stored as ``.npy`` (no pickle)."""
 
-    def __init__(self, store: Store, model_id: str, dim: int, prefix: str = "embeddings/cache"):
+    def __init__(self, store: Store, model_id: str, dim: int, prefix: str = layout.EMBEDDING_CACHE):
         self.store = store
         self.dim = dim
-        self.prefix = f"{prefix.strip('/')}/{model_cache_key(model_id)}"
+        self.prefix = layout.embedding_cache_dir(model_cache_key(model_id), prefix)
 
     def key(self, sha256: str) -> str:
         if not re.fullmatch(r"[0-9a-f]{64}", sha256):
             raise ValueError(f"not a sha256 hex digest: {sha256!r}")
-        return f"{self.prefix}/{sha256[:2]}/{sha256}.npy"
+        return layout.embedding_cache_key(self.prefix, sha256)
 
     def get(self, sha256: str) -> np.ndarray | None:
         key = self.key(sha256)

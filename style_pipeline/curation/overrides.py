@@ -15,9 +15,8 @@ from pathlib import Path
 import yaml
 
 from style_pipeline.contracts.curation import Overrides
+from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
-
-OVERRIDE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def parse_overrides(text: str, source: str = "<overrides>") -> Overrides:
@@ -45,9 +44,7 @@ def overrides_for_partition(store: Store, partition: str, prefix: str = "overrid
 
     More than one file for the same date is refused (which one would win is unclear).
     """
-    base = f"{prefix.rstrip('/')}/{partition}" if prefix else partition
-    found = [f"{base}{s}" for s in OVERRIDE_SUFFIXES]
-    found = [key for key in found if store.exists(key)]
+    found = [key for key in layout.override_keys(partition, prefix) if store.exists(key)]
     if len(found) > 1:
         raise ValueError(f"several override files for {partition}: {found}")
     if not found:

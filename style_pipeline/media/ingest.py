@@ -29,13 +29,12 @@ from style_pipeline.media.errors import MediaRejected
 from style_pipeline.media.ledger import ChecksumLedger
 from style_pipeline.media.probe import probe_image, probe_video
 from style_pipeline.media.sniff import CANONICAL_EXTENSION, MEDIA_EXTENSIONS, classify, read_head
+from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-OBJECTS_PREFIX = "raw_media/objects"
-QUARANTINE_PREFIX = "raw_media/quarantine"
 _NOT_QUARANTINED = {
     RejectReason.DUPLICATE_CONTENT,  # the original is kept already
     RejectReason.PATH_ESCAPE,  # bytes from outside the drop root are never copied
@@ -56,7 +55,7 @@ _FILE_TYPES = {
 def object_key(sha256: str, extension: str, format_name: str) -> str:
     """Content-addressed key of an accepted file; unknown extensions get the format's own."""
     ext = extension if extension in MEDIA_EXTENSIONS else CANONICAL_EXTENSION.get(format_name, "")
-    return f"{OBJECTS_PREFIX}/{sha256[:2]}/{sha256}{ext}"
+    return layout.raw_object_key(sha256, ext)
 
 
 def sanitize_name(source_name: str) -> str:
@@ -78,7 +77,7 @@ def sanitize_name(source_name: str) -> str:
 def quarantine_key(day: dt.date, sha256: str, source_name: str) -> str:
     """Quarantine key of a rejected file (``unhashed`` when it was refused before hashing)."""
     prefix = sha256[:16] if sha256 else "unhashed"
-    return f"{QUARANTINE_PREFIX}/{day.isoformat()}/{prefix}_{sanitize_name(source_name)}"
+    return layout.quarantine_key(day.isoformat(), f"{prefix}_{sanitize_name(source_name)}")
 
 
 def _resolve(entry: DropEntry, drop_root: Path) -> tuple[Path, int]:
@@ -162,7 +161,7 @@ def _quarantine(record: RawMediaRecord, real: Path, day: dt.date, store: Store) 
         "detail": record.reject_detail,
     }
     payload = json.dumps(reason, sort_keys=True, ensure_ascii=False, indent=1) + "\n"
-    store.put_bytes(payload.encode(), f"{key}.reason.json")
+    store.put_bytes(payload.encode(), layout.quarantine_reason_key(key))
     return key
 
 

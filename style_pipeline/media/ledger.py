@@ -12,9 +12,9 @@ import json
 import re
 from dataclasses import asdict, dataclass
 
+from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 
-LEDGER_PREFIX = "raw_media/ledger"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ENTRY_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.json$")
 
@@ -46,7 +46,7 @@ class ChecksumLedger:
         self.store = store
 
     def key(self, sha256: str, partition: dt.date) -> str:
-        return f"{LEDGER_PREFIX}/{_check_sha(sha256)}/{partition.isoformat()}.json"
+        return layout.ledger_key(_check_sha(sha256), partition.isoformat())
 
     def record(
         self,
@@ -80,9 +80,8 @@ class ChecksumLedger:
 
     def partitions(self, sha256: str) -> list[dt.date]:
         """The dates that accepted ``sha256``, oldest first."""
-        prefix = f"{LEDGER_PREFIX}/{_check_sha(sha256)}"
         days = []
-        for key in self.store.list(prefix):
+        for key in self.store.list(layout.ledger_dir(_check_sha(sha256))):
             match = _ENTRY_NAME.match(key.rsplit("/", 1)[-1])
             if match:  # skips temp files of writes in progress
                 days.append(dt.date.fromisoformat(match.group(1)))
