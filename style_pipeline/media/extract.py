@@ -1,66 +1,33 @@
-"""Partition-level extraction behind the ``frames`` asset (no Dagster here).
+"""Frames of one local media file: video frames by the configured mode, or the standardized still.
 
-For every accepted ``raw_media`` row: fetch the stored file, extract video frames
-(``extract_video_frames``) or standardize the still (``standardize_still``) into a temp
-dir, upload each JPEG to ``frames/<partition_key>/<frame_id>.jpg`` and describe it with a
-``FrameRecord``. A file that fails to decode becomes an ``ExtractionFailure`` and the
-others go on; storage errors are not swallowed. Frame ids are content addresses of
-(media id, millisecond timestamp, mode), so a re-run writes the same keys.
+``extract_local`` writes the JPEGs into a work folder and describes them; it knows
+nothing about storage or partitions (the ``frames`` stage in ``stages/frames.py`` uploads
+them and builds the records). ``failure_reason`` maps a decoding error to its
+``RejectReason`` code.
 """
 
 from __future__ import annotations
 
-import tempfile
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
 from style_pipeline.contracts.ingest import FrameSettings
-from style_pipeline.contracts.media import FrameRecord, MediaKind, RejectReason
-from style_pipeline.media.checksum import sha256_file
-from style_pipeline.media.frames import ExtractedFrame, extract_video_frames, frame_id
+from style_pipeline.contracts.media import MediaKind, RejectReason
+from style_pipeline.media.frames import ExtractedFrame, extract_video_frames
 from style_pipeline.media.stills import standardize_still
-from style_pipeline.storage.store import Store
 
 STILL_MODE = "still"
-FRAMES_PREFIX = "frames"
 
 
-@dataclass(frozen=True)
-class ExtractionFailure:
-    """A media file whose frames could not be extracted; ``reason`` is a RejectReason code."""
-
-    media_id: str
-    source_name: str
-    reason: str
-    detail: str
-
-
-@dataclass
-class ExtractionResult:
-    """Frames of a partition, the media that failed, and seconds spent per media id."""
-
-    frames: list[FrameRecord] = field(default_factory=list)
-    failures: list[ExtractionFailure] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-def frame_key(partition_key: str, fid: str) -> str:
-    """Storage key of a frame JPEG."""
-    return f"{FRAMES_PREFIX}/{partition_key}/{fid}.jpg"
-
-
-def _failure_reason(exc: Exception) -> RejectReason:
+def failure_reason(exc: Exception) -> RejectReason:
+    """The reject code of a file whose frames could not be extracted."""
     if isinstance(exc, Image.DecompressionBombError):
         return RejectReason.DECOMPRESSION_BOMB
     return RejectReason.CORRUPT
 
 
-def _extract_local(
+def extract_local(
     kind: MediaKind, local: Path, work: Path, settings: FrameSettings
 ) -> tuple[str, list[ExtractedFrame]]:
     """Frames of one local file, written under ``work``: (mode, frames)."""
@@ -71,72 +38,3 @@ def _extract_local(
         local, target, max_edge=settings.still_max_edge, jpeg_quality=settings.jpeg_quality
     )
     return STILL_MODE, [ExtractedFrame(0.0, target, width, height, None)]
-
-
-def _publish(
-    row: Mapping[str, Any],
-    kind: MediaKind,
-    mode: str,
-    frames: list[ExtractedFrame],
-    store: Store,
-    partition_key: str,
-) -> list[FrameRecord]:
-    records = []
-    for frame in frames:
-        fid = frame_id(row["media_id"], frame.timestamp_s, mode)
-        key = store.put_file(frame.path, frame_key(partition_key, fid))
-        records.append(
-            FrameRecord(
-                frame_id=fid,
-                media_id=row["media_id"],
-                source_name=row["source_name"],
-                kind=kind,
-                mode=mode,
-                timestamp_s=round(frame.timestamp_s, 6),
-                path=key,
-                width=frame.width,
-                height=frame.height,
-                sha256=sha256_file(frame.path),
-                scene_score=frame.scene_score,
-            )
-        )
-    return records
-
-
-def extract_partition(
-    media_rows: list[dict], store: Store, partition_key: str, settings: FrameSettings
-) -> ExtractionResult:
-    """Extract and upload the frames of every accepted media row of one partition."""
-    result = ExtractionResult()
-    seen: set[str] = set()
-    for row in media_rows:
-        media_id, source = row["media_id"], row["source_name"]
-        if media_id in seen:
-            continue  # the same content twice would write the same frame ids twice
-        seen.add(media_id)
-        started = time.perf_counter()
-        try:
-            kind = MediaKind(row["kind"])
-        except ValueError:
-            kind = MediaKind.UNKNOWN
-        if kind not in (MediaKind.VIDEO, MediaKind.IMAGE) or not row.get("object_path"):
-            detail = f"kind {row['kind']!r}, object_path {row.get('object_path')!r}"
-            result.failures.append(
-                ExtractionFailure(media_id, source, RejectReason.UNSUPPORTED_TYPE.value, detail)
-            )
-            continue
-        with (
-            store.local_copy(row["object_path"]) as local,
-            tempfile.TemporaryDirectory(prefix="frames_") as tmp,
-        ):
-            try:
-                mode, frames = _extract_local(kind, Path(local), Path(tmp), settings)
-            except Exception as exc:  # one undecodable file must not fail the partition
-                reason = _failure_reason(exc).value
-                detail = f"{type(exc).__name__}: {exc}"
-                result.failures.append(ExtractionFailure(media_id, source, reason, detail))
-                result.timings[media_id] = time.perf_counter() - started
-                continue
-            result.frames.extend(_publish(row, kind, mode, frames, store, partition_key))
-        result.timings[media_id] = time.perf_counter() - started
-    return result

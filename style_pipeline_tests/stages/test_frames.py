@@ -1,18 +1,20 @@
-"""Partition extraction: uploads, records, exact keys, failures isolated, determinism."""
+"""The frames stage: uploads, records, exact keys, failures isolated, determinism."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
 
+import polars as pl
 import pytest
 from PIL import Image
 
 from style_pipeline.contracts.ingest import FrameSettings
 from style_pipeline.contracts.media import FrameRecord, MediaKind
 from style_pipeline.demo.samples import make_bad_file, make_cut_video
-from style_pipeline.media.extract import extract_partition, frame_key
 from style_pipeline.media.frames import frame_id
+from style_pipeline.stages.frames import extract_frames, extract_partition
+from style_pipeline.storage.layout import frame_key
 from style_pipeline.storage.store import Store
 from style_pipeline_tests.media.factories import make_jpeg, make_png
 
@@ -143,3 +145,23 @@ def test_single_shot_video_gives_a_frame_not_a_failure(tmp_path):
     assert [(f.media_id, f.timestamp_s, f.mode) for f in result.frames] == [
         (media_id, 0.0, "scene")
     ]
+
+
+def test_extract_frames_takes_accepted_rows_and_reports_failures(tmp_path, media):
+    store = Store(str(tmp_path / "storage"))
+    rows = _rows(store, media)
+    statuses = ["rejected", "accepted", "accepted", "accepted"]  # video rejected at ingest
+    raw = pl.DataFrame([{**r, "status": s} for r, s in zip(rows, statuses, strict=True)])
+    table, facts = extract_frames(raw, store, DAY, FrameSettings())
+    assert facts.media_in == 3 and facts.mode == "scene"
+    assert [f.source_name for f in facts.failures] == ["corrupt_clip.mp4"]
+    assert facts.failures_by_reason == {"corrupt": 1}
+    assert sorted(table["mode"].to_list()) == ["still", "still"]
+    assert table.columns == list(FrameRecord.model_fields)
+
+
+def test_extract_frames_of_an_empty_day_is_a_typed_empty_table(tmp_path):
+    raw = pl.DataFrame(schema={"media_id": pl.String, "status": pl.String})
+    table, facts = extract_frames(raw, Store(str(tmp_path)), DAY, FrameSettings())
+    assert table.is_empty() and "frame_id" in table.columns
+    assert (facts.media_in, facts.failures, facts.failures_by_reason) == (0, (), {})
