@@ -266,3 +266,13 @@ class CurationSettings(Section):
     min_curated_per_day: int = Field(4, ge=0, description="blocking check before training")
     max_duplicate_rate: float = Field(0.9, ge=0, le=1, description="warning check")
     min_pass_rate: float = Field(0.1, ge=0, le=1, description="warning check")
+
+
+class OntologySnapshot(BaseModel):
+    """The ``ontology`` document: the vocabulary in force that day and the file it came from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(description="local path of the ontology file")
+    sha256: str = Field(description="sha256 of the file bytes")
+    ontology: Ontology

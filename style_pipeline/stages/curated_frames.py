@@ -1,0 +1,169 @@
+"""The ``curated_frames`` stage: a keep/drop decision with a reason for every frame of the day.
+
+Eligible = passed the quality gate and not a duplicate; the selection
+(``curation/selection.py``) trades quality for coverage under the budget; the day's
+overrides lock frames in or out. Every frame is labelled zero-shot with the ontology,
+using the same CLIP model that embedded it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from style_pipeline.contracts.curation import (
+    CurationSettings,
+    Ontology,
+    OntologySnapshot,
+    Overrides,
+    SelectionConfig,
+)
+from style_pipeline.contracts.models import ModelConfig
+from style_pipeline.curation.clustering import knn_from_frame
+from style_pipeline.curation.embeddings import embed_texts, vectors_from_frame
+from style_pipeline.curation.ontology import build_label_bank, zero_shot_by_category
+from style_pipeline.curation.overrides import overrides_for_partition
+from style_pipeline.curation.selection import (
+    SelectionResult,
+    decisions_frame,
+    ineligibility_reasons,
+    select_frames,
+)
+from style_pipeline.models import load_model
+from style_pipeline.storage.store import Store
+
+LabelFn = Callable[[np.ndarray], list[dict[str, list[tuple[str, float]]]]]
+CURATED_EXTRA = {
+    "path": pl.String(),
+    "media_id": pl.String(),
+    "labels": pl.List(
+        pl.Struct({"category": pl.String(), "term": pl.String(), "score": pl.Float64()})
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DayTables:
+    """The upstream tables of one day's ``curated_frames``."""
+
+    frames: pl.DataFrame
+    quality_scores: pl.DataFrame
+    dedup_set: pl.DataFrame
+    embeddings: pl.DataFrame
+    clusters: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class CuratedFacts:
+    """What the ``curated_frames`` asset reports besides the table."""
+
+    frames: int
+    kept: int
+    coverage: float
+    lock_in: int
+    exclude: int
+    unknown_override_ids: tuple[str, ...]  # override ids that are not frames of the day
+    notes: tuple[str, ...]
+
+
+def curate_day(
+    tables: DayTables,
+    ontology: OntologySnapshot,
+    overrides_store: Store,
+    partition: str,
+    config: CurationSettings,
+) -> tuple[pl.DataFrame, CuratedFacts]:
+    """The day's ``curated_frames`` and facts (``overrides_store``: holds ``<day>.yml``)."""
+    overrides = overrides_for_partition(overrides_store, partition, prefix="")
+    label_fn = clip_labeller(config.clip, ontology.ontology, tables.embeddings)
+    table, result = curate_partition(tables, config.selection, overrides, label_fn)
+    facts = CuratedFacts(
+        frames=len(table),
+        kept=int(table["keep"].sum() or 0),
+        coverage=float(result.coverage) if result.coverage is not None else 0.0,
+        lock_in=len(overrides.lock_in),
+        exclude=len(overrides.exclude),
+        unknown_override_ids=tuple(result.unknown_override_ids),
+        notes=tuple(result.notes),
+    )
+    return table, facts
+
+
+def curate_partition(
+    tables: DayTables,
+    config: SelectionConfig,
+    overrides: Overrides,
+    label_fn: LabelFn | None = None,
+) -> tuple[pl.DataFrame, SelectionResult]:
+    """Decisions for the frames of one day from its upstream tables (``frames`` order).
+
+    ``label_fn`` maps unit image embeddings to ontology labels per category.
+    """
+    frames, clusters = tables.frames, tables.clusters
+    ids = frames["frame_id"].to_list()
+    q = _aligned(tables.quality_scores, ids, ["passed", "reasons", "score"])
+    d = _aligned(tables.dedup_set, ids, ["duplicate_of"])
+    e = _aligned(tables.embeddings, ids, ["embedding"])
+    c = _aligned(clusters, ids, ["cluster", "outlier_score"])
+    ineligible = ineligibility_reasons(
+        ids, q["passed"].to_list(), q["reasons"].to_list(), d["duplicate_of"].to_list()
+    )
+    vectors = vectors_from_frame(e)
+    result = select_frames(
+        ids,
+        q["score"].to_numpy().astype(np.float64),
+        vectors,
+        c["cluster"].to_numpy(),
+        config,
+        ineligible=ineligible,
+        outlier_scores=c["outlier_score"].to_numpy().astype(np.float64),
+        overrides=overrides,
+        knn=knn_from_frame(_aligned(clusters, ids, list(clusters.columns))) if ids else None,
+    )
+    table = decisions_frame(result)
+    labels = label_fn(vectors) if (label_fn is not None and ids) else [{} for _ in ids]
+    flat = [
+        [
+            {"category": cat, "term": t, "score": float(sc)}
+            for cat, terms in x.items()
+            for t, sc in terms
+        ]
+        for x in labels
+    ]
+    table = table.with_columns(
+        pl.Series("path", frames["path"].to_list(), dtype=pl.String),
+        pl.Series("media_id", frames["media_id"].to_list(), dtype=pl.String),
+        pl.Series("labels", flat, dtype=CURATED_EXTRA["labels"]),
+    )
+    return table, result
+
+
+def clip_labeller(model: ModelConfig, ontology: Ontology, embeddings: pl.DataFrame) -> LabelFn:
+    """Zero-shot ontology labels with the same CLIP model that embedded the frames."""
+
+    def label(vectors: np.ndarray):
+        loaded = load_model(model)
+        if len(embeddings) and embeddings["model_id"][0] != loaded.model_id:
+            raise ValueError(
+                f"embeddings were made with {embeddings['model_id'][0]}, "
+                f"labels would use {loaded.model_id}: re-materialize embeddings"
+            )
+        bank = build_label_bank(ontology, lambda texts: embed_texts(loaded, texts))
+        return zero_shot_by_category(vectors, bank, ontology)
+
+    return label
+
+
+def _aligned(table: pl.DataFrame, ids: list[str], columns: list[str]) -> pl.DataFrame:
+    """``table``'s ``columns`` in the order of ``ids``; a frame missing upstream is an error."""
+    missing = set(ids) - set(table["frame_id"].to_list())
+    if missing:
+        raise ValueError(f"{len(missing)} frame(s) missing upstream, e.g. {sorted(missing)[0]}")
+    if table["frame_id"].n_unique() != len(table):
+        raise ValueError("frame ids are not unique in an upstream table")
+    cols = ["frame_id", *[c for c in columns if c != "frame_id"]]
+    order = pl.DataFrame({"frame_id": pl.Series(ids, dtype=pl.String)})
+    return order.join(table.select(cols), on="frame_id", how="left", maintain_order="left")

@@ -1,0 +1,68 @@
+"""The ``quality_scores`` stage: image-quality metrics and the gate result for every frame.
+
+Sharpness, exposure, noise, colour, SSIM redundancy, faces and the optional IQA scores
+(``curation/quality.py``) on local copies of the day's frame JPEGs, in input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+from style_pipeline.contracts.curation import QualityConfig, QualityRecord
+from style_pipeline.curation.faces import FaceDetector
+from style_pipeline.curation.iqa import IqaScorer, iqa_status
+from style_pipeline.curation.quality import FrameInput, score_frames
+from style_pipeline.storage.store import Store
+from style_pipeline.storage.tables import polars_schema
+
+QUALITY_SCHEMA = polars_schema(QualityRecord)
+
+
+@dataclass(frozen=True)
+class QualityFacts:
+    """What the ``quality_scores`` asset reports besides the table."""
+
+    frames: int
+    passed: int
+    pass_rate: float
+    scorers: Mapping[str, str]  # which optional scorers ran: {"faces": backend, ...}
+
+
+def score_partition(
+    frames: pl.DataFrame, store: Store, config: QualityConfig
+) -> tuple[pl.DataFrame, QualityFacts]:
+    """``quality_scores`` rows for every frame (input order), metrics plus gate result."""
+    table = _score(frames, store, config)
+    facts = QualityFacts(
+        frames=len(table),
+        passed=int(table["passed"].sum() or 0),
+        pass_rate=pass_rate(table),
+        scorers=quality_availability(config),
+    )
+    return table, facts
+
+
+def _score(frames: pl.DataFrame, store: Store, config: QualityConfig) -> pl.DataFrame:
+    if frames.is_empty():
+        return pl.DataFrame(schema=QUALITY_SCHEMA)
+    rows = frames.select("frame_id", "media_id", "timestamp_s", "path").to_dicts()
+    with store.local_copies([r["path"] for r in rows]) as local:
+        inputs = [
+            FrameInput(r["frame_id"], local[r["path"]], r["media_id"], r["timestamp_s"])
+            for r in rows
+        ]
+        records = score_frames(inputs, config, FaceDetector(config.faces), IqaScorer(config.iqa))
+    return pl.DataFrame([r.model_dump() for r in records], schema=QUALITY_SCHEMA)
+
+
+def quality_availability(config: QualityConfig) -> dict[str, str]:
+    """Which optional scorers ran: ``{"faces": backend, "brisque": ..., "clip_iqa": ...}``."""
+    return {"faces": FaceDetector(config.faces).backend, **iqa_status(config.iqa)}
+
+
+def pass_rate(quality: pl.DataFrame) -> float:
+    """Share of frames that passed the gate (0 for an empty day)."""
+    return float(quality["passed"].mean()) if len(quality) else 0.0

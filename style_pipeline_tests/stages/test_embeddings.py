@@ -1,0 +1,57 @@
+"""The embeddings stage with the tiny CLIP model: rows, facts, and the cache on a re-run."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import polars as pl
+import pytest
+from PIL import Image
+
+from style_pipeline.contracts.curation import EmbeddingConfig
+from style_pipeline.contracts.models import ModelConfig
+from style_pipeline.curation.embeddings import model_cache_key
+from style_pipeline.stages.embeddings import embed_partition
+from style_pipeline.storage import layout
+from style_pipeline.storage.store import Store
+from style_pipeline_tests.curation.factories import scene
+
+DAY = "2026-11-10"
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    return ModelConfig(profile="tiny", cache_dir=str(tmp_path_factory.mktemp("models")))
+
+
+def _frames(store: Store, seeds: list[int]) -> pl.DataFrame:
+    rows = []
+    for seed in seeds:
+        buffer = io.BytesIO()
+        Image.fromarray(scene(seed, 72, 96)).save(buffer, format="JPEG", quality=90)
+        data, fid = buffer.getvalue(), f"f{seed}"
+        key = store.put_bytes(data, layout.frame_key(DAY, fid))
+        rows.append({"frame_id": fid, "path": key, "sha256": hashlib.sha256(data).hexdigest()})
+    return pl.DataFrame(rows)
+
+
+def test_the_config_default_is_the_layout_folder():
+    assert EmbeddingConfig().cache_prefix == layout.EMBEDDING_CACHE
+
+
+def test_embed_partition_then_rerun_from_the_cache(tmp_path, tiny_config):
+    store = Store(str(tmp_path))
+    frames = _frames(store, [1, 2, 3])
+    table, facts = embed_partition(frames, store, tiny_config, EmbeddingConfig(batch_size=2))
+    assert table["frame_id"].to_list() == ["f1", "f2", "f3"]
+    assert (facts.computed, facts.cached) == (3, 0)
+    assert facts.fallback_reason == "" == facts.model["fallback_reason"]
+    assert facts.model["profile_used"] == "tiny"
+    assert facts.model["model_id"] == table["model_id"][0]
+    cache_dir = layout.embedding_cache_dir(model_cache_key(table["model_id"][0]))
+    assert store.exists(layout.embedding_cache_key(cache_dir, frames["sha256"][0]))
+
+    again, facts = embed_partition(frames, store, tiny_config, EmbeddingConfig())
+    assert (facts.computed, facts.cached) == (0, 3)
+    assert again["embedding"].to_list() == table["embedding"].to_list()
