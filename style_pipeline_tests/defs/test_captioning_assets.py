@@ -24,7 +24,7 @@ def test_caption_model_then_captions(tiny_models):
     result = _materialize("*")
     assert result.success
     store = Store(settings.storage_root())
-    model = result.output_for_node("caption_model")
+    model = result.output_for_node("caption_model").model_dump(mode="json")  # a document model
     assert model["trained"] is True and model["steps"] == 2
     assert store.exists(f"{model['key']}/adapter_model.safetensors")
     assert store.exists(f"caption_model/{DAY}.json")
@@ -37,6 +37,6 @@ def test_caption_model_then_captions(tiny_models):
     assert captions["source"].unique().to_list() == ["blip"]
 
     # same seeds, same config: the version is reused, not retrained
-    again = _materialize("caption_model")
-    assert again.output_for_node("caption_model")["trained"] is False
-    assert again.output_for_node("caption_model")["version"] == model["version"]
+    again = _materialize("caption_model").output_for_node("caption_model").model_dump()
+    assert again["trained"] is False
+    assert again["version"] == model["version"]
