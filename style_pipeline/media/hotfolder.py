@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -43,7 +43,7 @@ from pydantic import (
 from style_pipeline.media.checksum import sha256_file
 from style_pipeline.media.dropfolder import DropEntry
 
-CURSOR_VERSION = 1
+CURSOR_VERSION: Final = 1
 TAG_PREFIX = "style_pipeline"
 _ROW_FIELDS = ("size", "mtime_ns", "ctime_ns", "first_seen", "sha256")
 _HEX64 = r"^[0-9a-f]{64}$"
@@ -267,11 +267,12 @@ def plan_tick(
         key = day.isoformat()
         files = [e for e in by_date[day] if e.rel not in unreadable]
         hashes = [states[e.rel].sha256 for e in files]
+        known = [h for h in hashes if h is not None]
         if key in cursor.requested:
             requested[key] = cursor.requested[key]
-        if not files or any(h is None for h in hashes):
+        if not files or len(known) != len(hashes):
             continue  # empty, or part of the set is settling / waiting for its hash
-        digest = set_digest(hashes)
+        digest = set_digest(known)
         if requested.get(key) == digest:
             continue
         requested[key] = digest
@@ -283,6 +284,8 @@ def plan_tick(
         requests.append(PlannedRequest(key, run_key_for(key, digest), digest, len(files), tags))
 
     for day, n in sorted(out_of_range.items()):
+        if valid_dates is None:  # out_of_range is only filled when a window is given
+            raise RuntimeError(f"{day.isoformat()} counted out of range without a date window")
         skipped.append(f"{day.isoformat()}: {n} file(s) {valid_dates.reason(day)}; not requested")
     counts["out_of_range"] = sum(out_of_range.values())
     new_cursor = HotFolderCursor(files=states, requested=requested)

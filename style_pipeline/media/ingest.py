@@ -154,6 +154,8 @@ def _rejected(fields: dict, reason: RejectReason, detail: str, **extra) -> RawMe
 
 def _quarantine(record: RawMediaRecord, real: Path, day: dt.date, store: Store) -> str:
     key = quarantine_key(day, record.media_id, record.source_name)
+    if record.reject_reason is None:
+        raise ValueError(f"cannot quarantine {record.source_name!r}: it has no reject reason")
     store.put_file(real, key)
     reason = {
         "source_name": record.source_name,
@@ -210,13 +212,14 @@ def _ingest_one(
         accepted_here[sha] = entry.rel
         return record
     log.info("rejected %r: %s (%s)", entry.rel, record.reject_reason, record.reject_detail)
-    real = fields.get("real")
+    rejected_real: Path | None = fields.get("real")
     if (
-        real is not None
+        rejected_real is not None
         and record.reject_reason not in _NOT_QUARANTINED
         and record.size_bytes <= limits.quarantine_max_mb * MIB
     ):
-        record = record.model_copy(update={"object_path": _quarantine(record, real, day, store)})
+        quarantined = _quarantine(record, rejected_real, day, store)
+        record = record.model_copy(update={"object_path": quarantined})
     return record
 
 

@@ -76,6 +76,7 @@ def _clean(value: object) -> str | None:
 def _exif_fields(im: Image.Image) -> dict:
     exif = im.getexif()
     make, model = _clean(exif.get(_MAKE)), _clean(exif.get(_MODEL))
+    camera: str | None
     if make and model and model.lower().startswith(make.lower()):
         camera = model  # "Canon" + "Canon EOS R5" -> "Canon EOS R5"
     else:
@@ -211,7 +212,7 @@ def _check_tail(container, stream, duration: float, fps: float | None) -> None:
     count, last = 0, None
     for back in _TAIL_WINDOWS_S:
         whole = back is None or back >= duration
-        target = None if whole else start + int(Fraction(duration - back) / tb)
+        target = None if back is None or whole else start + int(Fraction(duration - back) / tb)
         count, last = _decode_to_end(container, stream, target)
         if count or whole:
             break
@@ -243,7 +244,7 @@ def probe_video(
         raise _video_error(exc, "opening the container") from exc
     with container:
         if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            kinds: list[str] = sorted({s.type for s in container.streams}) or ["none"]
             raise MediaRejected(
                 RejectReason.NO_VIDEO_STREAM, f"container has no video stream (streams: {kinds})"
             )

@@ -62,7 +62,10 @@ def _apply_icc(img: Image.Image) -> Image.Image:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         if "srgb" in ImageCms.getProfileDescription(source).lower():
             return img
-        return ImageCms.profileToProfile(img, source, _SRGB, outputMode=_ICC_OUTPUT[img.mode])
+        converted = ImageCms.profileToProfile(img, source, _SRGB, outputMode=_ICC_OUTPUT[img.mode])
+        if converted is None:  # only with inPlace=True, which is not used here
+            raise RuntimeError("ImageCms.profileToProfile returned no image")
+        return converted
     except (ImageCms.PyCMSError, OSError, ValueError):
         return img
 
