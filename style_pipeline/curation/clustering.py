@@ -86,8 +86,9 @@ def cluster_embeddings(x: np.ndarray, config: ClusterConfig | None = None) -> Cl
     clock = _Clock()
     reduced = None
     if n >= config.min_cluster_size:
-        ivf = n > config.knn.exact_max_n and config.knn.ivf_dim is not None
-        dims = max(config.pca_dim, config.knn.ivf_dim) if ivf else config.pca_dim
+        ivf_dim = config.knn.ivf_dim
+        ivf = n > config.knn.exact_max_n and ivf_dim is not None
+        dims = max(config.pca_dim, ivf_dim) if ivf and ivf_dim is not None else config.pca_dim
         mean, axes = pca_fit(x, dims, config.knn.pca_sample, config.knn.seed)
         reduced = pca_apply(x, mean, axes)
     clock.lap("pca_s")
@@ -154,7 +155,12 @@ def knn_from_frame(table: pl.DataFrame) -> KnnGraph:
     """Rebuild the :class:`KnnGraph` of a ``clusters`` table (rows in table order)."""
     position = {fid: i for i, fid in enumerate(table["frame_id"].to_list())}
     n = table.height
-    k = table.schema["neighbor_ids"].size if n else 0
+    k = 0
+    if n:
+        ids_dtype = table.schema["neighbor_ids"]
+        if not isinstance(ids_dtype, pl.Array):
+            raise TypeError(f"neighbor_ids must be a fixed-size array column, got {ids_dtype}")
+        k = ids_dtype.size
     ids = table["neighbor_ids"].to_numpy().reshape(n, k) if n else np.zeros((0, 0), object)
     idx = np.array([[position.get(v, -1) for v in row] for row in ids], dtype=np.int64)
     sims = table["neighbor_sims"].to_numpy().reshape(n, k) if n else np.zeros((0, 0))

@@ -127,8 +127,12 @@ def group_frames(
     if len(set(ids)) != len(ids):
         raise ValueError("frame ids of a partition must be unique")
     earlier = earlier if earlier is not None else pl.DataFrame(schema=INDEX_SCHEMA)
-    if earlier.height and earlier["partition"].max() >= day:
-        raise ValueError(f"index entries of {day} or later cannot be 'earlier' than {day}")
+    if earlier.height:
+        latest = earlier["partition"].max()
+        if not isinstance(latest, str):
+            raise TypeError(f"index partitions must be date strings, got {latest!r}")
+        if latest >= day:
+            raise ValueError(f"index entries of {day} or later cannot be 'earlier' than {day}")
     n = len(frames)
     ph = np.array([f.phash for f in frames], dtype=np.uint64)
     dh = np.array([f.dhash for f in frames], dtype=np.uint64)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -87,6 +88,12 @@ class EmbeddingCache:
         self.store.put_bytes(buf.getvalue(), self.key(sha256))
 
 
+def _encoder(loaded: LoadedModel, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The CLIP model's ``encode_image``/``encode_text`` method (``nn.Module``'s stubs type
+    unknown attributes as ``Tensor | Module``)."""
+    return cast(Callable[[torch.Tensor], torch.Tensor], getattr(loaded.model, name))
+
+
 def embed_images(
     loaded: LoadedModel, images: Sequence[Image.Image], batch_size: int = 32
 ) -> np.ndarray:
@@ -96,7 +103,7 @@ def embed_images(
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             batch = torch.stack([loaded.preprocess(im.convert("RGB")) for im in chunk])
-            feats = loaded.model.encode_image(batch.to(loaded.device))
+            feats = _encoder(loaded, "encode_image")(batch.to(loaded.device))
             out[start : start + len(chunk)] = feats.float().cpu().numpy()
     return l2_normalize(out)
 
@@ -108,7 +115,8 @@ def embed_texts(loaded: LoadedModel, texts: Sequence[str], batch_size: int = 256
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start : start + batch_size])
             tokens = loaded.tokenizer(chunk).to(loaded.device)
-            out[start : start + len(chunk)] = loaded.model.encode_text(tokens).float().cpu().numpy()
+            feats = _encoder(loaded, "encode_text")(tokens)
+            out[start : start + len(chunk)] = feats.float().cpu().numpy()
     return l2_normalize(out)
 
 
@@ -183,5 +191,7 @@ def vectors_from_frame(frame: pl.DataFrame) -> np.ndarray:
     """The (n, dim) float32 matrix of an ``embeddings`` table (also for zero rows)."""
     dtype = frame.schema["embedding"]
     if frame.height == 0:
+        if not isinstance(dtype, pl.Array):
+            raise TypeError(f"embedding must be a fixed-size array column, got {dtype}")
         return np.zeros((0, dtype.size), dtype=np.float32)
     return np.ascontiguousarray(frame["embedding"].to_numpy(), dtype=np.float32)

@@ -69,6 +69,8 @@ class FaceDetector:
             _, found = self._yunet.detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             boxes = [] if found is None else [b[2:4] for b in found]
         else:
+            if self._haar is None:  # ``available`` means YuNet or Haar is loaded
+                raise RuntimeError(f"face backend {self.backend!r} has no detector loaded")
             gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
             found = self._haar.detectMultiScale(
                 gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)

@@ -101,17 +101,17 @@ def knn_graph(
     dim = search.shape[1]
     nlist = min(config.ivf_nlist or max(1, round(np.sqrt(n))), n)
     quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed = config.seed
+    ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    ivf.cp.seed = config.seed
     rng = np.random.default_rng(config.seed)
     train_n = min(n, max(config.pca_sample, 40 * nlist))
-    index.train(search if train_n == n else search[rng.choice(n, train_n, replace=False)])
-    index.add(search)
-    index.nprobe = min(config.ivf_nprobe, nlist)
-    _, idx = index.search(search, k + 1)
+    ivf.train(search if train_n == n else search[rng.choice(n, train_n, replace=False)])
+    ivf.add(search)
+    ivf.nprobe = min(config.ivf_nprobe, nlist)
+    _, idx = ivf.search(search, k + 1)
     idx, _ = _drop_self(idx.astype(np.int64), np.zeros(idx.shape, np.float32), k)
     sims = _exact_sims(x, idx)
     order = np.argsort(np.where(idx >= 0, -sims, np.inf), axis=1, kind="stable")
     idx, sims = np.take_along_axis(idx, order, 1), np.take_along_axis(sims, order, 1)
-    method = f"ivf(nlist={nlist},nprobe={index.nprobe},dim={dim})"
+    method = f"ivf(nlist={nlist},nprobe={ivf.nprobe},dim={dim})"
     return KnnGraph(idx, sims, method)

@@ -229,6 +229,8 @@ def select_frames(
             keep, code = True, "selected"
             reason = f"kept: {where}; {cfg.objective} pick {pick} of {slots} (gain {gain:.4g})"
         elif result is not None and i in result.capped:
+            if caps is None:  # only the outlier budget caps candidates
+                raise RuntimeError(f"candidate {fid} was capped without an outlier budget")
             keep, code = False, "outlier_budget"
             reason = f"dropped: outlier budget full ({caps[1]} outliers of budget {cfg.budget})"
         elif result is not None and result.stop == "min_gain":

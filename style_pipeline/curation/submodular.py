@@ -92,7 +92,9 @@ def lazy_greedy(
     heap = [(-gains[j], int(j)) for j in candidates]
     heapq.heapify(heap)
     taken = dict.fromkeys((caps or {}).keys(), 0)
-    picks, picked_gains, capped = [], [], set()
+    picks: list[int] = []
+    picked_gains: list[float] = []
+    capped: set[int] = set()
     evaluations, stop = len(heap), "exhausted"
     while heap:
         if len(picks) >= budget:
@@ -147,7 +149,9 @@ def mmr_greedy(
         max_sim = np.maximum(max_sim, xc @ x[j])
     alive = np.ones(len(cand), dtype=bool)
     taken = dict.fromkeys((caps or {}).keys(), 0)
-    picks, gains, capped = [], [], set()
+    picks: list[int] = []
+    gains: list[float] = []
+    capped: set[int] = set()
     stop = "exhausted"
     while alive.any():
         if len(picks) >= budget:

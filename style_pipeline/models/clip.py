@@ -136,7 +136,10 @@ def load_pretrained(config: ModelConfig) -> LoadedModel:
         path = resolve_local(config.pretrained)
         if path.is_dir() and local_dir_has_model(path):
             model, preprocess, tokenizer = create_from_local_dir(path, device, config.precision)
-            weights = checkpoint_in_dir(path)
+            found = checkpoint_in_dir(path)
+            if found is None:  # local_dir_has_model found one a moment ago
+                raise PretrainedUnavailable(f"{path}: its checkpoint file disappeared")
+            weights = found
             name = path.name
         elif path.is_dir() or path.is_file():
             weights = path if path.is_file() else _single_checkpoint(path)
