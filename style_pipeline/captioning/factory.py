@@ -8,6 +8,7 @@ version from the store when it was trained on the same base model.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -80,25 +81,26 @@ def _blip(config: CaptionConfig, store: Store | None, words, reason: str) -> Sel
     settings = config.blip
     loaded = load_blip(settings.model, words)
     prompt = conditional_prompt(config.trigger_word, config.conditional_prompt)
-    kwargs = dict(
-        batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
-        num_beams=settings.num_beams, default_prompt=prompt,
+    make = functools.partial(
+        BlipCaptioner, loaded, batch_size=settings.batch_size,
+        max_new_tokens=settings.max_new_tokens, num_beams=settings.num_beams,
+        default_prompt=prompt,
     )  # fmt: skip
     if settings.adapter_dir:
-        captioner = BlipCaptioner(loaded, adapter_dir=settings.adapter_dir, **kwargs)
+        captioner = make(adapter_dir=settings.adapter_dir)
         reason += f"; adapter {settings.adapter_dir}"
     elif settings.use_latest_adapter and store is not None and (key := latest_caption_model(store)):
         meta = read_caption_model_metadata(store, key)
         if meta["base_model"] != loaded.model_id:
-            captioner = BlipCaptioner(loaded, **kwargs)
+            captioner = make()
             reason += f"; {key} skipped: trained on {meta['base_model']}, not {loaded.model_id}"
         else:
             with adapter_local_dir(store, key) as adapter:
-                captioner = BlipCaptioner(loaded, adapter_dir=adapter, **kwargs)
+                captioner = make(adapter_dir=adapter)
             prompt = captioner.default_prompt = meta["prompt"]
             reason += f"; fine-tuned adapter {key}"
     else:
-        captioner = BlipCaptioner(loaded, **kwargs)
+        captioner = make()
     if loaded.fallback_reason:
         reason += f"; {loaded.fallback_reason}"
     facts = {**loaded.metadata(), "caption_model_id": captioner.model_id}

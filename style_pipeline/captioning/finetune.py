@@ -120,7 +120,7 @@ def train_lora(
 
     lora = LoraConfig(
         r=config.rank,
-        lora_alpha=config.alpha,
+        lora_alpha=config.alpha,  # type: ignore[arg-type]  # peft annotates int; alpha/r is a float scale
         lora_dropout=config.dropout,
         target_modules=list(config.target_modules),
     )
@@ -207,7 +207,7 @@ def finetune_caption_model(
         "adapter_sha256": adapter_sha,
         "files": [p.name for p in files],
     }
-    if not math.isfinite(metadata["final_loss"]):
+    if not math.isfinite(losses[-1]):
         raise FloatingPointError("final loss is not finite")
     store.put_bytes(
         json.dumps(metadata, indent=2).encode(), layout.caption_model_file(version, METADATA)

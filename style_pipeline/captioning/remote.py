@@ -16,12 +16,12 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 from PIL import Image
 
-from style_pipeline.captioning.captioners import CaptionResult, per_image
+from style_pipeline.captioning.captioners import CaptionResult, Labels, per_image
 from style_pipeline.contracts.captioning import EndpointConfig
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
@@ -142,7 +142,7 @@ class OpenAICompatibleCaptioner:
         self,
         images: Sequence[Image.Image],
         prompts: str | Sequence[str] | None = None,
-        labels: Sequence[Mapping[str, Sequence[str]]] | None = None,
+        labels: Sequence[Labels] | None = None,
     ) -> list[CaptionResult]:
         """One caption per image; cached answers are reused without a request."""
         results = []

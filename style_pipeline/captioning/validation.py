@@ -46,10 +46,12 @@ class Vocabulary:
     synonyms: Mapping[str, str] = field(default_factory=dict)  # synonym -> canonical term
 
     @classmethod
-    def build(cls, terms: Iterable[str], synonyms: Mapping[str, Iterable[str]] = ()) -> Vocabulary:
+    def build(
+        cls, terms: Iterable[str], synonyms: Mapping[str, Iterable[str]] | None = None
+    ) -> Vocabulary:
         """From canonical terms and ``term -> [synonyms]``; normalises case and spaces."""
         norm = {_norm(t) for t in terms}
-        syn = {_norm(s): _norm(t) for t, group in dict(synonyms).items() for s in group}
+        syn = {_norm(s): _norm(t) for t, group in dict(synonyms or {}).items() for s in group}
         return cls(frozenset(norm), syn)
 
     @property

@@ -20,7 +20,7 @@ import string
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -29,6 +29,9 @@ from style_pipeline.models.cache import building_dir, sha256_of
 from style_pipeline.models.device import pick_device
 from style_pipeline.models.profiles import PretrainedUnavailable, offline, resolve_profile
 from style_pipeline.paths import resolve_local
+
+if TYPE_CHECKING:  # transformers is imported lazily (heavy)
+    from transformers import BlipForConditionalGeneration, BlipProcessor
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,8 @@ _BERT_PIECES = re.compile(r"\w+|[^\w\s]")  # BERT's basic split: words and punct
 class LoadedBlip:
     """A BLIP model in eval mode with its processor, and what was asked for vs. what ran."""
 
-    model: torch.nn.Module
-    processor: object
+    model: BlipForConditionalGeneration
+    processor: BlipProcessor
     device: torch.device
     model_id: str
     source: str
@@ -131,15 +134,21 @@ def build_tiny_blip(out_dir: Path, arch: TinyBlipArch, vocab: list[str]) -> Path
     return out_dir
 
 
-def load_blip_dir(path: str | Path, device: torch.device, cache_dir: str | None = None):
+def load_blip_dir(
+    path: str | Path, device: torch.device, cache_dir: str | None = None
+) -> tuple[BlipForConditionalGeneration, BlipProcessor]:
     """Model (eval mode, on ``device``) and processor from a directory or a cached hub id."""
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
     with offline():
-        kwargs = {"local_files_only": True, "cache_dir": cache_dir}
-        processor = BlipProcessor.from_pretrained(str(path), **kwargs)
-        model = BlipForConditionalGeneration.from_pretrained(str(path), **kwargs)
-    return model.to(device).eval(), processor
+        processor = BlipProcessor.from_pretrained(
+            str(path), local_files_only=True, cache_dir=cache_dir
+        )
+        model = BlipForConditionalGeneration.from_pretrained(
+            str(path), local_files_only=True, cache_dir=cache_dir
+        )
+    # transformers wraps PreTrainedModel.to in a decorator whose stub drops ``self``.
+    return model.to(device).eval(), processor  # type: ignore[arg-type]
 
 
 def load_blip_tiny(

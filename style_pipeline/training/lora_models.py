@@ -11,10 +11,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 
 from style_pipeline.contracts.training import LoraTrainingConfig
+
+if TYPE_CHECKING:  # diffusers is imported lazily (heavy)
+    from diffusers.loaders.lora_pipeline import (
+        StableDiffusionLoraLoaderMixin,
+        StableDiffusionXLLoraLoaderMixin,
+    )
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+    from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+    from peft import PeftConfig
 
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 
@@ -23,12 +33,12 @@ WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 class LoraModels:
     """The pipeline's modules, frozen, with LoRA adapters attached."""
 
-    pipeline_cls: type
+    pipeline_cls: type[StableDiffusionLoraLoaderMixin | StableDiffusionXLLoraLoaderMixin]
     unet: torch.nn.Module
-    vae: torch.nn.Module
+    vae: AutoencoderKL
     text_encoders: list[torch.nn.Module]
     tokenizers: list
-    noise_scheduler: object
+    noise_scheduler: DDPMScheduler
     family: str  # "sd" or "sdxl"
     device: torch.device
     weight_dtype: torch.dtype
@@ -42,7 +52,9 @@ class LoraModels:
 
 def _sorted_metadata(module: torch.nn.Module) -> dict:
     """PEFT config as JSON-ready dict; sets become sorted lists so the file is reproducible."""
-    meta = module.peft_config["default"].to_dict()
+    # ``peft_config`` is set by ``add_adapter``; nn.Module types unknown attributes loosely.
+    peft_config = cast("dict[str, PeftConfig]", module.peft_config)
+    meta = peft_config["default"].to_dict()
     return {k: sorted(v) if isinstance(v, set) else v for k, v in meta.items()}
 
 
@@ -81,7 +93,7 @@ def attach_lora(
     pipe.unet.add_adapter(
         LoraConfig(
             r=config.rank,
-            lora_alpha=config.lora_alpha,
+            lora_alpha=config.lora_alpha,  # type: ignore[arg-type]  # peft annotates int; alpha/r is a float scale
             init_lora_weights="gaussian",
             target_modules=list(config.target_modules),
         )
@@ -90,7 +102,7 @@ def attach_lora(
     if config.train_text_encoder:
         te_config = LoraConfig(
             r=config.rank,
-            lora_alpha=config.lora_alpha,
+            lora_alpha=config.lora_alpha,  # type: ignore[arg-type]  # peft annotates int; alpha/r is a float scale
             init_lora_weights="gaussian",
             target_modules=list(config.text_encoder_target_modules),
         )

@@ -60,7 +60,7 @@ def compute_loss(
     with autocast:
         pixel_values = batch["pixel_values"].to(models.device, dtype=models.vae.dtype)
         dist = models.vae.encode(pixel_values).latent_dist
-        latents = dist.sample(generator=generator) * models.vae.config.scaling_factor
+        latents = dist.sample(generator=generator) * models.vae.config["scaling_factor"]
         latents = latents.to(models.weight_dtype)
         noise = torch.randn(
             latents.shape, generator=generator, device=latents.device, dtype=latents.dtype
@@ -74,23 +74,24 @@ def compute_loss(
         bsz = latents.shape[0]
         timesteps = torch.randint(
             0,
-            scheduler.config.num_train_timesteps,
+            scheduler.config["num_train_timesteps"],
             (bsz,),
             generator=generator,
             device=generator.device,
         ).to(latents.device, dtype=torch.long)
-        noisy_latents = scheduler.add_noise(latents, noise, timesteps)
+        # diffusers annotates timesteps as IntTensor; the long tensor is what it indexes with.
+        noisy_latents = scheduler.add_noise(latents, noise, timesteps)  # type: ignore[arg-type]
         encoder_hidden_states, pooled = encode_captions(models, batch["captions"])
         extra = {}
         if models.family == "sdxl":
             time_ids = _sdxl_time_ids(batch, pixel_values, latents.device)
             extra["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
-        if scheduler.config.prediction_type == "epsilon":
+        if scheduler.config["prediction_type"] == "epsilon":
             target = noise
-        elif scheduler.config.prediction_type == "v_prediction":
-            target = scheduler.get_velocity(latents, noise, timesteps)
+        elif scheduler.config["prediction_type"] == "v_prediction":
+            target = scheduler.get_velocity(latents, noise, timesteps)  # type: ignore[arg-type]
         else:
-            raise ValueError(f"unknown prediction type {scheduler.config.prediction_type}")
+            raise ValueError(f"unknown prediction type {scheduler.config['prediction_type']}")
         model_pred = models.unet(
             noisy_latents, timesteps, encoder_hidden_states, return_dict=False, **extra
         )[0]
@@ -100,7 +101,7 @@ def compute_loss(
 
     snr = compute_snr(scheduler, timesteps)
     weights = torch.clamp(snr, max=config.snr_gamma)
-    weights = weights / (snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr)
+    weights = weights / (snr + 1 if scheduler.config["prediction_type"] == "v_prediction" else snr)
     loss = F.mse_loss(model_pred.float(), target.float(), reduction="none")
     return (loss.mean(dim=list(range(1, loss.ndim))) * weights).mean()
 

@@ -82,19 +82,21 @@ def deterministic_mode(enabled: bool, seed: int) -> Iterator[None]:
     previous = torch.are_deterministic_algorithms_enabled()
     previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     previous_cudnn = torch.backends.cudnn.benchmark
-    previous_fill = torch.utils.deterministic.fill_uninitialized_memory
+    # torch.utils.deterministic swaps its module class for one with this property; the
+    # stubs only see the plain module.
+    previous_fill = torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if enabled:
         torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.utils.deterministic.fill_uninitialized_memory = False
+        torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
         torch.backends.cudnn.benchmark = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
-        torch.utils.deterministic.fill_uninitialized_memory = previous_fill
+        torch.utils.deterministic.fill_uninitialized_memory = previous_fill  # type: ignore[attr-defined]
         torch.backends.cudnn.benchmark = previous_cudnn
 
 
