@@ -16,6 +16,7 @@ from style_pipeline.contracts.captioning import CaptioningSettings, CaptionModel
 from style_pipeline.contracts.curation import Ontology
 from style_pipeline.models.blip import load_blip
 from style_pipeline.paths import resolve_local
+from style_pipeline.stages import FactValue
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 
@@ -25,7 +26,7 @@ def ensure_caption_model(
     store: Store,
     config: CaptioningSettings,
     log: Callable[[str], None] | None = None,
-) -> tuple[CaptionModelDocument, dict[str, object]]:
+) -> tuple[CaptionModelDocument, dict[str, FactValue]]:
     """The caption-model version for the current seed data, base model and config.
 
     An existing complete version trained on the same inputs is reused (``trained`` False);
@@ -48,9 +49,9 @@ def ensure_caption_model(
 
 def _document(
     key: str, meta: dict, *, trained: bool
-) -> tuple[CaptionModelDocument, dict[str, object]]:
+) -> tuple[CaptionModelDocument, dict[str, FactValue]]:
     document = CaptionModelDocument(key=key, trained=trained, **meta)
-    facts: dict[str, object] = {
+    facts: dict[str, FactValue] = {
         "version": document.version,
         "trained_now": trained,
         "base_model": document.base_model,

@@ -12,6 +12,7 @@ from style_pipeline.captioning.pipeline import caption_images
 from style_pipeline.captioning.vocabulary import ontology_categories, ontology_vocabulary
 from style_pipeline.contracts.captioning import CaptionConfig, CaptionRecord
 from style_pipeline.contracts.curation import Ontology
+from style_pipeline.stages import FactValue
 from style_pipeline.storage.store import Store
 from style_pipeline.storage.tables import polars_schema
 
@@ -28,7 +29,7 @@ def caption_partition(
     ontology: Ontology,
     store: Store,
     config: CaptionConfig,
-) -> tuple[pl.DataFrame, dict[str, object]]:
+) -> tuple[pl.DataFrame, dict[str, FactValue]]:
     """Caption every kept frame; each caption is post-processed and validated.
 
     Facts: the captioner's own metadata, counts of captions, valid and repaired ones,
@@ -42,7 +43,7 @@ def caption_partition(
     else:
         table = _caption_rows(rows, ontology, selected, store, config)
     valid = len(table) - len(table.filter(~pl.col("valid")))
-    facts: dict[str, object] = {
+    facts: dict[str, FactValue] = {
         **selected.metadata(),
         "captions": len(table),
         "valid": valid,

@@ -60,4 +60,9 @@ def dedup_day(
 
 def duplicate_rate(dedup: pl.DataFrame) -> float:
     """Share of the day's frames that duplicate another (0 for an empty day)."""
-    return float(dedup["is_duplicate"].mean()) if len(dedup) else 0.0
+    if not len(dedup):
+        return 0.0
+    rate = dedup["is_duplicate"].mean()
+    if not isinstance(rate, int | float):  # a non-empty boolean column has a numeric mean
+        raise TypeError(f"is_duplicate must be a boolean column, its mean is {rate!r}")
+    return float(rate)

@@ -9,6 +9,7 @@ from pathlib import Path
 from style_pipeline.contracts.training import LoraWeightsDocument, TrainingSettings
 from style_pipeline.models.diffusion import resolve_diffusion
 from style_pipeline.paths import resolve_local
+from style_pipeline.stages import FactValue
 from style_pipeline.storage.store import Store
 from style_pipeline.training.dataset import download_dataset
 from style_pipeline.training.presets import load_preset
@@ -18,7 +19,7 @@ from style_pipeline.training.trainer import train_and_publish
 
 def train_lora(
     store: Store, partition: str, settings: TrainingSettings, progress: ProgressCallback
-) -> tuple[LoraWeightsDocument, dict[str, object]]:
+) -> tuple[LoraWeightsDocument, dict[str, FactValue]]:
     """Download the day's dataset, resolve the base model and publish one LoRA version."""
     config = load_preset(settings.preset)
     model = resolve_diffusion(
@@ -36,7 +37,7 @@ def train_lora(
     document = LoraWeightsDocument(
         prefix=published.prefix, pruned=list(published.pruned), **published.metadata
     )
-    facts: dict[str, object] = {
+    facts: dict[str, FactValue] = {
         "version": document.version,
         "sha256": document.sha256,
         "dataset_hash": document.dataset_hash,

@@ -21,6 +21,7 @@ from style_pipeline.contracts.training import (
 )
 from style_pipeline.models import load_model
 from style_pipeline.models.diffusion import load_pipeline
+from style_pipeline.stages import FactValue
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 from style_pipeline.training.evaluation import compare, generate_samples, regressions, score_samples
@@ -38,7 +39,7 @@ def evaluate_lora(
     settings: TrainingSettings,
     trigger_word: str,
     log: Callable[[str], None],
-) -> tuple[MetricsDocument, dict[str, object]]:
+) -> tuple[MetricsDocument, dict[str, FactValue]]:
     """Generate fixed prompts/seeds with the LoRA, score them and compare with the previous run.
 
     ``lora_weights`` and ``reward_model`` are the upstream documents as loaded (dicts).
@@ -75,7 +76,7 @@ def evaluate_lora(
         compared=[f.metric for f in flags],
     )
     numbers = {k: v for k, v in document.metrics.items() if isinstance(v, int | float)}
-    facts: dict[str, object] = {
+    facts: dict[str, FactValue] = {
         **numbers,
         "fid_feature": str(document.metrics.get("fid_feature", "")),
         "previous_partition": document.previous_partition or "-",

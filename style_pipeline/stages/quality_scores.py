@@ -65,4 +65,9 @@ def quality_availability(config: QualityConfig) -> dict[str, str]:
 
 def pass_rate(quality: pl.DataFrame) -> float:
     """Share of frames that passed the gate (0 for an empty day)."""
-    return float(quality["passed"].mean()) if len(quality) else 0.0
+    if not len(quality):
+        return 0.0
+    rate = quality["passed"].mean()
+    if not isinstance(rate, int | float):  # a non-empty boolean column has a numeric mean
+        raise TypeError(f"passed must be a boolean column, its mean is {rate!r}")
+    return float(rate)

@@ -9,6 +9,7 @@ import polars as pl
 from style_pipeline.contracts.training import RewardModelDocument, TrainingSettings
 from style_pipeline.curation.embeddings import vectors_from_frame
 from style_pipeline.paths import resolve_local
+from style_pipeline.stages import FactValue
 from style_pipeline.storage.store import Store
 from style_pipeline.training.reward import (
     assemble_examples,
@@ -24,7 +25,7 @@ def fit_reward_model(
     store: Store,
     partition: str,
     settings: TrainingSettings,
-) -> tuple[RewardModelDocument, dict[str, object]]:
+) -> tuple[RewardModelDocument, dict[str, FactValue]]:
     """Train the brand-score MLP and save it under ``reward_model/<partition>/``.
 
     With fewer than 2 examples of a class the model is not trained and the document
@@ -51,7 +52,7 @@ def fit_reward_model(
         model = train_reward_model(examples, settings.reward, model_id)
         prefix = save_reward_model(model, store, partition)
         document = RewardModelDocument(trained=True, prefix=prefix, examples=counts, **model.info)
-    facts: dict[str, object] = {"trained": document.trained, "examples": str(document.examples)}
+    facts: dict[str, FactValue] = {"trained": document.trained, "examples": str(document.examples)}
     if document.trained:
         facts["holdout_auc"] = float(document.auc) if document.auc is not None else 0.0
     return document, facts

@@ -9,6 +9,7 @@ from style_pipeline.contracts.training import (
     TrainingDatasetDocument,
     TrainingSettings,
 )
+from style_pipeline.stages import FactValue
 from style_pipeline.storage.store import Store
 from style_pipeline.training.dataset import DatasetItem, build_training_dataset, manifest_key
 from style_pipeline.training.presets import load_preset
@@ -28,7 +29,7 @@ def build_dataset(
     store: Store,
     partition: str,
     settings: TrainingSettings,
-) -> tuple[TrainingDatasetDocument, dict[str, object]]:
+) -> tuple[TrainingDatasetDocument, dict[str, FactValue]]:
     """Write ``training_dataset/<partition>/``; return its summary document and facts."""
     items = dataset_items(captions)
     if not items:
@@ -49,7 +50,7 @@ def build_dataset(
         partitions=sorted(captions),
         manifest=manifest_key(partition),
     )
-    facts: dict[str, object] = {
+    facts: dict[str, FactValue] = {
         "images": document.images,
         "partitions_in_window": len(document.partitions),
         "dataset_hash": document.dataset_hash,
