@@ -4,6 +4,8 @@
 dropped today can be materialized today.
 """
 
+from typing import TypedDict
+
 import dagster as dg
 
 from style_pipeline.settings import load_settings
@@ -11,3 +13,11 @@ from style_pipeline.settings import load_settings
 DAILY_PARTITIONS = dg.DailyPartitionsDefinition(
     start_date=load_settings().start_date.isoformat(), timezone="UTC", end_offset=1
 )
+
+
+class AssetGroupOptions(TypedDict):
+    """The ``@dg.asset`` keyword arguments every asset of a group shares."""
+
+    partitions_def: dg.PartitionsDefinition[str]
+    group_name: str
+    code_version: str

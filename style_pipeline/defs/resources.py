@@ -55,7 +55,9 @@ def _env_or(name: str, default: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
-def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
+def build_resources(
+    settings: Settings | None = None,
+) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManagerFactory]:
     """The resource mapping; also used by tests with their own settings."""
     settings = settings or load_settings()
     storage_root = _env_or("STYLE_PIPELINE_STORAGE", settings.storage)

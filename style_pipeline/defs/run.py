@@ -51,7 +51,13 @@ def materialize_partition(
     """Materialize the assets matching ``select`` (Dagster selection syntax) for one date."""
     defs = load_defs()
     selection = dg.AssetSelection.from_string(select)
-    assets = [*defs.assets, *(defs.asset_checks or [])]
+    if defs.assets is None:
+        raise RuntimeError("the loaded definitions have no assets")
+    assets: list[dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset] = []
+    for item in [*defs.assets, *(defs.asset_checks or [])]:
+        if not isinstance(item, dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset):
+            raise TypeError(f"cannot materialize {type(item).__name__} {item!r}")
+        assets.append(item)
     instance = instance or dg.DagsterInstance.get()
     result = dg.materialize(
         assets,
@@ -63,9 +69,12 @@ def materialize_partition(
         raise_on_error=False,
         tags={"style_pipeline/trigger": "cli"},
     )
-    materialized = sorted(
-        e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
-    )
+    materialized = []
+    for event in result.get_asset_materialization_events():
+        if event.asset_key is None:  # a materialization event always names its asset
+            raise RuntimeError(f"materialization event without an asset key: {event}")
+        materialized.append(event.asset_key.to_user_string())
+    materialized.sort()
     failed = [e.step_key for e in result.all_events if e.is_step_failure and e.step_key]
     return RunSummary(result.run_id, result.success, partition_key, materialized, failed)
 

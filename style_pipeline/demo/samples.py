@@ -199,6 +199,9 @@ def make_cut_video(
         "-color_range", "tv", "-movflags", "+faststart", str(path),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdin, stderr_pipe = proc.stdin, proc.stderr
+    if stdin is None or stderr_pipe is None:  # both are PIPE above
+        raise RuntimeError("ffmpeg was started without its stdin/stderr pipes")
     starts = [0, *cuts, total]
     band, last_luma = int(rng.integers(0, len(_BANDS))), None
     try:
@@ -208,16 +211,16 @@ def make_cut_video(
                 grain = grains[(starts[shot_index] + i) % _GRAIN_FIELDS]
                 planes = _render(shot, i, width, height, grain)
                 for plane in planes:
-                    proc.stdin.write(memoryview(plane))
+                    stdin.write(plane.data)  # the plane's buffer, as memoryview(plane)
             last_luma = planes[0]
     except BrokenPipeError:
         pass  # ffmpeg died: its stderr is reported below
     finally:
         try:
-            proc.stdin.close()
+            stdin.close()
         except BrokenPipeError:
             pass
-    stderr = proc.stderr.read().decode(errors="replace")
+    stderr = stderr_pipe.read().decode(errors="replace")
     if proc.wait() != 0:
         raise RuntimeError(f"ffmpeg failed writing {path}: {stderr[-_STDERR_TAIL:]}")
     return [c / fps for c in cuts]

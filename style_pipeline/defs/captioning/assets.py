@@ -8,12 +8,14 @@ import polars as pl
 from style_pipeline.contracts.captioning import CaptionModelDocument
 from style_pipeline.contracts.curation import Ontology
 from style_pipeline.defs.metadata import counts_by, sample_table
-from style_pipeline.defs.partitions import DAILY_PARTITIONS
+from style_pipeline.defs.partitions import DAILY_PARTITIONS, AssetGroupOptions
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.stages.caption_model import ensure_caption_model
 from style_pipeline.stages.captions import caption_partition
 
-CAPTIONING = dict(partitions_def=DAILY_PARTITIONS, group_name="captioning", code_version="1")
+CAPTIONING = AssetGroupOptions(
+    partitions_def=DAILY_PARTITIONS, group_name="captioning", code_version="1"
+)
 
 
 @dg.asset(**CAPTIONING, kinds={"peft", "json"}, io_manager_key="json_io_manager")

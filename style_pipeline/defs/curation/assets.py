@@ -11,7 +11,7 @@ import polars as pl
 
 from style_pipeline.contracts.curation import OntologySnapshot
 from style_pipeline.defs.metadata import counts_by, sample_table
-from style_pipeline.defs.partitions import DAILY_PARTITIONS
+from style_pipeline.defs.partitions import DAILY_PARTITIONS, AssetGroupOptions
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.paths import resolve_root
 from style_pipeline.stages.clusters import cluster_partition
@@ -22,7 +22,9 @@ from style_pipeline.stages.ontology import snapshot_ontology
 from style_pipeline.stages.quality_scores import score_partition
 from style_pipeline.storage.store import Store
 
-CURATION = dict(partitions_def=DAILY_PARTITIONS, group_name="curation", code_version="1")
+CURATION = AssetGroupOptions(
+    partitions_def=DAILY_PARTITIONS, group_name="curation", code_version="1"
+)
 
 
 def _elapsed(started: float) -> float:

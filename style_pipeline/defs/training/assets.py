@@ -10,7 +10,7 @@ from style_pipeline.contracts.training import (
     RewardModelDocument,
     TrainingDatasetDocument,
 )
-from style_pipeline.defs.partitions import DAILY_PARTITIONS
+from style_pipeline.defs.partitions import DAILY_PARTITIONS, AssetGroupOptions
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.settings import load_settings
 from style_pipeline.stages.lora_weights import train_lora
@@ -18,7 +18,9 @@ from style_pipeline.stages.metrics import evaluate_lora
 from style_pipeline.stages.reward_model import fit_reward_model
 from style_pipeline.stages.training_dataset import build_dataset
 
-TRAINING = dict(partitions_def=DAILY_PARTITIONS, group_name="training", code_version="1")
+TRAINING = AssetGroupOptions(
+    partitions_def=DAILY_PARTITIONS, group_name="training", code_version="1"
+)
 # The caption window is part of the asset graph (a partition mapping), and Dagster builds
 # the graph before any run has a SettingsResource: so this one value is read when the
 # definitions load, through the same load_settings a run uses (it honours
