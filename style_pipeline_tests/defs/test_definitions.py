@@ -76,3 +76,18 @@ def test_partitions_are_utc_daily_and_include_today():
     today = dt.datetime.now(dt.UTC).date().isoformat()
     assert DAILY_PARTITIONS.timezone == "UTC"
     assert DAILY_PARTITIONS.has_partition_key(today)
+
+
+def test_loading_the_code_location_imports_no_model_library():
+    """Every run and step subprocess loads the definitions: they must stay light."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, style_pipeline.definitions as d;"
+        "d.defs().resolve_asset_graph();"
+        "heavy = {'torch', 'open_clip', 'transformers', 'diffusers', 'peft', 'hdbscan', "
+        "'faiss', 'cv2', 'piq'} & set(sys.modules);"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

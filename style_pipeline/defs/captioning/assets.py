@@ -1,4 +1,9 @@
-"""Captioning group: the fine-tuned caption model and ontology-constrained captions."""
+"""Captioning group: the fine-tuned caption model and ontology-constrained captions.
+
+Stages are imported inside each asset: loading the code location (the webserver,
+the daemon, every step's subprocess) then imports no model library, and a step pays
+only for the libraries of its own stage.
+"""
 
 import time
 
@@ -10,8 +15,6 @@ from style_pipeline.contracts.curation import Ontology
 from style_pipeline.defs.metadata import counts_by, sample_table
 from style_pipeline.defs.partitions import DAILY_PARTITIONS, AssetGroupOptions
 from style_pipeline.defs.resources import SettingsResource, StorageResource
-from style_pipeline.stages.caption_model import ensure_caption_model
-from style_pipeline.stages.captions import caption_partition
 
 CAPTIONING = AssetGroupOptions(
     partitions_def=DAILY_PARTITIONS, group_name="captioning", code_version="1"
@@ -26,6 +29,8 @@ def caption_model(
     ontology: dict,
 ) -> dg.Output[CaptionModelDocument]:
     """BLIP LoRA fine-tuned on the seed captions; reused while seeds and config are unchanged."""
+    from style_pipeline.stages.caption_model import ensure_caption_model
+
     started = time.perf_counter()
     document, facts = ensure_caption_model(
         Ontology.model_validate(ontology["ontology"]),
@@ -49,6 +54,8 @@ def captions(
     ontology: dict,
 ) -> dg.Output[pl.DataFrame]:
     """A validated, ontology-constrained caption with the trigger word for every kept frame."""
+    from style_pipeline.stages.captions import caption_partition
+
     started = time.perf_counter()
     table, facts = caption_partition(
         curated_frames,

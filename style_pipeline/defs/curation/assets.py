@@ -2,6 +2,10 @@
 
 Wiring and reporting only: each asset calls its stage in ``stages/`` and turns the
 stage's facts into metadata, log lines and check results.
+
+Stages are imported inside each asset: loading the code location (the webserver,
+the daemon, every step's subprocess) then imports no model library, and a step pays
+only for the libraries of its own stage.
 """
 
 import time
@@ -14,12 +18,6 @@ from style_pipeline.defs.metadata import counts_by, sample_table
 from style_pipeline.defs.partitions import DAILY_PARTITIONS, AssetGroupOptions
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.paths import resolve_root
-from style_pipeline.stages.clusters import cluster_partition
-from style_pipeline.stages.curated_frames import DayTables, curate_day
-from style_pipeline.stages.dedup_set import dedup_day
-from style_pipeline.stages.embeddings import embed_partition
-from style_pipeline.stages.ontology import snapshot_ontology
-from style_pipeline.stages.quality_scores import score_partition
 from style_pipeline.storage.store import Store
 
 CURATION = AssetGroupOptions(
@@ -43,6 +41,8 @@ def quality_scores(
     frames: pl.DataFrame,
 ):
     """Sharpness, exposure, noise, colour, SSIM redundancy, faces and IQA per frame; gate."""
+    from style_pipeline.stages.quality_scores import score_partition
+
     started = time.perf_counter()
     cfg = settings.load().curation
     table, facts = score_partition(frames, storage.store(), cfg.quality)
@@ -85,6 +85,8 @@ def dedup_set(
     quality_scores: pl.DataFrame,
 ):
     """pHash/dHash near-duplicate groups within the day and against earlier kept frames."""
+    from style_pipeline.stages.dedup_set import dedup_day
+
     started = time.perf_counter()
     cfg = settings.load().curation
     table, facts = dedup_day(
@@ -118,6 +120,8 @@ def ontology(
     context: dg.AssetExecutionContext, settings: SettingsResource
 ) -> dg.Output[OntologySnapshot]:
     """The controlled vocabulary in force that day (validated ontology.json snapshot)."""
+    from style_pipeline.stages.ontology import snapshot_ontology
+
     snapshot, facts = snapshot_ontology(settings.load().curation)
     return dg.Output(
         snapshot,
@@ -133,6 +137,8 @@ def embeddings(
     frames: pl.DataFrame,
 ) -> dg.Output[pl.DataFrame]:
     """OpenCLIP image embeddings (float32, unit length), cached by content and model."""
+    from style_pipeline.stages.embeddings import embed_partition
+
     started = time.perf_counter()
     cfg = settings.load().curation
     table, facts = embed_partition(frames, storage.store(), cfg.clip, cfg.embeddings)
@@ -149,6 +155,8 @@ def clusters(
     context: dg.AssetExecutionContext, settings: SettingsResource, embeddings: pl.DataFrame
 ) -> dg.Output[pl.DataFrame]:
     """faiss k-NN graph and HDBSCAN clusters with GLOSH outlier scores and medoids."""
+    from style_pipeline.stages.clusters import cluster_partition
+
     started = time.perf_counter()
     table, facts = cluster_partition(embeddings, settings.load().curation.clusters)
     for note in facts.notes:
@@ -190,6 +198,8 @@ def curated_frames(
     ontology: dict,
 ):
     """The day's diverse, high-quality selection: keep/drop and a reason for every frame."""
+    from style_pipeline.stages.curated_frames import DayTables, curate_day
+
     started = time.perf_counter()
     cfg = settings.load().curation
     table, facts = curate_day(

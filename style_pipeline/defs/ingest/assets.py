@@ -1,6 +1,10 @@
 """Ingest group: ``raw_media`` (validated, checksummed, stored media) and ``frames``.
 
 Wiring and reporting only: the work is in ``stages/raw_media.py`` and ``stages/frames.py``.
+
+Stages are imported inside each asset: loading the code location (the webserver,
+the daemon, every step's subprocess) then imports no model library, and a step pays
+only for the libraries of its own stage.
 """
 
 import time
@@ -11,8 +15,6 @@ import polars as pl
 from style_pipeline.defs.metadata import counts_by, sample_table
 from style_pipeline.defs.partitions import DAILY_PARTITIONS
 from style_pipeline.defs.resources import DropFolderResource, SettingsResource, StorageResource
-from style_pipeline.stages.frames import extract_frames
-from style_pipeline.stages.raw_media import ingest_partition
 
 
 @dg.asset(
@@ -28,6 +30,8 @@ def raw_media(
     drop_folder: DropFolderResource,
 ) -> dg.Output[pl.DataFrame]:
     """Files dropped on this date: validated, checksummed, stored content-addressed."""
+    from style_pipeline.stages.raw_media import ingest_partition
+
     started = time.perf_counter()
     table, facts = ingest_partition(
         drop_folder.root(), storage.store(), context.partition_key, settings.load().ingest
@@ -66,6 +70,8 @@ def frames(
     raw_media: pl.DataFrame,
 ) -> dg.Output[pl.DataFrame]:
     """Frames extracted from the day's videos plus standardized stills, saved as JPEG."""
+    from style_pipeline.stages.frames import extract_frames
+
     started = time.perf_counter()
     table, facts = extract_frames(
         raw_media, storage.store(), context.partition_key, settings.load().frames

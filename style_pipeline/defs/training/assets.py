@@ -1,4 +1,9 @@
-"""Training group: dataset folder, reward model, nightly LoRA and its evaluation."""
+"""Training group: dataset folder, reward model, nightly LoRA and its evaluation.
+
+Stages are imported inside each asset: loading the code location (the webserver,
+the daemon, every step's subprocess) then imports no model library, and a step pays
+only for the libraries of its own stage.
+"""
 
 import time
 
@@ -13,10 +18,6 @@ from style_pipeline.contracts.training import (
 from style_pipeline.defs.partitions import DAILY_PARTITIONS, AssetGroupOptions
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.settings import load_settings
-from style_pipeline.stages.lora_weights import train_lora
-from style_pipeline.stages.metrics import evaluate_lora
-from style_pipeline.stages.reward_model import fit_reward_model
-from style_pipeline.stages.training_dataset import build_dataset
 
 TRAINING = AssetGroupOptions(
     partitions_def=DAILY_PARTITIONS, group_name="training", code_version="1"
@@ -51,6 +52,8 @@ def training_dataset(
     captions: dict[str, pl.DataFrame],
 ) -> dg.Output[TrainingDatasetDocument]:
     """Image + .txt folder (kohya / diffusers), metadata.jsonl and a sha256 manifest."""
+    from style_pipeline.stages.training_dataset import build_dataset
+
     started = time.perf_counter()
     document, facts = build_dataset(
         captions, storage.store(), context.partition_key, settings.load().training
@@ -69,6 +72,8 @@ def reward_model(
     embeddings: pl.DataFrame,
 ) -> dg.Output[RewardModelDocument]:
     """Small MLP over CLIP embeddings -> brand score in [0, 1], with held-out AUC."""
+    from style_pipeline.stages.reward_model import fit_reward_model
+
     started = time.perf_counter()
     document, facts = fit_reward_model(
         curated_frames, embeddings, storage.store(), context.partition_key,
@@ -92,6 +97,8 @@ def lora_weights(
     training_dataset: dict,
 ) -> dg.Output[LoraWeightsDocument]:
     """Style LoRA (diffusers + PEFT, safetensors) trained on the day's dataset window."""
+    from style_pipeline.stages.lora_weights import train_lora
+
     started = time.perf_counter()
     last: dict = {}
 
@@ -138,6 +145,8 @@ def metrics(
     curated_frames: pl.DataFrame,
 ):
     """CLIP score, brand score, aesthetic proxy and FID of samples; regression vs previous."""
+    from style_pipeline.stages.metrics import evaluate_lora
+
     started = time.perf_counter()
     cfg = settings.load()
     document, facts = evaluate_lora(
