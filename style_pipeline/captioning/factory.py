@@ -25,6 +25,7 @@ from style_pipeline.captioning.finetune import (
 )
 from style_pipeline.captioning.remote import OpenAICompatibleCaptioner
 from style_pipeline.captioning.templates import instruction_prompt
+from style_pipeline.captioning.vocabulary import caption_words, load_default_ontology
 from style_pipeline.contracts.captioning import CaptionConfig, conditional_prompt
 from style_pipeline.models.blip import load_blip
 from style_pipeline.models.clip import PretrainedUnavailable
@@ -79,6 +80,8 @@ def _template(categories, reason) -> SelectedCaptioner:
 
 def _blip(config: CaptionConfig, store: Store | None, words, reason: str) -> SelectedCaptioner:
     settings = config.blip
+    if words is None:  # the tiny BLIP's vocabulary: the project ontology's caption words
+        words = caption_words(load_default_ontology())
     loaded = load_blip(settings.model, words)
     prompt = conditional_prompt(config.trigger_word, config.conditional_prompt)
     make = functools.partial(

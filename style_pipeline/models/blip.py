@@ -79,13 +79,6 @@ def tiny_vocabulary(words: Iterable[str]) -> list[str]:
     return vocab
 
 
-def default_tiny_words() -> list[str]:
-    """Words of the project ontology (terms, synonyms) and the caption stop words."""
-    from style_pipeline.captioning.vocabulary import caption_words, load_default_ontology
-
-    return caption_words(load_default_ontology())
-
-
 def tiny_fingerprint(arch: TinyBlipArch, vocab: list[str]) -> str:
     """Content key of a tiny BLIP: architecture, seed, vocabulary and library version."""
     import transformers
@@ -157,8 +150,12 @@ def load_blip_tiny(
     *,
     fallback_reason: str | None = None,
 ) -> LoadedBlip:
-    """Build-or-reuse the tiny BLIP (vocabulary from ``words``) and load it back from disk."""
-    vocab = tiny_vocabulary(default_tiny_words() if words is None else words)
+    """Build-or-reuse the tiny BLIP (vocabulary from ``words``) and load it back from disk.
+
+    Without ``words`` the vocabulary holds only special tokens and single characters (any
+    text still tokenizes); the captioning layer passes the ontology's caption words.
+    """
+    vocab = tiny_vocabulary(words or ())
     arch = config.tiny
     out_dir = config.cache_path() / "tiny" / f"{arch.name}-{tiny_fingerprint(arch, vocab)}"
     path = build_tiny_blip(out_dir, arch, vocab)

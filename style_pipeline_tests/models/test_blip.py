@@ -87,9 +87,9 @@ def test_pretrained_loads_a_local_directory(tmp_path):
 def test_default_tiny_vocabulary_covers_the_ontology(tmp_path):
     from style_pipeline.captioning.vocabulary import caption_words, load_default_ontology
 
-    loaded = load_blip(_config(tmp_path, profile="tiny"))
-    tokenizer = loaded.processor.tokenizer
     words = caption_words(load_default_ontology())
+    loaded = load_blip(_config(tmp_path, profile="tiny"), words)
+    tokenizer = loaded.processor.tokenizer
     assert "cityscape" in words and "the" in words
     plain = [w for w in words if w.isalnum()]
     ids = tokenizer(" ".join(plain), add_special_tokens=False)["input_ids"]
