@@ -15,6 +15,7 @@ from style_pipeline.contracts.curation import DedupConfig
 from style_pipeline.curation.dedup import HashedFrame, dedup_partition
 from style_pipeline.curation.hashing import hash_files
 from style_pipeline.storage.store import Store
+from style_pipeline.storage.tables import true_share
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,4 @@ def dedup_day(
 
 def duplicate_rate(dedup: pl.DataFrame) -> float:
     """Share of the day's frames that duplicate another (0 for an empty day)."""
-    if not len(dedup):
-        return 0.0
-    rate = dedup["is_duplicate"].mean()
-    if not isinstance(rate, int | float):  # a non-empty boolean column has a numeric mean
-        raise TypeError(f"is_duplicate must be a boolean column, its mean is {rate!r}")
-    return float(rate)
+    return true_share(dedup, "is_duplicate")

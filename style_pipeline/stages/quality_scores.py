@@ -16,7 +16,7 @@ from style_pipeline.curation.faces import FaceDetector
 from style_pipeline.curation.iqa import IqaScorer, iqa_status
 from style_pipeline.curation.quality import FrameInput, score_frames
 from style_pipeline.storage.store import Store
-from style_pipeline.storage.tables import polars_schema
+from style_pipeline.storage.tables import polars_schema, true_share
 
 QUALITY_SCHEMA = polars_schema(QualityRecord)
 
@@ -65,9 +65,4 @@ def quality_availability(config: QualityConfig) -> dict[str, str]:
 
 def pass_rate(quality: pl.DataFrame) -> float:
     """Share of frames that passed the gate (0 for an empty day)."""
-    if not len(quality):
-        return 0.0
-    rate = quality["passed"].mean()
-    if not isinstance(rate, int | float):  # a non-empty boolean column has a numeric mean
-        raise TypeError(f"passed must be a boolean column, its mean is {rate!r}")
-    return float(rate)
+    return true_share(quality, "passed")

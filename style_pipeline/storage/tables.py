@@ -51,3 +51,13 @@ def records_to_frame(records: Iterable[BaseModel], model: type[BaseModel]) -> pl
             if isinstance(value, Enum):
                 row[key] = value.value
     return pl.DataFrame(rows, schema=polars_schema(model))
+
+
+def true_share(table: pl.DataFrame, column: str) -> float:
+    """Share of rows whose boolean ``column`` is true (0 for an empty table)."""
+    if not len(table):
+        return 0.0
+    rate = table[column].mean()
+    if not isinstance(rate, int | float):  # a non-empty boolean column has a numeric mean
+        raise TypeError(f"{column} must be a boolean column, its mean is {rate!r}")
+    return float(rate)
