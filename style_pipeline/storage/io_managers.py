@@ -1,7 +1,9 @@
 """IO managers: one ``UPathIOManager`` subclass per format; local, memory:// and s3:// alike.
 
 Layout: ``<root>/<asset>/<partition>.parquet`` (tables) and ``<root>/<asset>/<partition>.json``.
-No pickle anywhere: tables are Parquet, documents are JSON.
+No pickle anywhere: tables are Parquet, documents are JSON. Writes go through
+``atomic_write_bytes`` (local files follow the umask); S3 errors for a missing bucket or
+refused credentials name the bucket, the root and the credential source.
 """
 
 from __future__ import annotations
@@ -16,10 +18,33 @@ from pydantic import BaseModel
 from upath import UPath
 
 from style_pipeline.paths import resolve_root
-from style_pipeline.storage.store import atomic_write_bytes, make_upath
+from style_pipeline.storage.store import (
+    atomic_write_bytes,
+    is_local_path,
+    make_upath,
+    s3_errors_explained,
+)
 
 
-class ParquetIOManager(dg.UPathIOManager):
+class _RootedIOManager(dg.UPathIOManager):
+    """A ``UPathIOManager`` that remembers its storage root to name it in errors."""
+
+    def __init__(self, base_path: UPath) -> None:
+        super().__init__(base_path=base_path)
+        self.root = base_path
+
+    def make_directory(self, path: UPath) -> None:
+        # On object stores there are no folders, and s3fs's mkdir on a missing bucket
+        # *creates* it: a typo in the root would silently write into a new bucket.
+        if is_local_path(path):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def _read(self, path: UPath) -> bytes:
+        with s3_errors_explained(self.root, path):
+            return path.read_bytes()
+
+
+class ParquetIOManager(_RootedIOManager):
     """polars DataFrames as zstd Parquet files."""
 
     extension: str = ".parquet"
@@ -29,13 +54,13 @@ class ParquetIOManager(dg.UPathIOManager):
             raise TypeError(f"ParquetIOManager stores polars DataFrames, got {type(obj).__name__}")
         buffer = io.BytesIO()
         obj.write_parquet(buffer, compression="zstd", statistics=True)
-        atomic_write_bytes(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue(), root=self.root)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame:
-        return pl.read_parquet(io.BytesIO(path.read_bytes()))
+        return pl.read_parquet(io.BytesIO(self._read(path)))
 
 
-class JsonIOManager(dg.UPathIOManager):
+class JsonIOManager(_RootedIOManager):
     """JSON documents (dicts, lists, pydantic models) with sorted keys."""
 
     extension: str = ".json"
@@ -44,10 +69,10 @@ class JsonIOManager(dg.UPathIOManager):
         if isinstance(obj, BaseModel):
             obj = obj.model_dump(mode="json")
         data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode() + b"\n"
-        atomic_write_bytes(path, data)
+        atomic_write_bytes(path, data, root=self.root)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
-        return json.loads(path.read_bytes())
+        return json.loads(self._read(path))
 
 
 class ParquetIOManagerFactory(dg.ConfigurableIOManagerFactory[ParquetIOManager]):

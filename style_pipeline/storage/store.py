@@ -2,7 +2,14 @@
 
 The same code serves a local directory, ``memory://`` and ``s3://bucket/prefix`` through
 universal-pathlib. Writes are atomic: locally a temp file in the target directory is
-renamed into place; on object stores a single PUT is atomic per object.
+renamed into place; on object stores a single PUT is atomic per object. Local files are
+created with mode ``0o666`` and directories ``0o777``, both less the process umask (so
+``0644`` / ``0755`` under the usual ``022``): a web server or trainer running as another
+user can read what the pipeline stored unless the operator's umask says otherwise.
+
+S3 errors for a missing bucket or refused credentials are re-raised (same exception
+family) naming the bucket, the storage root, the endpoint and where botocore found the
+credentials (never the secret): see ``explain_s3_error``.
 """
 
 from __future__ import annotations
@@ -10,9 +17,10 @@ from __future__ import annotations
 import builtins
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -49,25 +57,207 @@ def is_local_path(path: UPath) -> bool:
     return path.protocol in ("", "file", "local")
 
 
-def atomic_write_bytes(path: UPath, data: bytes) -> None:
+def _open_temp_beside(target: Path) -> tuple[int, Path]:
+    """A new, empty temp file in ``target``'s directory, opened for writing.
+
+    ``tempfile.mkstemp`` creates files ``0600`` whatever the umask, and ``os.replace`` keeps
+    that mode on the final file; opening with ``0o666`` lets the kernel apply the umask.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue  # a 48-bit name collision: draw again
+    raise FileExistsError(f"no free temp name beside {target} after 100 tries")
+
+
+def atomic_write_bytes(path: UPath, data: bytes, root: UPath | None = None) -> None:
     """Write ``data`` to ``path`` so readers never see a partial file.
 
-    Local: a temp file beside the target, then ``os.replace``. Object stores: one PUT,
-    which is atomic per object.
+    Local: a temp file beside the target (mode ``0o666`` less the umask), then
+    ``os.replace``. Object stores: one PUT, which is atomic per object. ``root`` (the
+    storage root ``path`` lies under) is named in S3 errors.
     """
     if not is_local_path(path):
-        path.write_bytes(data)
+        with s3_errors_explained(root or path, path):
+            path.write_bytes(data)
         return
     target = Path(path.path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _open_temp_beside(target)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+class StorageBucketMissing(FileNotFoundError):
+    """The S3 bucket of the storage root does not exist (reason code ``bucket_missing``)."""
+
+    reason = "bucket_missing"
+
+
+class StorageAccessDenied(PermissionError):
+    """S3 refused the request or no credentials were found (reason code ``access_denied``)."""
+
+    reason = "access_denied"
+
+
+# S3 error codes (as s3fs leaves them on ``__cause__``) that mean "wrong or no credentials /
+# no permission" rather than "this key is missing". "403" is what a HEAD answers: no body.
+_ACCESS_CODES = frozenset(
+    {
+        "403",
+        "AccessDenied",
+        "AllAccessDisabled",
+        "AuthorizationHeaderMalformed",
+        "ExpiredToken",
+        "InvalidAccessKeyId",
+        "InvalidClientTokenId",
+        "InvalidToken",
+        "SignatureDoesNotMatch",
+        "TokenRefreshRequired",
+    }
+)
+_CREDENTIAL_ERRORS = ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError")
+# botocore's ``Credentials.method`` values, said the way a person configures them.
+_CREDENTIAL_METHODS = {
+    "env": "environment variables (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)",
+    "shared-credentials-file": "shared credentials file (~/.aws/credentials)",
+    "config-file": "AWS config file (~/.aws/config)",
+    "custom-process": "credential_process in the AWS config",
+    "assume-role": "assume-role profile",
+    "assume-role-with-web-identity": "web identity token (AWS_WEB_IDENTITY_TOKEN_FILE)",
+    "sso": "AWS SSO profile",
+    "container-role": "container role (ECS/EKS credentials endpoint)",
+    "iam-role": "instance role (EC2 instance metadata)",
+    "boto-config": "boto2 config file",
+    "explicit": "explicit keys",
+}
+
+
+def _s3_code(exc: BaseException) -> str | None:
+    """The S3 error code behind an s3fs exception (s3fs keeps botocore's on ``__cause__``)."""
+    for err in (exc, exc.__cause__):
+        response = getattr(err, "response", None)
+        if isinstance(response, Mapping):
+            code = response.get("Error", {}).get("Code")
+            if code:
+                return str(code)
+    return None
+
+
+def _mask(key_id: str) -> str:
+    """An access key id reduced to its last four characters (enough to tell keys apart)."""
+    return f"…{key_id[-4:]}" if len(key_id) > 4 else "…"
+
+
+def credential_source(storage_options: Mapping[str, Any] | None = None) -> str:
+    """Where S3 credentials come from, in words, as botocore's provider chain resolves them.
+
+    Names the provider (``env``, ``shared-credentials-file``, ``iam-role``...) and profile,
+    and at most the last four characters of the access key id; never the secret.
+    """
+    options = storage_options or {}
+    if options.get("anon"):
+        return "anonymous (anon=True in the storage options)"
+    if options.get("key") or options.get("secret"):
+        return f"storage options key/secret (access key id {_mask(str(options.get('key')))})"
+    profile = options.get("profile") or os.environ.get("AWS_PROFILE")
+    # botocore ships no type information; imported here so local roots never load it
+    import botocore.exceptions  # type: ignore[import-untyped]
+    import botocore.session  # type: ignore[import-untyped]
+
+    try:
+        session = botocore.session.Session(profile=profile)
+        creds = session.get_credentials()
+    except botocore.exceptions.BotoCoreError as exc:  # e.g. ProfileNotFound
+        return f"profile {profile!r}, unusable: {exc}"
+    where = f" (profile {profile!r})" if profile else ""
+    if creds is None:
+        return (
+            "none found: no environment variables, credentials file, profile or instance "
+            f"role{where}"
+        )
+    method = _CREDENTIAL_METHODS.get(creds.method, creds.method)
+    return f"{method}{where}, access key id {_mask(creds.access_key or '')}"
+
+
+def _endpoint(path: UPath) -> str:
+    kwargs = path.storage_options.get("client_kwargs") or {}
+    endpoint = kwargs.get("endpoint_url") or path.storage_options.get("endpoint_url")
+    return str(endpoint) if endpoint else "AWS default"
+
+
+def describe_s3_error(
+    code: str | None, detail: str, bucket: str, root: str, endpoint: str, credentials: str
+) -> str:
+    """The message for an S3 error: what went wrong, on which bucket and root, with whose
+    credentials, then the server's own words (a pure function: tests check it directly)."""
+    where = f"storage root {root}, endpoint {endpoint}, credentials from {credentials}"
+    if code == "NoSuchBucket":
+        return (
+            f"bucket_missing: S3 bucket {bucket!r} does not exist ({where}); create it or "
+            f"fix STYLE_PIPELINE_STORAGE [{code}: {detail}]"
+        )
+    return (
+        f"access_denied: S3 refused access to bucket {bucket!r} ({where}); check the "
+        f"credentials and the bucket policy [{code or 'no credentials'}: {detail}]"
+    )
+
+
+def _url(path: UPath) -> str:
+    return f"{path.protocol}://{path.path}"
+
+
+def explain_s3_error(
+    exc: BaseException, root: UPath, target: UPath | None = None
+) -> OSError | None:
+    """``exc`` re-worded for a missing bucket or refused credentials, else ``None``.
+
+    ``root`` is the storage root, ``target`` the object being accessed (named when given).
+    The result keeps the exception family (``FileNotFoundError`` / ``PermissionError``) so
+    callers that catch those still do; a missing key in an existing bucket is left alone.
+    """
+    if root.protocol not in ("s3", "s3a"):
+        return None
+    code = _s3_code(exc)
+    no_credentials = type(exc).__name__ in _CREDENTIAL_ERRORS
+    if code != "NoSuchBucket" and code not in _ACCESS_CODES and not no_credentials:
+        return None
+    detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    if target is not None and _url(target) != _url(root):
+        detail = f"{_url(target)}: {detail}"
+    message = describe_s3_error(
+        code,
+        detail,
+        root.path.split("/", 1)[0],
+        _url(root),
+        _endpoint(root),
+        credential_source(root.storage_options),
+    )
+    if code == "NoSuchBucket":
+        return StorageBucketMissing(message)
+    return StorageAccessDenied(message)
+
+
+@contextlib.contextmanager
+def s3_errors_explained(root: UPath, target: UPath | None = None) -> Iterator[None]:
+    """Re-raise a missing-bucket or refused-credentials error under ``root`` with its context."""
+    try:
+        yield
+    except (StorageBucketMissing, StorageAccessDenied):
+        raise  # already explained by an inner call
+    except Exception as exc:  # botocore's credential errors are not OSError; others re-raise
+        explained = explain_s3_error(exc, root, target)
+        if explained is None:
+            raise
+        raise explained from exc
 
 
 class Store:
@@ -93,20 +283,38 @@ class Store:
         return Path(self.path(key).path)
 
     def exists(self, key: str) -> bool:
-        return self.path(key).exists()
+        with s3_errors_explained(self.root):
+            return self.path(key).exists()
 
     def read_bytes(self, key: str) -> bytes:
-        return self.path(key).read_bytes()
+        with s3_errors_explained(self.root):
+            return self.path(key).read_bytes()
 
     def list(self, prefix: str) -> list[str]:
         """Keys of the files directly under ``prefix`` (sorted); [] when it does not exist."""
         base = self.path(prefix)
-        if not base.exists():
-            return []
-        return sorted(f"{prefix.rstrip('/')}/{p.name}" for p in base.iterdir())
+        with s3_errors_explained(self.root):
+            if not base.exists():
+                return []
+            return sorted(f"{prefix.rstrip('/')}/{p.name}" for p in base.iterdir())
+
+    def delete(self, key: str) -> bool:
+        """Remove the file ``key``; True when it existed."""
+        path = self.path(key)
+        with s3_errors_explained(self.root):
+            if self.is_local:
+                try:
+                    Path(path.path).unlink()
+                except FileNotFoundError:
+                    return False
+                return True
+            if not path.exists():
+                return False
+            path.unlink()
+            return True
 
     def put_bytes(self, data: bytes, key: str) -> str:
-        atomic_write_bytes(self.path(key), data)
+        atomic_write_bytes(self.path(key), data, root=self.root)
         return key
 
     def put_file(self, source: str | os.PathLike[str], key: str) -> str:
@@ -114,9 +322,13 @@ class Store:
         target = self.path(key)
         if self.is_local:
             with self._atomic_local(key) as tmp:
-                shutil.copyfile(source, tmp)
+                shutil.copyfile(source, tmp)  # copies bytes only: tmp keeps its umask mode
         else:
-            with open(source, "rb") as src, target.open("wb") as dst:
+            with (
+                s3_errors_explained(self.root),
+                open(source, "rb") as src,
+                target.open("wb") as dst,
+            ):
                 shutil.copyfileobj(src, dst, _CHUNK)
         return key
 
@@ -140,7 +352,11 @@ class Store:
         suffix = PurePosixPath(key).suffix
         with tempfile.TemporaryDirectory(prefix="style_pipeline_") as tmp:
             local = Path(tmp) / f"object{suffix}"
-            with self.path(key).open("rb") as src, open(local, "wb") as dst:
+            with (
+                s3_errors_explained(self.root),
+                self.path(key).open("rb") as src,
+                open(local, "wb") as dst,
+            ):
                 shutil.copyfileobj(src, dst, _CHUNK)
             yield local
 
@@ -154,7 +370,11 @@ class Store:
             out: dict[str, Path] = {}
             for i, key in enumerate(keys):
                 local = Path(tmp) / f"{i:07d}{PurePosixPath(key).suffix}"
-                with self.path(key).open("rb") as src, open(local, "wb") as dst:
+                with (
+                    s3_errors_explained(self.root),
+                    self.path(key).open("rb") as src,
+                    open(local, "wb") as dst,
+                ):
                     shutil.copyfileobj(src, dst, _CHUNK)
                 out[key] = local
             yield out
@@ -163,9 +383,8 @@ class Store:
     def _atomic_local(self, key: str) -> Iterator[Path]:
         target = self.local_path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp_path = _open_temp_beside(target)
         os.close(fd)
-        tmp_path = Path(tmp)
         try:
             yield tmp_path
             os.replace(tmp_path, target)
