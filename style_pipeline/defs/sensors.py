@@ -1,9 +1,13 @@
 """``hot_folder_sensor``: one ingest run per settled file set, for the day the files arrived.
 
 The logic lives in ``style_pipeline.media.hotfolder``; this shell scans, plans, logs and
-returns the requests with the new cursor. The sensor starts RUNNING so that
-``dagster dev`` / ``dagster-daemon`` watch the drop folder without a click in the UI
-(the issue's "drop files and see runs" flow); it is stopped like any sensor in the UI.
+returns the requests with the new cursor. The per-file state lives in storage
+(``media.sensor_state``) and the cursor only names its snapshot, so tick rows stay small
+whatever the drop folder holds; each tick logs the cursor's size. When storage cannot be
+read or written the tick is skipped and the cursor kept, so nothing is lost or requested
+twice. The sensor starts RUNNING so that ``dagster dev`` / ``dagster-daemon`` watch the
+drop folder without a click in the UI (the issue's "drop files and see runs" flow); it is
+stopped like any sensor in the UI.
 """
 
 from __future__ import annotations
@@ -15,15 +19,12 @@ import dagster as dg
 
 from style_pipeline.defs.jobs import ARRIVAL_SELECTION
 from style_pipeline.defs.partitions import DAILY_PARTITIONS
-from style_pipeline.defs.resources import DropFolderResource
-from style_pipeline.media.hotfolder import (
-    DateWindow,
-    TickPlan,
-    decode_cursor,
-    encode_cursor,
-    plan_tick,
-)
+from style_pipeline.defs.resources import DropFolderResource, StorageResource
+from style_pipeline.media.hotfolder import DateWindow, TickPlan, plan_tick
+from style_pipeline.media.sensor_state import SensorStateStore
 from style_pipeline.settings import load_settings
+
+SENSOR_NAME = "hot_folder_sensor"
 
 
 def now_epoch() -> float:
@@ -42,47 +43,77 @@ def partition_window(now: float) -> DateWindow:
 
 
 @dg.sensor(
+    name=SENSOR_NAME,
     target=ARRIVAL_SELECTION,
     minimum_interval_seconds=load_settings().sensor.minimum_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def hot_folder_sensor(
-    context: dg.SensorEvaluationContext, drop_folder: DropFolderResource
+    context: dg.SensorEvaluationContext,
+    drop_folder: DropFolderResource,
+    storage: StorageResource,
 ) -> dg.SensorResult:
     """Requests an ingest run for an arrival date once its files have settled and changed."""
-    cursor, warning = decode_cursor(context.cursor)
-    if warning:
+    states = SensorStateStore(storage.store(), SENSOR_NAME)
+    try:
+        loaded = states.load(context.cursor)
+    except OSError as exc:
+        return _storage_unavailable(context, "read", states, exc)
+    for warning in loaded.warnings:
         context.log.warning(warning)
     now = now_epoch()
     plan = plan_tick(
         drop_folder.scan(),
-        cursor,
+        loaded.state,
         now_epoch=now,
         settle_seconds=drop_folder.settle_seconds,
         hash_budget_seconds=drop_folder.hash_budget_seconds,
         valid_dates=partition_window(now),
         max_hash_bytes=drop_folder.max_hash_bytes(),
     )
+    try:
+        saved = states.save(plan.state, loaded.cursor)
+    except OSError as exc:
+        return _storage_unavailable(context, "write", states, exc)
     c = plan.counts
     context.log.info(
         f"{drop_folder.root()}: {c.files} files, {c.new} new, {c.settling} settling, "
         f"{c.hashed} hashed, {c.deferred} deferred, {c.unreadable} unreadable, "
         f"{c.out_of_range} out of range; {len(plan.requests)} run(s) requested"
     )
+    context.log.info(
+        f"cursor {len(saved.cursor_text.encode())} bytes (generation {saved.cursor.gen}); "
+        f"state {saved.key}: {saved.cursor.files} files, {saved.snapshot_bytes} bytes, "
+        f"{'written' if saved.written else 'unchanged'}, {saved.pruned} old snapshot(s) pruned"
+    )
+    for warning in saved.warnings:
+        context.log.warning(warning)
     for reason in plan.skipped:
         context.log.warning(reason)
     for request in plan.requests:
         context.log.info(f"requesting {request.run_key} ({request.n_files} files)")
-    new_cursor = encode_cursor(plan.cursor)
     if not plan.requests:
-        return dg.SensorResult(skip_reason=_skip_reason(plan), cursor=new_cursor)
+        return dg.SensorResult(skip_reason=_skip_reason(plan), cursor=saved.cursor_text)
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key, tags=r.tags)
             for r in plan.requests
         ],
-        cursor=new_cursor,
+        cursor=saved.cursor_text,
     )
+
+
+def _storage_unavailable(
+    context: dg.SensorEvaluationContext, action: str, states: SensorStateStore, exc: OSError
+) -> dg.SensorResult:
+    """Skip the tick and keep the cursor (``cursor=None`` leaves Dagster's unchanged)."""
+    message = (
+        f"storage_unavailable: could not {action} the sensor state under "
+        f"{states.store}/{states.prefix} ({type(exc).__name__}: {exc}); "
+        "cursor kept, no run requested, retried next tick"
+    )
+    context.log.error(message)
+    return dg.SensorResult(skip_reason=message, cursor=None)
 
 
 def _skip_reason(plan: TickPlan) -> str:

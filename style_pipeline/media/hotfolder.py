@@ -1,12 +1,13 @@
 """The hot-folder sensor's logic: wait for files to settle, hash them, request one run per set.
 
-One tick takes a scan of the drop folder and the previous cursor and returns a
-``TickPlan``: the runs to request, the next cursor and counts. Nothing here talks to
-Dagster.
+One tick takes a scan of the drop folder and the previous ``HotFolderState`` and returns a
+``TickPlan``: the runs to request, the next state and counts. Nothing here talks to
+Dagster or storage; ``media.sensor_state`` keeps the state in storage and the small
+Dagster cursor that points at it.
 
 - **Stable**: a file is stable once its ``(size, mtime, ctime)`` has not changed for
   ``settle_seconds`` of observation, or when ``max(mtime, ctime)`` is already older than
-  ``settle_seconds`` (so after a restart with a lost cursor old files are ready at once).
+  ``settle_seconds`` (so after a restart with a lost state old files are ready at once).
   ``ctime`` is included because every write bumps it, even when a tool restores an old
   mtime afterwards, and ``os.utime`` cannot set it back.
 - **Hashed**: stable files are hashed (sha256 of the content; a symlink by its target
@@ -16,14 +17,13 @@ Dagster.
   ``raw_media`` uses). A date's digest is the sha256 of the sorted set of its content
   hashes (names excluded). A date is requested when its digest differs from the one last
   requested and every file of the date is stable and hashed. ``run_key`` is
-  ``"{date}:{digest[:16]}"``, so Dagster drops a repeated request after a lost cursor.
+  ``"{date}:{digest[:16]}"``, so Dagster drops a repeated request after a lost state.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import re
 import time
@@ -31,19 +31,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_serializer,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from style_pipeline.media.checksum import sha256_file
 from style_pipeline.media.dropfolder import DropEntry
 
-CURSOR_VERSION: Final = 1
+STATE_VERSION: Final = 1
 TAG_PREFIX = "style_pipeline"
 _ROW_FIELDS = ("size", "mtime_ns", "ctime_ns", "first_seen", "sha256")
 _HEX64 = r"^[0-9a-f]{64}$"
@@ -82,33 +75,19 @@ class FileState(BaseModel):
         )
 
 
-class HotFolderCursor(BaseModel):
-    """The sensor cursor: per relative path its ``FileState``, per date the last set digest."""
+class HotFolderState(BaseModel):
+    """The sensor's memory: per relative path its ``FileState``, per date the last set digest.
+
+    It grows with the drop folder (about 150 bytes a file), so it lives in storage, not in
+    the Dagster cursor (see ``media.sensor_state``). Version 1 is also the format the
+    cursor itself had before, which lets an old cursor be migrated as it is.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: Literal[1] = CURSOR_VERSION
+    version: Literal[1] = STATE_VERSION
     files: dict[str, FileState] = Field(default_factory=dict)
     requested: dict[str, str] = Field(default_factory=dict)  # partition key -> set digest
-
-
-def encode_cursor(cursor: HotFolderCursor) -> str:
-    """The cursor as compact JSON."""
-    return cursor.model_dump_json()
-
-
-def decode_cursor(text: str | None) -> tuple[HotFolderCursor, str | None]:
-    """The cursor from ``text`` and a warning; unreadable text gives an empty cursor.
-
-    ``None`` or ``""`` (a new or reset sensor) is an empty cursor without a warning.
-    """
-    if not text:
-        return HotFolderCursor(), None
-    try:
-        return HotFolderCursor.model_validate(json.loads(text)), None
-    except (ValueError, TypeError, ValidationError) as exc:  # JSONDecodeError is a ValueError
-        reason = str(exc).splitlines()[0][:200]
-        return HotFolderCursor(), f"cursor unreadable ({reason}); starting from an empty cursor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +118,7 @@ class PlannedRequest:
 @dataclass(frozen=True, slots=True)
 class TickCounts:
     files: int = 0  # entries in the scan
-    new: int = 0  # paths not in the cursor
+    new: int = 0  # paths not in the previous state
     settling: int = 0  # not stable yet
     hashed: int = 0  # hashed during this tick
     deferred: int = 0  # stable, left for the next tick by the hash budget
@@ -150,7 +129,7 @@ class TickCounts:
 @dataclass(frozen=True, slots=True)
 class TickPlan:
     requests: list[PlannedRequest]
-    cursor: HotFolderCursor
+    state: HotFolderState
     counts: TickCounts
     skipped: list[str] = field(default_factory=list)  # human-readable reasons
 
@@ -194,7 +173,7 @@ def _is_stable(entry: DropEntry, state: FileState, now: float, settle: float) ->
 
 def plan_tick(
     entries: Iterable[DropEntry],
-    cursor: HotFolderCursor,
+    previous: HotFolderState,
     now_epoch: float,
     settle_seconds: float,
     hash_budget_seconds: float,
@@ -222,7 +201,7 @@ def plan_tick(
 
     for entry in entries:
         counts["files"] += 1
-        prev = cursor.files.get(entry.rel)
+        prev = previous.files.get(entry.rel)
         if prev is not None and prev.same_signature(entry):
             state = prev
         else:
@@ -268,8 +247,8 @@ def plan_tick(
         files = [e for e in by_date[day] if e.rel not in unreadable]
         hashes = [states[e.rel].sha256 for e in files]
         known = [h for h in hashes if h is not None]
-        if key in cursor.requested:
-            requested[key] = cursor.requested[key]
+        if key in previous.requested:
+            requested[key] = previous.requested[key]
         if not files or len(known) != len(hashes):
             continue  # empty, or part of the set is settling / waiting for its hash
         digest = set_digest(known)
@@ -288,5 +267,5 @@ def plan_tick(
             raise RuntimeError(f"{day.isoformat()} counted out of range without a date window")
         skipped.append(f"{day.isoformat()}: {n} file(s) {valid_dates.reason(day)}; not requested")
     counts["out_of_range"] = sum(out_of_range.values())
-    new_cursor = HotFolderCursor(files=states, requested=requested)
-    return TickPlan(requests, new_cursor, TickCounts(**counts), skipped)
+    new_state = HotFolderState(files=states, requested=requested)
+    return TickPlan(requests, new_state, TickCounts(**counts), skipped)

@@ -179,3 +179,34 @@ def _first_part_under(key: str, asset: str) -> str:
     if not key.startswith(head):
         raise ValueError(f"not a key under {head}: {key!r}")
     return key[len(head) :].split("/", 1)[0]
+
+
+# The hot-folder sensor's state snapshots (issue 17): content-addressed by the sha256 of
+# the stored bytes, so the Dagster cursor needs to carry only that digest.
+RAW_SENSOR_STATE = f"{RAW_MEDIA}/sensor"
+_SENSOR_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_STATE_SUFFIX = ".json.gz"
+
+
+def sensor_state_dir(sensor: str) -> str:
+    """The state snapshots of one sensor (``sensor``: its Dagster name)."""
+    if not _SENSOR_NAME.match(sensor):
+        raise ValueError(f"not a sensor name: {sensor!r}")
+    return f"{RAW_SENSOR_STATE}/{sensor}"
+
+
+def sensor_state_key(sensor: str, digest: str) -> str:
+    """One snapshot of a sensor's state, named by the sha256 of its bytes."""
+    if not _SHA256.match(digest):
+        raise ValueError(f"not a sha256 hex digest: {digest!r}")
+    return f"{sensor_state_dir(sensor)}/{digest}{_STATE_SUFFIX}"
+
+
+def sensor_state_digest_of(key: str, sensor: str) -> str | None:
+    """The digest of a snapshot key of ``sensor`` (None: not a snapshot key)."""
+    head = f"{sensor_state_dir(sensor)}/"
+    if not key.startswith(head) or not key.endswith(_STATE_SUFFIX):
+        return None
+    digest = key[len(head) : -len(_STATE_SUFFIX)]
+    return digest if _SHA256.match(digest) else None

@@ -13,9 +13,7 @@ from style_pipeline.media.dropfolder import DropEntry
 from style_pipeline.media.hotfolder import (
     DateWindow,
     FileState,
-    HotFolderCursor,
-    decode_cursor,
-    encode_cursor,
+    HotFolderState,
     plan_tick,
     run_key_for,
     set_digest,
@@ -73,9 +71,9 @@ class FakeClock:
         return self.t
 
 
-def tick(entries, cursor=None, hasher=None, now=NOW, settle=10.0, budget=30.0, **kw):
+def tick(entries, state=None, hasher=None, now=NOW, settle=10.0, budget=30.0, **kw):
     hasher = hasher or FakeHasher({e.rel: e.rel for e in entries})
-    return plan_tick(entries, cursor or HotFolderCursor(), now, settle, budget, hasher, **kw)
+    return plan_tick(entries, state or HotFolderState(), now, settle, budget, hasher, **kw)
 
 
 @pytest.mark.parametrize(
@@ -92,13 +90,13 @@ def tick(entries, cursor=None, hasher=None, now=NOW, settle=10.0, budget=30.0, *
 )
 def test_stability_rule(mtime, first_seen, settle, stable):
     e = entry(f"{DAY}/a.jpg", mtime=mtime)
-    cursor = HotFolderCursor()
+    previous = HotFolderState()
     if first_seen is not None:
         state = FileState(
             size=e.size, mtime_ns=e.mtime_ns, ctime_ns=e.ctime_ns, first_seen=first_seen
         )
-        cursor = HotFolderCursor(files={e.rel: state})
-    plan = tick([e], cursor, settle=settle)
+        previous = HotFolderState(files={e.rel: state})
+    plan = tick([e], previous, settle=settle)
     assert (len(plan.requests) == 1) is stable
     assert plan.counts.settling == (0 if stable else 1)
 
@@ -106,7 +104,7 @@ def test_stability_rule(mtime, first_seen, settle, stable):
 def test_recent_ctime_keeps_an_old_mtime_file_settling():
     e = entry(f"{DAY}/a.jpg", mtime=OLD, ctime=NOW - 2)  # e.g. moved in with `cp -p` just now
     assert tick([e]).counts.settling == 1
-    assert len(tick([e], now=NOW + 7).requests) == 0  # no cursor: only the ctime age counts
+    assert len(tick([e], now=NOW + 7).requests) == 0  # no state: only the ctime age counts
     assert len(tick([e], now=NOW + 8.1).requests) == 1  # ctime now older than settle
 
 
@@ -114,26 +112,26 @@ def test_changing_file_waits_until_it_settles():
     plan = tick([entry(f"{DAY}/v.mp4", size=100, mtime=NOW)])
     assert plan.requests == [] and plan.counts.settling == 1
     grown = entry(f"{DAY}/v.mp4", size=200, mtime=NOW + 6)
-    plan = tick([grown], plan.cursor, now=NOW + 6)
+    plan = tick([grown], plan.state, now=NOW + 6)
     assert plan.requests == [] and plan.counts.settling == 1  # changed: settle clock restarts
-    plan = tick([grown], plan.cursor, now=NOW + 15)
+    plan = tick([grown], plan.state, now=NOW + 15)
     assert plan.requests == []  # 9 s unchanged, settle is 10 s
-    plan = tick([grown], plan.cursor, now=NOW + 16)
+    plan = tick([grown], plan.state, now=NOW + 16)
     assert [r.n_files for r in plan.requests] == [1]
 
 
 def test_a_half_settled_date_is_not_requested():
     done, copying = entry(f"{DAY}/a.jpg"), entry(f"{DAY}/b.jpg", mtime=NOW)
     plan = tick([done, copying])
-    assert plan.requests == [] and plan.cursor.files[done.rel].sha256 == sha(done.rel)
-    plan = tick([done, copying], plan.cursor, now=NOW + 10)
+    assert plan.requests == [] and plan.state.files[done.rel].sha256 == sha(done.rel)
+    plan = tick([done, copying], plan.state, now=NOW + 10)
     assert [(r.partition_key, r.n_files) for r in plan.requests] == [(DAY, 2)]
 
 
 def test_duplicate_content_under_two_names_is_one_set():
     hasher = FakeHasher({f"{DAY}/a.jpg": "same", f"{DAY}/b.jpg": "same"})
     first = tick([entry(f"{DAY}/a.jpg")], hasher=hasher)
-    both = tick([entry(f"{DAY}/a.jpg"), entry(f"{DAY}/b.jpg")], first.cursor, hasher=hasher)
+    both = tick([entry(f"{DAY}/a.jpg"), entry(f"{DAY}/b.jpg")], first.state, hasher=hasher)
     assert first.requests[0].run_key == run_key_for(DAY, set_digest([sha("same")]))
     assert both.requests == []  # same content set: nothing new to ingest
 
@@ -143,9 +141,9 @@ def test_new_content_under_an_old_name_is_a_new_set():
     first = tick([entry(f"{DAY}/a.jpg")], hasher=hasher)
     hasher.contents[f"{DAY}/a.jpg"] = "v2"  # same size and mtime, rewritten: ctime moves
     rewritten = entry(f"{DAY}/a.jpg", mtime=OLD, ctime=OLD + 60)
-    second = tick([rewritten], first.cursor, hasher=hasher)
+    second = tick([rewritten], first.state, hasher=hasher)
     assert second.requests[0].run_key != first.requests[0].run_key
-    assert second.cursor.requested[DAY] == second.requests[0].digest
+    assert second.state.requested[DAY] == second.requests[0].digest
 
 
 def test_unchanged_files_are_never_rehashed():
@@ -153,7 +151,7 @@ def test_unchanged_files_are_never_rehashed():
     hasher = FakeHasher({e.rel: e.rel for e in entries})
     first = tick(entries, hasher=hasher)
     hasher.calls.clear()
-    second = tick(entries, first.cursor, hasher=hasher)
+    second = tick(entries, first.state, hasher=hasher)
     assert hasher.calls == [] and second.requests == [] and second.counts.hashed == 0
 
 
@@ -161,24 +159,24 @@ def test_an_old_mtime_file_added_later_is_not_lost():
     a = entry(f"{DAY}/a.jpg", mtime=NOW - 60)
     first = tick([a])
     older = entry(f"{DAY}/b.jpg", mtime=NOW - 30 * 86_400, ctime=NOW - 40)
-    second = tick([a, older], first.cursor, now=NOW + 30)
+    second = tick([a, older], first.state, now=NOW + 30)
     assert [r.n_files for r in second.requests] == [2]
 
 
-def test_lost_cursor_gives_the_same_run_key():
+def test_lost_state_gives_the_same_run_key():
     entries = [entry(f"{DAY}/a.jpg"), entry("2026-01-06/b.jpg")]
     first = tick(entries)
-    again = tick(entries, HotFolderCursor(), now=NOW + 3600)
+    again = tick(entries, HotFolderState(), now=NOW + 3600)
     assert [r.run_key for r in again.requests] == [r.run_key for r in first.requests]
     assert [r.partition_key for r in first.requests] == [DAY, "2026-01-06"]
 
 
-def test_removed_files_drop_out_of_the_cursor():
+def test_removed_files_drop_out_of_the_state():
     a, b = entry(f"{DAY}/a.jpg"), entry("2026-01-06/b.jpg")
     first = tick([a, b])
-    second = tick([a], first.cursor)
-    assert set(second.cursor.files) == {a.rel}
-    assert set(second.cursor.requested) == {DAY}
+    second = tick([a], first.state)
+    assert set(second.state.files) == {a.rel}
+    assert set(second.state.requested) == {DAY}
     assert second.requests == []
 
 
@@ -186,10 +184,10 @@ def test_hash_budget_continues_next_tick():
     entries = [entry(f"{DAY}/{i}.jpg") for i in range(5)]
     clock = FakeClock()
     hasher = FakeHasher({e.rel: e.rel for e in entries}, clock)
-    cursor, seen = HotFolderCursor(), []
+    state, seen = HotFolderState(), []
     for _ in range(3):
-        plan = tick(entries, cursor, hasher=hasher, budget=2.0, clock=clock)
-        cursor = plan.cursor
+        plan = tick(entries, state, hasher=hasher, budget=2.0, clock=clock)
+        state = plan.state
         seen.append((plan.counts.hashed, plan.counts.deferred, len(plan.requests)))
     assert seen == [(2, 3, 0), (2, 1, 0), (1, 0, 1)]
     assert sorted(hasher.calls) == sorted(e.rel for e in entries)  # each file hashed once
@@ -215,7 +213,7 @@ def test_unreadable_file_does_not_block_its_date_and_is_retried():
     assert [r.n_files for r in first.requests] == [1] and first.counts.unreadable == 1
     assert "locked.jpg" in first.skipped[0]
     hasher.contents[f"{DAY}/locked.jpg"] = "b"
-    second = tick(entries, first.cursor, hasher=hasher)
+    second = tick(entries, first.state, hasher=hasher)
     assert [r.n_files for r in second.requests] == [2]
 
 
@@ -229,7 +227,7 @@ def test_symlinks_are_identified_by_target_and_never_followed(tmp_path):
     plan = tick([e], hasher=hasher)
     assert hasher.calls == [] and plan.requests[0].n_files == 1
     expected = hashlib.sha256(b"symlink\0/dev/zero").hexdigest()
-    assert plan.cursor.files[e.rel].sha256 == expected
+    assert plan.state.files[e.rel].sha256 == expected
 
 
 def test_two_thousand_files_in_one_tick():
@@ -238,39 +236,6 @@ def test_two_thousand_files_in_one_tick():
     assert [(r.partition_key, r.n_files) for r in plan.requests] == [(DAY, 2000)]
     assert plan.counts.hashed == 2000 and plan.counts.deferred == 0
     assert plan.requests[0].digest == set_digest(sha(e.rel) for e in entries)
-    decoded, warning = decode_cursor(encode_cursor(plan.cursor))
-    assert warning is None and decoded == plan.cursor
-
-
-def test_cursor_round_trips_as_compact_rows():
-    e = entry(f"{DAY}/a.jpg")
-    cursor = tick([e]).cursor
-    text = encode_cursor(cursor)
-    assert f'"{e.rel}":[10,{e.mtime_ns},{e.ctime_ns},{NOW},"{sha(e.rel)}"]' in text
-    assert decode_cursor(text) == (cursor, None)
-
-
-@pytest.mark.parametrize("text", [None, ""])
-def test_missing_cursor_is_empty_without_warning(text):
-    assert decode_cursor(text) == (HotFolderCursor(), None)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "not json{",
-        "null",
-        "[]",
-        '{"version": 2, "files": {}, "requested": {}}',
-        '{"version": 1, "files": {"a": [1, 2]}, "requested": {}}',
-        '{"version": 1, "files": {"a": [1, 2, 3, 4.0, "nothex"]}, "requested": {}}',
-        '{"version": 1, "files": {}, "requested": {}, "extra": 1}',
-    ],
-)
-def test_corrupted_cursor_is_empty_with_a_warning(text):
-    cursor, warning = decode_cursor(text)
-    assert cursor == HotFolderCursor()
-    assert warning is not None and "cursor unreadable" in warning
 
 
 @pytest.mark.parametrize(("settle", "budget"), [(-1.0, 30.0), (10.0, 0.0)])
@@ -286,7 +251,7 @@ def test_a_hasher_returning_garbage_is_an_error():
 
 def test_oversized_files_are_identified_without_reading(tmp_path):
     from style_pipeline.media.dropfolder import scan_drop
-    from style_pipeline.media.hotfolder import HotFolderCursor, plan_tick
+    from style_pipeline.media.hotfolder import HotFolderState, plan_tick
 
     drop = tmp_path / "d"
     (drop / "2026-01-05").mkdir(parents=True)
@@ -297,7 +262,7 @@ def test_oversized_files_are_identified_without_reading(tmp_path):
 
     plan = plan_tick(
         scan_drop(drop),
-        HotFolderCursor(),
+        HotFolderState(),
         now_epoch=10**10,
         settle_seconds=0,
         hash_budget_seconds=5,
