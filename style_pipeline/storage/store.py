@@ -7,9 +7,10 @@ created with mode ``0o666`` and directories ``0o777``, both less the process uma
 ``0644`` / ``0755`` under the usual ``022``): a web server or trainer running as another
 user can read what the pipeline stored unless the operator's umask says otherwise.
 
-S3 errors for a missing bucket or refused credentials are re-raised (same exception
-family) naming the bucket, the storage root, the endpoint and where botocore found the
-credentials (never the secret): see ``explain_s3_error``.
+S3 errors for a missing bucket, refused credentials or an unreachable endpoint are
+re-raised as ``OSError`` subclasses (``FileNotFoundError`` / ``PermissionError`` /
+``ConnectionError``) naming the bucket, the storage root, the endpoint and where botocore
+found the credentials (never the secret): see ``explain_s3_error``.
 """
 
 from __future__ import annotations
@@ -108,6 +109,12 @@ class StorageAccessDenied(PermissionError):
     reason = "access_denied"
 
 
+class StorageUnreachable(ConnectionError):
+    """The S3 endpoint could not be reached or timed out (reason ``endpoint_unreachable``)."""
+
+    reason = "endpoint_unreachable"
+
+
 # S3 error codes (as s3fs leaves them on ``__cause__``) that mean "wrong or no credentials /
 # no permission" rather than "this key is missing". "403" is what a HEAD answers: no body.
 _ACCESS_CODES = frozenset(
@@ -124,7 +131,6 @@ _ACCESS_CODES = frozenset(
         "TokenRefreshRequired",
     }
 )
-_CREDENTIAL_ERRORS = ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError")
 # botocore's ``Credentials.method`` values, said the way a person configures them.
 _CREDENTIAL_METHODS = {
     "env": "environment variables (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)",
@@ -152,6 +158,14 @@ def _s3_code(exc: BaseException) -> str | None:
     return None
 
 
+def _botocore_errors() -> Any:
+    """``botocore.exceptions``, imported only on the S3 error path (local roots never load it;
+    botocore ships no type information, hence ``Any``)."""
+    import botocore.exceptions  # type: ignore[import-untyped]
+
+    return botocore.exceptions
+
+
 def _mask(key_id: str) -> str:
     """An access key id reduced to its last four characters (enough to tell keys apart)."""
     return f"…{key_id[-4:]}" if len(key_id) > 4 else "…"
@@ -169,14 +183,12 @@ def credential_source(storage_options: Mapping[str, Any] | None = None) -> str:
     if options.get("key") or options.get("secret"):
         return f"storage options key/secret (access key id {_mask(str(options.get('key')))})"
     profile = options.get("profile") or os.environ.get("AWS_PROFILE")
-    # botocore ships no type information; imported here so local roots never load it
-    import botocore.exceptions  # type: ignore[import-untyped]
     import botocore.session  # type: ignore[import-untyped]
 
     try:
         session = botocore.session.Session(profile=profile)
         creds = session.get_credentials()
-    except botocore.exceptions.BotoCoreError as exc:  # e.g. ProfileNotFound
+    except _botocore_errors().BotoCoreError as exc:  # e.g. ProfileNotFound
         return f"profile {profile!r}, unusable: {exc}"
     where = f" (profile {profile!r})" if profile else ""
     if creds is None:
@@ -200,6 +212,11 @@ def describe_s3_error(
     """The message for an S3 error: what went wrong, on which bucket and root, with whose
     credentials, then the server's own words (a pure function: tests check it directly)."""
     where = f"storage root {root}, endpoint {endpoint}, credentials from {credentials}"
+    if code == "unreachable":
+        return (
+            f"endpoint_unreachable: S3 endpoint {endpoint} did not answer for bucket "
+            f"{bucket!r} ({where}); check AWS_ENDPOINT_URL and the network [{detail}]"
+        )
     if code == "NoSuchBucket":
         return (
             f"bucket_missing: S3 bucket {bucket!r} does not exist ({where}); create it or "
@@ -226,10 +243,16 @@ def explain_s3_error(
     """
     if root.protocol not in ("s3", "s3a"):
         return None
+    boto_errors = _botocore_errors()
     code = _s3_code(exc)
-    no_credentials = type(exc).__name__ in _CREDENTIAL_ERRORS
-    if code != "NoSuchBucket" and code not in _ACCESS_CODES and not no_credentials:
-        return None
+    if isinstance(exc, boto_errors.ConnectionError | boto_errors.HTTPClientError):
+        code = "unreachable"  # refused, DNS, connect or read timeout: s3fs passes them raw
+    no_credentials = isinstance(
+        exc, boto_errors.NoCredentialsError | boto_errors.PartialCredentialsError
+    )
+    if code not in ("NoSuchBucket", "unreachable") and code not in _ACCESS_CODES:
+        if not no_credentials:
+            return None
     detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
     if target is not None and _url(target) != _url(root):
         detail = f"{_url(target)}: {detail}"
@@ -243,6 +266,8 @@ def explain_s3_error(
     )
     if code == "NoSuchBucket":
         return StorageBucketMissing(message)
+    if code == "unreachable":
+        return StorageUnreachable(message)
     return StorageAccessDenied(message)
 
 
@@ -251,7 +276,7 @@ def s3_errors_explained(root: UPath, target: UPath | None = None) -> Iterator[No
     """Re-raise a missing-bucket or refused-credentials error under ``root`` with its context."""
     try:
         yield
-    except (StorageBucketMissing, StorageAccessDenied):
+    except (StorageBucketMissing, StorageAccessDenied, StorageUnreachable):
         raise  # already explained by an inner call
     except Exception as exc:  # botocore's credential errors are not OSError; others re-raise
         explained = explain_s3_error(exc, root, target)

@@ -18,6 +18,7 @@ from style_pipeline.storage.io_managers import ParquetIOManagerFactory
 from style_pipeline.storage.store import (
     StorageAccessDenied,
     StorageBucketMissing,
+    StorageUnreachable,
     Store,
     credential_source,
     describe_s3_error,
@@ -100,6 +101,25 @@ def test_missing_bucket_names_bucket_root_and_credential_source(s3_env):
     assert SECRET not in message
     with pytest.raises(StorageBucketMissing, match="no-such-bucket-17"):
         store.read_bytes("frames/2026-01-05/a.jpg")
+
+
+def test_unreachable_endpoint_names_it(s3_env, monkeypatch):
+    import socket
+
+    import fsspec
+
+    with socket.socket() as s:  # a loopback port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    fsspec.filesystem("s3").clear_instance_cache()
+    with pytest.raises(StorageUnreachable) as info:
+        Store("s3://some-bucket/pipeline").read_bytes("a/b.txt")
+    message = str(info.value)
+    assert isinstance(info.value, ConnectionError) and info.value.reason == "endpoint_unreachable"
+    assert message.startswith(f"endpoint_unreachable: S3 endpoint http://127.0.0.1:{port}")
+    assert "'some-bucket'" in message and "storage root s3://some-bucket/pipeline" in message
 
 
 def test_missing_key_in_an_existing_bucket_stays_a_plain_miss(s3_root):
