@@ -3,7 +3,8 @@
 ``auto`` prefers an OpenAI-compatible endpoint when one is configured and its key is
 set, then BLIP (pretrained when loadable offline, or tiny when the BLIP profile asks for
 it explicitly), then the template fallback. BLIP uses the newest ``caption_model``
-version from the store when it was trained on the same base model.
+version from the store when it was trained on the same base model. Reasons and metadata
+name the endpoint through :func:`style_pipeline.redaction.redact`: no credentials in them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from style_pipeline.captioning.vocabulary import caption_words, load_default_ont
 from style_pipeline.contracts.captioning import CaptionConfig, conditional_prompt
 from style_pipeline.models.blip import load_blip
 from style_pipeline.models.clip import PretrainedUnavailable
+from style_pipeline.redaction import redact
 from style_pipeline.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -43,14 +45,17 @@ class SelectedCaptioner:
     prompt: str
     reason: str
     model_facts: dict[str, str]
+    secret_env: str | None = None  # the endpoint's api_key_env: its value is masked too
 
     def metadata(self) -> dict[str, str]:
-        return {
+        """Facts for asset metadata, every value redacted (they persist in the instance)."""
+        facts = {
             "caption_backend": self.backend,
             "caption_reason": self.reason,
             "caption_prompt": self.prompt,
             **self.model_facts,
         }
+        return {k: redact(v, [self.secret_env]) for k, v in facts.items()}
 
 
 def endpoint_ready(config: CaptionConfig) -> tuple[bool, str]:
@@ -60,7 +65,7 @@ def endpoint_ready(config: CaptionConfig) -> tuple[bool, str]:
         return False, "no endpoint configured (endpoint.base_url / endpoint.model)"
     if ep.api_key_env and not os.environ.get(ep.api_key_env):
         return False, f"endpoint configured but ${ep.api_key_env} is not set"
-    return True, f"endpoint {ep.base_url} model {ep.model}"
+    return True, redact(f"endpoint {ep.base_url} model {ep.model}", [ep.api_key_env])
 
 
 def _openai(config, categories, store, transport, sleep, reason) -> SelectedCaptioner:
@@ -70,7 +75,9 @@ def _openai(config, categories, store, transport, sleep, reason) -> SelectedCapt
         store=store, transport=transport, sleep=sleep,
     )  # fmt: skip
     facts = {"caption_model_id": captioner.model_id}
-    return SelectedCaptioner(captioner, "openai", prompt, reason, facts)
+    secret_env = config.endpoint.api_key_env
+    reason = redact(reason, [secret_env])
+    return SelectedCaptioner(captioner, "openai", prompt, reason, facts, secret_env)
 
 
 def _template(categories, reason) -> SelectedCaptioner:

@@ -4,7 +4,10 @@ One ``POST {base_url}/chat/completions`` per image (text prompt + image as a dat
 429, 5xx, timeouts and connection errors are retried with exponential backoff and full
 jitter (``Retry-After`` honoured, every delay capped), at most ``max_attempts`` times;
 other 4xx fail at once. Answers are cached in the :class:`Store` under
-``captions/cache/<sha256(image, prompt, model)>.json``, so re-runs make no requests.
+``captions/cache/<sha256(image, prompt, model)>.json``, so re-runs make no requests; an
+unreadable entry (a torn write, a stray edit) is a miss: logged by key and rewritten.
+Every error text and every answer passes through :func:`style_pipeline.redaction.redact`,
+so neither the key nor credentials a server echoes reach logs, metadata or tables.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import os
 import random
 import time
@@ -23,10 +27,17 @@ from PIL import Image
 
 from style_pipeline.captioning.captioners import CaptionResult, Labels, per_image
 from style_pipeline.contracts.captioning import EndpointConfig
+from style_pipeline.redaction import redact
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+SNIPPET_CHARS = 200  # of a response body kept in an error
+# Redact before cutting to the snippet, so a secret cut in half cannot slip past the
+# patterns; this much is scanned (a secret beyond it cannot reach the first 200 chars).
+SCAN_CHARS = 4000
+
+log = logging.getLogger(__name__)
 
 
 class CaptionEndpointError(RuntimeError):
@@ -74,17 +85,39 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def message_text(payload: dict) -> str:
-    """The assistant text of a chat-completions answer; raises on an unexpected shape."""
+def snippet(text: object, secret_env: str | None = None) -> str:
+    """The first :data:`SNIPPET_CHARS` of ``text`` with credentials redacted."""
+    return redact(str(text)[:SCAN_CHARS], [secret_env])[:SNIPPET_CHARS]
+
+
+def message_text(payload: dict, secret_env: str | None = None) -> str:
+    """The assistant text of a chat-completions answer (redacted); raises on a bad shape."""
     try:
         content = payload["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError) as exc:
-        raise CaptionEndpointError(f"unexpected response shape: {str(payload)[:200]}") from exc
+        shown = snippet(payload, secret_env)
+        raise CaptionEndpointError(f"unexpected response shape: {shown}") from exc
     if isinstance(content, list):
         content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
     if not isinstance(content, str) or not content.strip():
-        raise CaptionEndpointError(f"empty caption in response: {str(payload)[:200]}")
-    return content.strip()
+        raise CaptionEndpointError(f"empty caption in response: {snippet(payload, secret_env)}")
+    # A proxy or a model that echoes the request headers must not put the key in a table.
+    return redact(content.strip(), [secret_env])
+
+
+def read_cached_caption(store: Store, key: str) -> str | None:
+    """The caption cached under ``key``; None (logged by key) when the entry is unreadable."""
+    try:
+        record = json.loads(store.read_bytes(key))
+        caption = record["caption"] if isinstance(record, dict) else None
+    except (OSError, ValueError, KeyError) as exc:  # UnicodeDecodeError is a ValueError
+        caption, why = None, f"{type(exc).__name__}: {exc}"
+    else:
+        why = "no caption string in the entry"
+    if isinstance(caption, str) and caption.strip():
+        return caption
+    log.warning("caption cache entry %s is unreadable (%s): treated as a miss", key, why[:200])
+    return None
 
 
 class OpenAICompatibleCaptioner:
@@ -120,6 +153,7 @@ class OpenAICompatibleCaptioner:
         self.default_prompt = default_prompt
         self.store = store if endpoint.cache else None
         self.requests_made = 0
+        self.unreadable_cache_keys: list[str] = []  # entries treated as misses and rewritten
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._client = httpx.Client(
@@ -150,9 +184,11 @@ class OpenAICompatibleCaptioner:
         for image, prompt in zip(images, prompts, strict=True):
             key = cache_key(image_sha256(image), prompt, self.model_id)
             if self.store is not None and self.store.exists(key):
-                cached = json.loads(self.store.read_bytes(key))
-                results.append(self._result(cached["caption"], prompt, cached=True))
-                continue
+                cached = read_cached_caption(self.store, key)
+                if cached is not None:
+                    results.append(self._result(cached, prompt, cached=True))
+                    continue
+                self.unreadable_cache_keys.append(key)
             text = self.request(image, prompt)
             if self.store is not None:
                 record = {"caption": text, "prompt": prompt, "model": self.model_id}
@@ -192,22 +228,26 @@ class OpenAICompatibleCaptioner:
                 self.requests_made += 1
                 response = self._client.post("chat/completions", json=body)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last = f"{type(exc).__name__}: {snippet(exc, self.endpoint.api_key_env)}"
             else:
                 if response.status_code < 400:
                     try:
-                        return message_text(response.json())
+                        return message_text(response.json(), self.endpoint.api_key_env)
                     except ValueError as exc:  # invalid JSON
-                        raise CaptionEndpointError(f"response is not JSON: {exc}") from exc
-                snippet = response.text[:200]
-                last = f"HTTP {response.status_code}: {snippet}"
+                        shown = snippet(exc, self.endpoint.api_key_env)
+                        raise CaptionEndpointError(f"response is not JSON: {shown}") from exc
+                answer = snippet(response.text, self.endpoint.api_key_env)
+                last = f"HTTP {response.status_code}: {answer}"
                 if response.status_code not in RETRY_STATUS:
-                    raise CaptionEndpointError(f"{self._client.base_url} refused: {last}")
+                    raise CaptionEndpointError(f"{self.url()} refused: {last}")
                 retry_after = _retry_after(response)
             if attempt + 1 < attempts:
                 base, cap = self.endpoint.backoff_base_s, self.endpoint.backoff_max_s
                 self._sleep(backoff_delay(attempt, base, cap, self._rng, retry_after))
         raise CaptionEndpointError(
-            f"gave up after {attempts} attempts to {self._client.base_url}chat/completions; "
-            f"last error: {last}"
+            f"gave up after {attempts} attempts to {self.url()}chat/completions; last error: {last}"
         )
+
+    def url(self) -> str:
+        """The base URL as it may be shown: credentials redacted."""
+        return redact(self._client.base_url, [self.endpoint.api_key_env])

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from style_pipeline.contracts.models import BlipModelConfig
 from style_pipeline.contracts.sections import Section
+from style_pipeline.redaction import has_userinfo, redact
 
 DEFAULT_TRIGGER = "sps_style"
 DEFAULT_CONDITIONAL = "a photo in the style of {trigger}, "
@@ -34,7 +36,9 @@ Backend = Literal["blip", "openai", "template", "auto"]
 class EndpointConfig(Section):
     """An OpenAI-compatible chat-completions endpoint with vision input (vLLM, Ollama, ...)."""
 
-    base_url: str | None = Field(None, description="e.g. http://127.0.0.1:8000/v1")
+    base_url: str | None = Field(
+        None, description="e.g. http://127.0.0.1:8000/v1; no user:password@ (use api_key_env)"
+    )
     model: str | None = Field(None, description="model name sent in the request")
     api_key_env: str | None = Field(
         "OPENAI_API_KEY", description="NAME of the environment variable holding the key"
@@ -46,6 +50,29 @@ class EndpointConfig(Section):
     max_image_edge: int = Field(768, ge=32, description="images are downscaled to this edge")
     temperature: float = Field(0.0, ge=0, le=2)
     cache: bool = Field(True, description="cache answers per (image, prompt, model) in the store")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mask_userinfo(cls, data: Any) -> Any:
+        # pydantic prints a refused field's input in the error, and the error reaches logs
+        # and the event log: mask the credentials here so only the redacted URL is refused.
+        if isinstance(data, dict) and isinstance(url := data.get("base_url"), str):
+            if has_userinfo(url):
+                return {**data, "base_url": redact(url)}
+        return data
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_userinfo(cls, value: str | None) -> str | None:
+        if value is not None and has_userinfo(value):
+            raise PydanticCustomError(
+                "credentials_in_url",
+                "endpoint.base_url must not contain user info (user:password@host): a URL "
+                "is shown in logs and metadata, and httpx would send it as Basic auth "
+                "instead of the bearer key; put the key in an environment variable and name "
+                "that variable in endpoint.api_key_env",
+            )
+        return value
 
     def configured(self) -> bool:
         return bool(self.base_url and self.model)

@@ -1,4 +1,8 @@
-"""Stage ``captions``: a validated, ontology-constrained caption for every kept frame."""
+"""Stage ``captions``: a validated, ontology-constrained caption for every kept frame.
+
+Facts become asset metadata kept in the Dagster instance, so their text is redacted
+(:func:`style_pipeline.redaction.redact`) with the endpoint's key variable in view.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,11 @@ from PIL import Image
 
 from style_pipeline.captioning.factory import make_captioner
 from style_pipeline.captioning.pipeline import caption_images
+from style_pipeline.captioning.remote import OpenAICompatibleCaptioner
 from style_pipeline.captioning.vocabulary import ontology_categories, ontology_vocabulary
 from style_pipeline.contracts.captioning import CaptionConfig, CaptionRecord
 from style_pipeline.contracts.curation import Ontology
+from style_pipeline.redaction import redact
 from style_pipeline.stages import FactValue
 from style_pipeline.storage.store import Store
 from style_pipeline.storage.tables import polars_schema
@@ -33,7 +39,8 @@ def caption_partition(
     """Caption every kept frame; each caption is post-processed and validated.
 
     Facts: the captioner's own metadata, counts of captions, valid and repaired ones,
-    and the trigger word.
+    the trigger word, and the endpoint cache entries that were unreadable (treated as
+    misses and rewritten: ``cache_rewritten`` and their keys).
     """
     categories = ontology_categories(ontology)
     selected = make_captioner(config, categories=categories, store=store)
@@ -50,7 +57,13 @@ def caption_partition(
         "repaired": int(table["repairs"].list.len().gt(0).sum() or 0) if len(table) else 0,
         "trigger_word": config.trigger_word,
     }
-    return table, facts
+    if isinstance(selected.captioner, OpenAICompatibleCaptioner):
+        rewritten = selected.captioner.unreadable_cache_keys
+        facts["cache_rewritten"] = len(rewritten)
+        if rewritten:
+            facts["cache_rewritten_keys"] = ", ".join(rewritten[:20])
+    secret_env = [config.endpoint.api_key_env]
+    return table, {k: redact(v, secret_env) if isinstance(v, str) else v for k, v in facts.items()}
 
 
 def _caption_rows(rows, ontology, selected, store, config) -> pl.DataFrame:

@@ -2,10 +2,12 @@
 
 Stages are imported inside each asset: loading the code location (the webserver,
 the daemon, every step's subprocess) then imports no model library, and a step pays
-only for the libraries of its own stage.
+only for the libraries of its own stage. Whatever ``captions`` logs, raises or records
+goes through :func:`style_pipeline.redaction.redact` first: the event log keeps it.
 """
 
 import time
+import traceback
 
 import dagster as dg
 import polars as pl
@@ -15,6 +17,7 @@ from style_pipeline.contracts.curation import Ontology
 from style_pipeline.defs.metadata import counts_by, sample_table
 from style_pipeline.defs.partitions import DAILY_PARTITIONS, AssetGroupOptions
 from style_pipeline.defs.resources import SettingsResource, StorageResource
+from style_pipeline.redaction import redact
 
 CAPTIONING = AssetGroupOptions(
     partitions_def=DAILY_PARTITIONS, group_name="captioning", code_version="1"
@@ -57,14 +60,27 @@ def captions(
     from style_pipeline.stages.captions import caption_partition
 
     started = time.perf_counter()
-    table, facts = caption_partition(
-        curated_frames,
-        Ontology.model_validate(ontology["ontology"]),
-        storage.store(),
-        settings.load().captioning.caption,
-    )
+    config = settings.load().captioning.caption
+    secret_env = [config.endpoint.api_key_env]
+    try:
+        table, facts = caption_partition(
+            curated_frames, Ontology.model_validate(ontology["ontology"]), storage.store(), config
+        )
+    except Exception as exc:  # any error text (a remote body, a URL) lands in the event log
+        trace = redact(traceback.format_exc(), secret_env)
+        raise dg.Failure(
+            description=redact(f"{type(exc).__name__}: {exc}", secret_env),
+            metadata={"traceback": dg.MetadataValue.text(trace)},
+        ) from None  # the unredacted chain would be stored with the failure
     for row in table.filter(~pl.col("valid")).head(20).iter_rows(named=True):
-        context.log.warning(f"caption of {row['frame_id']} flagged: {row['violations']}")
+        context.log.warning(
+            redact(f"caption of {row['frame_id']} flagged: {row['violations']}", secret_env)
+        )
+    if facts.get("cache_rewritten"):
+        context.log.warning(
+            f"{facts['cache_rewritten']} unreadable caption cache entries were treated as "
+            f"misses and rewritten: {facts.get('cache_rewritten_keys', '')}"
+        )
     return dg.Output(
         table,
         metadata={
