@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from style_pipeline.media.hotfolder import HotFolderState
 from style_pipeline.storage import layout
-from style_pipeline.storage.store import StorageBucketMissing, Store
+from style_pipeline.storage.s3_errors import StorageBucketMissing
+from style_pipeline.storage.store import Store
 
 CURSOR_VERSION: Final = 2
 

@@ -18,12 +18,8 @@ from pydantic import BaseModel
 from upath import UPath
 
 from style_pipeline.paths import resolve_root
-from style_pipeline.storage.store import (
-    atomic_write_bytes,
-    is_local_path,
-    make_upath,
-    s3_errors_explained,
-)
+from style_pipeline.storage.s3_errors import s3_errors_explained
+from style_pipeline.storage.store import atomic_write_bytes, is_local_path, make_upath
 
 
 class _RootedIOManager(dg.UPathIOManager):

@@ -15,14 +15,14 @@ import polars as pl
 import pytest
 
 from style_pipeline.storage.io_managers import ParquetIOManagerFactory
-from style_pipeline.storage.store import (
+from style_pipeline.storage.s3_errors import (
     StorageAccessDenied,
     StorageBucketMissing,
     StorageUnreachable,
-    Store,
     credential_source,
     describe_s3_error,
 )
+from style_pipeline.storage.store import Store
 
 SECRET = "s3cr3t-value-never-shown"
 
