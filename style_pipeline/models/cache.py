@@ -21,6 +21,9 @@ def building_dir(out_dir: Path, marker: str) -> Iterator[Path]:
     """
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    # mkdtemp makes the folder 0700; the renamed cache must follow the umask like any other
+    # folder, so a server or trainer running as another user can read the model.
+    tmp.chmod(0o777 & ~_umask())
     try:
         yield tmp
         try:
@@ -30,6 +33,13 @@ def building_dir(out_dir: Path, marker: str) -> Iterator[Path]:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it: set it straight back)."""
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def sha256_of(path: str | os.PathLike) -> str:

@@ -1,6 +1,7 @@
 """building_dir: atomic model folders; sha256_of: weight digests."""
 
 import hashlib
+import os
 
 import pytest
 
@@ -39,3 +40,15 @@ def test_sha256_of_matches_hashlib(tmp_path, payload):
     path = tmp_path / "model.safetensors"
     path.write_bytes(payload)
     assert sha256_of(path) == sha256_of(str(path)) == hashlib.sha256(payload).hexdigest()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_built_folder_follows_the_umask(tmp_path, umask):
+    """mkdtemp's 0700 must not survive the rename: readers may run as another user."""
+    old = os.umask(umask)
+    try:
+        with building_dir(tmp_path / "model", "done") as tmp:
+            (tmp / "done").write_text("ok")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o777 & ~umask
