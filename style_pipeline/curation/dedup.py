@@ -6,12 +6,16 @@ distance is at most ``dhash_threshold``. Groups are the connected components of 
 relation (union-find). Each day's kept frames go into an incremental index, one parquet
 per partition under ``index_prefix``; a day is compared with the index entries of strictly
 earlier partitions only, so a re-run or a backfill of any date gives the same answer.
+An index entry that cannot be read is rebuilt from that day's ``dedup_set`` table (the
+index holds exactly its kept rows), logged by key and rewritten; when the table cannot
+rebuild it either, the error names both keys and the fix.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +44,12 @@ DEDUP_SCHEMA = pl.Schema(
 INDEX_SCHEMA = pl.Schema(
     {"frame_id": pl.String(), "phash": pl.String(), "dhash": pl.String(), "partition": pl.String()}
 )
+
+log = logging.getLogger(__name__)
+
+
+class DedupIndexError(ValueError):
+    """An index entry is unreadable and the day's ``dedup_set`` table cannot rebuild it."""
 
 
 @dataclass(frozen=True)
@@ -212,10 +222,44 @@ def load_index(store: Store, partition: str | dt.date, config: DedupConfig) -> p
             raise ValueError(f"unexpected file in the dedup index: {key}")
         other = dt.date.fromisoformat(partition_key(name.removesuffix(".parquet")))
         if first <= other < day:
-            frames.append(pl.read_parquet(io.BytesIO(store.read_bytes(key))))
+            frames.append(_read_index_day(store, key, other.isoformat(), config))
     if not frames:
         return pl.DataFrame(schema=INDEX_SCHEMA)
     return pl.concat(frames).cast(INDEX_SCHEMA).sort("partition", "frame_id")  # type: ignore[arg-type]
+
+
+def _index_problem(data: bytes, day: str) -> tuple[pl.DataFrame | None, str]:
+    """The entries in ``data`` of index day ``day``, or None and why they are unusable."""
+    try:
+        frame = pl.read_parquet(io.BytesIO(data))
+    except pl.exceptions.PolarsError as exc:  # torn or foreign bytes
+        return None, f"{type(exc).__name__}: {str(exc)[:200]}"
+    if set(frame.columns) != set(INDEX_SCHEMA):
+        return None, f"columns {sorted(frame.columns)}, expected {sorted(INDEX_SCHEMA)}"
+    if frame.height and set(frame["partition"].to_list()) != {day}:
+        return None, f"holds entries of other days than {day}"
+    return frame.select(INDEX_SCHEMA.names()).cast(INDEX_SCHEMA), ""
+
+
+def _read_index_day(store: Store, key: str, day: str, config: DedupConfig) -> pl.DataFrame:
+    """One day's index entries; an unreadable entry is rebuilt from the day's table."""
+    # Store errors (an S3 outage) propagate: only the entry's own bytes make a rebuild.
+    entries, problem = _index_problem(store.read_bytes(key), day)
+    if entries is not None:
+        return entries
+    table_key = layout.table_key(layout.DEDUP_SET, day)
+    try:
+        table = pl.read_parquet(io.BytesIO(store.read_bytes(table_key)))
+        kept = table.filter(~pl.col("is_duplicate"))
+    except (FileNotFoundError, pl.exceptions.PolarsError) as exc:
+        raise DedupIndexError(
+            f"dedup index entry {key} is unreadable ({problem}) and {table_key} cannot rebuild "
+            f"it ({type(exc).__name__}: {str(exc)[:200]}); re-materialize dedup_set for {day}"
+        ) from exc
+    log.warning("dedup index entry %s is unreadable (%s): rebuilt from %s", key, problem, table_key)
+    write_index(store, day, table, config)
+    entries = kept.select("frame_id", "phash", "dhash").with_columns(partition=pl.lit(day))
+    return entries.cast(INDEX_SCHEMA)
 
 
 def write_index(

@@ -2,13 +2,17 @@
 
 The cache maps (image sha256, model id) to one ``.npy`` object in a :class:`Store`:
 ``embeddings/cache/<model_key>/<sha[:2]>/<sha>.npy``. A re-run of the same frames with
-the same model reads every vector back and calls the model zero times.
+the same model reads every vector back and calls the model zero times. An entry that
+cannot be read back (torn, truncated, wrong shape, not finite) is a miss: its key is
+logged, the vector recomputed and the entry rewritten, so one bad file never fails a run.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -21,6 +25,11 @@ from PIL import Image
 from style_pipeline.models import LoadedModel
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
+
+log = logging.getLogger(__name__)
+# What np.load raises on a damaged entry: truncation (ValueError "EOF", EOFError),
+# stray bytes (ValueError "pickled data"), a zip-looking head (BadZipFile).
+_DECODE_ERRORS = (ValueError, EOFError, zipfile.BadZipFile)
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class EmbeddingResult:
     vectors: np.ndarray
     n_computed: int
     n_cached: int
+    unreadable: tuple[str, ...] = ()  # cache keys that could not be read: misses, rewritten
 
 
 def model_cache_key(model_id: str) -> str:
@@ -62,6 +72,7 @@ class EmbeddingCache:
         self.store = store
         self.dim = dim
         self.prefix = layout.embedding_cache_dir(model_cache_key(model_id), prefix)
+        self.unreadable: list[str] = []  # keys of entries that failed to load (then misses)
 
     def key(self, sha256: str) -> str:
         if not re.fullmatch(r"[0-9a-f]{64}", sha256):
@@ -69,15 +80,32 @@ class EmbeddingCache:
         return layout.embedding_cache_key(self.prefix, sha256)
 
     def get(self, sha256: str) -> np.ndarray | None:
+        """The cached vector, or None on a miss (an unreadable entry is a logged miss)."""
         key = self.key(sha256)
         if not self.store.exists(key):
             return None
-        vec = np.load(io.BytesIO(self.store.read_bytes(key)), allow_pickle=False)
+        # Store errors (an S3 outage) propagate: only the entry's own bytes make a miss.
+        data = self.store.read_bytes(key)
+        try:
+            vec = np.load(io.BytesIO(data), allow_pickle=False)
+        except _DECODE_ERRORS as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            problem = self._problem(vec)
+        if problem is None:
+            return vec
+        self.unreadable.append(key)
+        log.warning("embedding cache entry %s is unreadable (%s): a miss", key, problem[:200])
+        return None
+
+    def _problem(self, vec: object) -> str | None:
+        if not isinstance(vec, np.ndarray):
+            return f"holds {type(vec).__name__}, not an array"
         if vec.dtype != np.float32 or vec.shape != (self.dim,):
-            raise ValueError(
-                f"cache entry {key} holds {vec.dtype}{vec.shape}, expected float32[{self.dim}]"
-            )
-        return vec
+            return f"holds {vec.dtype}{vec.shape}, expected float32[{self.dim}]"
+        if not np.isfinite(vec).all():
+            return "holds non-finite values"
+        return None
 
     def put(self, sha256: str, vector: np.ndarray) -> None:
         vec = np.asarray(vector, dtype=np.float32)
@@ -138,10 +166,12 @@ def embed_refs(
     """Embeddings of ``refs`` (images in ``image_store``), computing only cache misses.
 
     Identical content (same sha256) is embedded once. New vectors are written to
-    ``cache`` as soon as each batch finishes, so an interrupted run keeps its progress.
+    ``cache`` as soon as each batch finishes, so an interrupted run keeps its progress;
+    unreadable entries count as misses (``n_computed``) and are listed in ``unreadable``.
     """
     if cache is not None and cache.dim != loaded.dim:
         raise ValueError(f"cache dim {cache.dim} != model dim {loaded.dim}")
+    unreadable_before = len(cache.unreadable) if cache is not None else 0
     found: dict[str, np.ndarray] = {}
     missing: dict[str, str] = {}
     for ref in refs:
@@ -164,7 +194,8 @@ def embed_refs(
     vectors = np.zeros((len(refs), loaded.dim), dtype=np.float32)
     for i, ref in enumerate(refs):
         vectors[i] = found[ref.sha256]
-    return EmbeddingResult(vectors=vectors, n_computed=len(todo), n_cached=n_cached)
+    unreadable = tuple(cache.unreadable[unreadable_before:]) if cache is not None else ()
+    return EmbeddingResult(vectors, n_computed=len(todo), n_cached=n_cached, unreadable=unreadable)
 
 
 def embeddings_frame(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+import logging
 import uuid
 
 import cv2
@@ -11,6 +13,7 @@ from style_pipeline.contracts.curation import DedupConfig
 from style_pipeline.curation import dedup
 from style_pipeline.curation.dedup import HashedFrame
 from style_pipeline.curation.hashing import hash_file, to_hex
+from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 from style_pipeline_tests.curation.factories import jpeg, save, scene
 
@@ -173,3 +176,58 @@ def test_empty_partition_writes_empty_index(tmp_path):
     assert rows.height == 0 and rows.schema == dedup.DEDUP_SCHEMA
     assert store.exists(dedup.index_key(D1, CONFIG))
     assert dedup.load_index(store, D2, CONFIG).height == 0
+
+
+def _damage_index(store: Store, how: str) -> str:
+    key = dedup.index_key(D1, CONFIG)
+    whole = store.read_bytes(key)
+    damaged = {
+        "truncated": whole[: len(whole) // 2],
+        "garbage": b"\x00\x01 not parquet",
+        "foreign": _parquet(pl.DataFrame({"x": [1]})),
+        "wrong_day": _parquet(pl.read_parquet(whole).with_columns(partition=pl.lit(D3))),
+    }[how]
+    store.put_bytes(damaged, key)
+    return key
+
+
+def _parquet(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "foreign", "wrong_day"])
+def test_an_unreadable_index_day_is_rebuilt_from_its_table_and_rewritten(
+    tmp_path, frames, caplog, how
+):
+    store = Store(tmp_path / "storage")
+    day1, day2 = [frames["a"], frames["b"], frames["a_half"]], [frames["a_jpeg"], frames["c"]]
+    table1 = dedup.dedup_partition(store, D1, day1, CONFIG)
+    store.put_bytes(_parquet(table1), layout.table_key(layout.DEDUP_SET, D1))  # the IO manager's
+    clean_index = store.read_bytes(dedup.index_key(D1, CONFIG))
+    clean = Store(tmp_path / "clean")
+    dedup.dedup_partition(clean, D1, day1, CONFIG)
+    clean2 = dedup.dedup_partition(clean, D2, day2, CONFIG)
+    key = _damage_index(store, how)
+
+    with caplog.at_level(logging.WARNING, logger="style_pipeline.curation.dedup"):
+        again2 = dedup.dedup_partition(store, D2, day2, CONFIG)
+    assert again2.equals(clean2) and again2["is_duplicate"].to_list() == [True, False]
+    [record] = caplog.records
+    assert key in record.getMessage() and f"dedup_set/{D1}.parquet" in record.getMessage()
+    assert store.read_bytes(key) == clean_index  # rewritten as it was
+    caplog.clear()
+    assert dedup.load_index(store, D2, CONFIG)["frame_id"].to_list() == ["a", "b"]
+    assert caplog.records == []
+
+
+def test_an_index_day_without_a_table_names_both_keys_and_the_fix(tmp_path, frames):
+    store = Store(tmp_path / "storage")
+    dedup.dedup_partition(store, D1, [frames["a"]], CONFIG)
+    key = _damage_index(store, "truncated")
+    with pytest.raises(dedup.DedupIndexError) as raised:
+        dedup.load_index(store, D2, CONFIG)
+    message = str(raised.value)
+    assert key in message and f"dedup_set/{D1}.parquet" in message
+    assert f"re-materialize dedup_set for {D1}" in message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import uuid
 
 import numpy as np
@@ -116,18 +117,76 @@ def test_cache_is_per_model(tiny, counter, tmp_path):
     assert embed_refs(tiny, refs, store, other).n_computed == 1
 
 
-def test_cache_rejects_bad_keys_and_entries(tmp_path):
+def test_cache_rejects_bad_keys_and_vectors(tmp_path):
     store = Store(str(tmp_path))
     cache = EmbeddingCache(store, "m@1", 4)
     with pytest.raises(ValueError, match="sha256"):
         cache.key("../../etc/passwd")
     with pytest.raises(ValueError, match="shape"):
         cache.put("a" * 64, np.zeros(3))
+
+
+def _npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.save(buffer, np.zeros(5, dtype=np.float32))
-    store.put_bytes(buffer.getvalue(), cache.key("b" * 64))
-    with pytest.raises(ValueError, match="expected float32"):
-        cache.get("b" * 64)
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+GOOD = _npy(np.ones(4, dtype=np.float32) / 2)
+
+
+@pytest.mark.parametrize(
+    ("damaged", "problem"),
+    [
+        (GOOD[: len(GOOD) // 2], "EOF"),  # a torn write
+        (GOOD[:20], "EOF"),  # cut inside the header
+        (b"", "EOFError"),
+        (b"\x00garbage", "pickled"),
+        (b"PK\x03\x04junk", "BadZipFile"),
+        (_npy(np.zeros(5, dtype=np.float32)), "expected float32[4]"),
+        (_npy(np.zeros(4, dtype=np.float64)), "expected float32[4]"),
+        (_npy(np.array([1, np.nan, 0, 0], dtype=np.float32)), "non-finite"),
+    ],
+)
+def test_an_unreadable_entry_is_a_logged_miss(tmp_path, caplog, damaged, problem):
+    store = Store(str(tmp_path))
+    cache = EmbeddingCache(store, "m@1", 4)
+    key = cache.key("b" * 64)
+    store.put_bytes(damaged, key)
+    with caplog.at_level(logging.WARNING, logger="style_pipeline.curation.embeddings"):
+        assert cache.get("b" * 64) is None
+    assert cache.unreadable == [key]
+    [record] = caplog.records
+    assert key in record.getMessage() and problem in record.getMessage()
+    store.put_bytes(GOOD, key)
+    np.testing.assert_array_equal(cache.get("b" * 64), np.ones(4, dtype=np.float32) / 2)
+
+
+@pytest.mark.parametrize("root", ["local", "memory"])
+def test_damaged_entries_are_recomputed_rewritten_and_match_a_clean_run(
+    tiny, counter, tmp_path, caplog, root
+):
+    url = str(tmp_path / "storage") if root == "local" else f"memory://emb-{uuid.uuid4().hex}"
+    store = Store(url)
+    refs = _put_images(store, [21, 22, 23])
+    cache = EmbeddingCache(store, tiny.model_id, tiny.dim)
+    clean = embed_refs(tiny, refs, store, cache, batch_size=2)
+    torn, garbage = cache.key(refs[0].sha256), cache.key(refs[2].sha256)
+    whole = store.read_bytes(torn)
+    store.put_bytes(whole[: len(whole) - 100], torn)
+    store.put_bytes(b"\x13\x37 not an npy", garbage)
+
+    caplog.set_level(logging.WARNING, logger="style_pipeline.curation.embeddings")
+    again = EmbeddingCache(store, tiny.model_id, tiny.dim)
+    result = embed_refs(tiny, refs, store, again, batch_size=2)
+    assert (result.n_computed, result.n_cached, counter.images) == (2, 1, 5)
+    assert result.unreadable == (torn, garbage)
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert torn in logged and garbage in logged
+    np.testing.assert_allclose(result.vectors, clean.vectors, atol=1e-6)
+    third = embed_refs(tiny, refs, store, EmbeddingCache(store, tiny.model_id, tiny.dim))
+    assert (third.n_computed, third.n_cached, third.unreadable) == (0, 3, ())  # rewritten
+    np.testing.assert_array_equal(third.vectors, result.vectors)
 
 
 def test_unreadable_image_names_the_key(tiny, tmp_path):

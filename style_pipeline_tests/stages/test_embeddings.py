@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 
+import numpy as np
 import polars as pl
 import pytest
 from PIL import Image
 
 from style_pipeline.contracts.curation import EmbeddingConfig
 from style_pipeline.contracts.models import ModelConfig
-from style_pipeline.curation.embeddings import model_cache_key
+from style_pipeline.curation.embeddings import model_cache_key, vectors_from_frame
 from style_pipeline.stages.embeddings import embed_partition
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
@@ -55,3 +56,20 @@ def test_embed_partition_then_rerun_from_the_cache(tmp_path, tiny_config):
     again, facts = embed_partition(frames, store, tiny_config, EmbeddingConfig())
     assert (facts.computed, facts.cached) == (0, 3)
     assert again["embedding"].to_list() == table["embedding"].to_list()
+
+
+def test_a_truncated_cache_entry_is_recomputed_not_fatal(tmp_path, tiny_config, caplog):
+    store = Store(str(tmp_path))
+    frames = _frames(store, [4, 5])
+    clean, _ = embed_partition(frames, store, tiny_config, EmbeddingConfig())
+    cache_dir = layout.embedding_cache_dir(model_cache_key(clean["model_id"][0]))
+    entry = layout.embedding_cache_key(cache_dir, frames["sha256"][1])
+    store.put_bytes(store.read_bytes(entry)[:64], entry)  # what a kill -9 could leave elsewhere
+
+    with caplog.at_level("WARNING", logger="style_pipeline.curation.embeddings"):
+        again, facts = embed_partition(frames, store, tiny_config, EmbeddingConfig())
+    assert (facts.computed, facts.cached) == (1, 1)
+    assert any(entry in r.getMessage() for r in caplog.records)
+    np.testing.assert_allclose(vectors_from_frame(again), vectors_from_frame(clean), atol=1e-6)
+    _, facts = embed_partition(frames, store, tiny_config, EmbeddingConfig())
+    assert (facts.computed, facts.cached) == (0, 2)  # the entry was rewritten
