@@ -86,6 +86,7 @@ class EmbeddingCache:
             return None
         # Store errors (an S3 outage) propagate: only the entry's own bytes make a miss.
         data = self.store.read_bytes(key)
+        problem: str | None
         try:
             vec = np.load(io.BytesIO(data), allow_pickle=False)
         except _DECODE_ERRORS as exc:
