@@ -15,6 +15,7 @@ class IngestSettings(Section):
     max_image_pixels: int = Field(89_478_485, gt=0)
     max_video_pixels: int = Field(7680 * 4608, gt=0)
     quarantine_max_mb: float = Field(256, ge=0)
+    probe_timeout_s: float = Field(120, gt=0, description="wall-clock limit of one probe")
 
 
 class FrameSettings(Section):
@@ -27,6 +28,12 @@ class FrameSettings(Section):
     include_first_frame: bool = True
     still_max_edge: int = Field(2048, ge=64)
     jpeg_quality: int = Field(95, ge=50, le=100)
+    # ffmpeg's time limit per video: floor + per_media_s * duration, at most max_s (also
+    # used when the duration is unknown); past it ffmpeg is killed and the file fails
+    # ``timeout``.
+    ffmpeg_timeout_floor_s: float = Field(60, gt=0)
+    ffmpeg_timeout_per_media_s: float = Field(2.0, ge=0)
+    ffmpeg_timeout_max_s: float = Field(2 * 3600 + 60, gt=0)
 
 
 class SensorSettings(Section):

@@ -22,9 +22,9 @@ class MediaStatus(StrEnum):
 class RejectReason(StrEnum):
     """Why a dropped file was not accepted. Stable codes: dashboards and tests key on them."""
 
-    PATH_ESCAPE = "path_escape"  # symlink or path leading outside the drop root
-    NOT_A_FILE = "not_a_file"  # socket, fifo, device, dangling link
-    UNREADABLE = "unreadable"  # permission denied or I/O error
+    PATH_ESCAPE = "path_escape"  # symlink, hard link or path leading outside the drop root
+    NOT_A_FILE = "not_a_file"  # socket, fifo, device, dangling link, folder named like media
+    UNREADABLE = "unreadable"  # permission denied or I/O error (file or folder)
     EMPTY_FILE = "empty_file"
     TOO_LARGE = "too_large"
     UNSUPPORTED_TYPE = "unsupported_type"  # magic bytes are no image/video format we take
@@ -36,6 +36,8 @@ class RejectReason(StrEnum):
     TOO_LONG = "too_long"
     NO_VIDEO_STREAM = "no_video_stream"
     DUPLICATE_CONTENT = "duplicate_content"  # same sha256 already accepted
+    TIMEOUT = "timeout"  # probing or extraction ran past its time limit
+    HIDDEN = "hidden"  # dot file or dot folder: never ingested
 
 
 class RawMediaRecord(BaseModel):

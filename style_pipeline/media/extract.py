@@ -14,7 +14,7 @@ from PIL import Image
 
 from style_pipeline.contracts.ingest import FrameSettings
 from style_pipeline.contracts.media import MediaKind, RejectReason
-from style_pipeline.media.frames import ExtractedFrame, extract_video_frames
+from style_pipeline.media.frames import ExtractedFrame, FrameTimeoutError, extract_video_frames
 from style_pipeline.media.stills import standardize_still
 
 STILL_MODE = "still"
@@ -24,15 +24,23 @@ def failure_reason(exc: Exception) -> RejectReason:
     """The reject code of a file whose frames could not be extracted."""
     if isinstance(exc, Image.DecompressionBombError):
         return RejectReason.DECOMPRESSION_BOMB
+    if isinstance(exc, FrameTimeoutError):
+        return RejectReason.TIMEOUT
     return RejectReason.CORRUPT
 
 
 def extract_local(
-    kind: MediaKind, local: Path, work: Path, settings: FrameSettings
+    kind: MediaKind,
+    local: Path,
+    work: Path,
+    settings: FrameSettings,
+    duration_s: float | None = None,
 ) -> tuple[str, list[ExtractedFrame]]:
-    """Frames of one local file, written under ``work``: (mode, frames)."""
+    """Frames of one local file, written under ``work``: (mode, frames).
+
+    ``duration_s`` (a video's, from ``raw_media``) sets ffmpeg's time limit."""
     if kind is MediaKind.VIDEO:
-        return settings.mode, extract_video_frames(local, work, settings)
+        return settings.mode, extract_video_frames(local, work, settings, duration_s)
     target = work / "still.jpg"
     width, height = standardize_still(
         local, target, max_edge=settings.still_max_edge, jpeg_quality=settings.jpeg_quality

@@ -19,6 +19,10 @@ video: a clip without a cut gives its first frame even when ``include_first_fram
 ``max_frames_per_video`` keeps the highest cut scores in scene mode (the first frame always
 stays) and evenly spaced frames otherwise.
 
+Every ffmpeg call of a video shares one time limit (``time_limit_s``: a floor plus seconds
+per media second, from ``FrameSettings.ffmpeg_timeout_*``); past it ffmpeg is killed and
+``FrameTimeoutError`` raised. ffmpeg runs tied to this process (``run_ffmpeg``).
+
 Timestamps are taken in ffmpeg's microsecond time base (``settb=AVTB``), so both branches
 name the same frame by the same integer.
 """
@@ -28,16 +32,17 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import subprocess
-import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import ffmpeg
 from PIL import Image
 
 from style_pipeline.contracts.ingest import FrameSettings
-from style_pipeline.media.ffmpeg_bin import ffmpeg_exe
+from style_pipeline.media.ffmpeg_bin import FfmpegTimeoutError, ffmpeg_exe, run_ffmpeg
+from style_pipeline.media.workdirs import work_dir
 
 JPEG_QSCALE = 2  # ffmpeg mjpeg -q:v: 2 is visually lossless (1 only adds bytes)
 CANDIDATE_RATIO = 0.5  # full-branch candidate threshold = scene_threshold * this
@@ -50,6 +55,10 @@ _MARK = "style_pipeline.frame"
 
 class FrameExtractionError(RuntimeError):
     """ffmpeg could not extract frames; the message ends with ffmpeg's stderr tail."""
+
+
+class FrameTimeoutError(FrameExtractionError):
+    """ffmpeg ran past the video's time limit (``ffmpeg_timeout_*``) and was killed."""
 
 
 @dataclass(frozen=True)
@@ -113,11 +122,46 @@ def cap_marks(marks: list[_Mark], cap: int, *, by_score: bool) -> list[_Mark]:
     return [marks[round(i * step)] for i in range(cap)]
 
 
-def _run(stream, video: Path) -> None:
+def time_limit_s(settings: FrameSettings, duration_s: float | None) -> float:
+    """ffmpeg's time budget for one video: floor + per media second, at most the maximum
+    (the maximum when the duration is unknown)."""
+    if duration_s is None or duration_s <= 0:
+        return settings.ffmpeg_timeout_max_s
+    budget = settings.ffmpeg_timeout_floor_s + settings.ffmpeg_timeout_per_media_s * duration_s
+    return min(budget, settings.ffmpeg_timeout_max_s)
+
+
+def media_duration_s(video: Path) -> float | None:
+    """The container's declared duration (header only, nothing decoded); None if unknown."""
+    try:
+        with av.open(str(video), metadata_errors="ignore", timeout=30) as container:
+            if container.duration:
+                return container.duration / av.time_base
+    except av.FFmpegError:
+        return None  # ffmpeg itself will say what is wrong with the file
+    return None
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    """The time limit of one video (``limit_s``) and when it ends (``time.monotonic()``)."""
+
+    limit_s: float
+    end: float
+
+
+def _run(stream, video: Path, deadline: _Deadline) -> None:
+    """Run one ffmpeg graph; it must finish by the video's deadline."""
     args = stream.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(
         cmd=ffmpeg_exe(), overwrite_output=True
     )
-    proc = subprocess.run(args, capture_output=True)
+    try:
+        proc = run_ffmpeg(args, deadline.end - time.monotonic())
+    except FfmpegTimeoutError as exc:
+        raise FrameTimeoutError(
+            f"{video.name}: ffmpeg ran past the time limit of {deadline.limit_s:.4g} s for "
+            "this video and was killed (FrameSettings.ffmpeg_timeout_*)"
+        ) from exc
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip()[-_STDERR_TAIL:]
         raise FrameExtractionError(
@@ -157,7 +201,7 @@ def _written(work: Path, prefix: str, marks_file: Path) -> list[tuple[_Mark, Pat
 
 
 def _scene_pass(
-    video: Path, work: Path, s: FrameSettings
+    video: Path, work: Path, s: FrameSettings, deadline: _Deadline
 ) -> tuple[list[tuple[_Mark, Path]], list[_Mark]]:
     """The single decode: candidates at full resolution, cuts from the analysis branch."""
     src = ffmpeg.input(str(video)).video.filter("settb", "AVTB").split()
@@ -178,23 +222,25 @@ def _scene_pass(
     outputs = ffmpeg.merge_outputs(
         ffmpeg.output(analysis, "-", f="null"), _jpeg_output(full, work / "c%06d.jpg")
     )
-    _run(outputs, video)
+    _run(outputs, video, deadline)
     marks = parse_marks(cuts_file.read_text()) if cuts_file.exists() else []
     return _written(work, "c", cand_file), marks[1:]
 
 
-def _fetch_pass(video: Path, work: Path, pts_us: list[int]) -> dict[int, Path]:
+def _fetch_pass(video: Path, work: Path, pts_us: list[int], deadline: _Deadline) -> dict[int, Path]:
     """Decode until the frames with these exact timestamps are written (stops early)."""
     expr = "+".join(f"eq(pts,{p})" for p in sorted(pts_us))
     stream = ffmpeg.input(str(video)).video.filter("settb", "AVTB").filter("select", expr)
     marks_file = work / "fetch.txt"
     out = _jpeg_output(_printed(stream, marks_file), work / "f%06d.jpg", vframes=len(pts_us))
-    _run(out, video)
+    _run(out, video, deadline)
     return {mark.pts_us: path for mark, path in _written(work, "f", marks_file)}
 
 
-def _scene_frames(video: Path, work: Path, s: FrameSettings) -> list[tuple[_Mark, Path]]:
-    candidates, cuts = _scene_pass(video, work, s)
+def _scene_frames(
+    video: Path, work: Path, s: FrameSettings, deadline: _Deadline
+) -> list[tuple[_Mark, Path]]:
+    candidates, cuts = _scene_pass(video, work, s, deadline)
     if not candidates:
         raise FrameExtractionError(f"no decodable video frame in {video.name}")
     by_pts = {mark.pts_us: path for mark, path in candidates}
@@ -207,14 +253,16 @@ def _scene_frames(video: Path, work: Path, s: FrameSettings) -> list[tuple[_Mark
     chosen = cap_marks(([first] if first else []) + kept, s.max_frames_per_video, by_score=True)
     missing = [m.pts_us for m in chosen if m.pts_us not in by_pts]
     if missing:
-        by_pts.update(_fetch_pass(video, work, missing))
+        by_pts.update(_fetch_pass(video, work, missing, deadline))
     lost = [m.pts_us for m in chosen if m.pts_us not in by_pts]
     if lost:
         raise FrameExtractionError(f"{video.name}: frames at pts {lost} (us) not found")
     return [(m, by_pts[m.pts_us]) for m in chosen]
 
 
-def _plain_frames(video: Path, work: Path, s: FrameSettings) -> list[tuple[_Mark, Path]]:
+def _plain_frames(
+    video: Path, work: Path, s: FrameSettings, deadline: _Deadline
+) -> list[tuple[_Mark, Path]]:
     """Keyframes or interval mode: every selected frame is written, then capped."""
     if s.mode == "keyframes":
         stream = ffmpeg.input(str(video), skip_frame="nokey").video.filter("settb", "AVTB")
@@ -223,7 +271,7 @@ def _plain_frames(video: Path, work: Path, s: FrameSettings) -> list[tuple[_Mark
         expr = f"isnan(prev_selected_t)+gt({slot},{slot.replace('(t/', '(prev_selected_t/')})"
         stream = ffmpeg.input(str(video)).video.filter("settb", "AVTB").filter("select", expr)
     marks_file = work / "marks.txt"
-    _run(_jpeg_output(_printed(stream, marks_file), work / "k%06d.jpg"), video)
+    _run(_jpeg_output(_printed(stream, marks_file), work / "k%06d.jpg"), video, deadline)
     written = _written(work, "k", marks_file)
     kept = cap_marks([m for m, _ in written], s.max_frames_per_video, by_score=False)
     chosen = {m.pts_us for m in kept}
@@ -231,24 +279,30 @@ def _plain_frames(video: Path, work: Path, s: FrameSettings) -> list[tuple[_Mark
 
 
 def extract_video_frames(
-    video: Path, out_dir: Path, settings: FrameSettings
+    video: Path, out_dir: Path, settings: FrameSettings, duration_s: float | None = None
 ) -> list[ExtractedFrame]:
     """Extract frames of ``video`` into ``out_dir`` as full-resolution JPEGs.
 
     Files are named ``frame_<milliseconds>.jpg``; the result is in time order. Raises
-    ``FrameExtractionError`` (with ffmpeg's stderr tail) when ffmpeg fails.
+    ``FrameExtractionError`` (with ffmpeg's stderr tail) when ffmpeg fails, and
+    ``FrameTimeoutError`` when it runs past ``time_limit_s`` for ``duration_s`` (read
+    from the container when not given). ffmpeg's scratch files live in a work folder
+    under ``media.workdirs.work_root()``.
     """
     # Absolute, so a name such as ``concat:x.mp4`` is never read as an ffmpeg protocol.
     video, out_dir = Path(video).resolve(), Path(out_dir)
     if not video.is_file():
         raise FrameExtractionError(f"no such video file: {video}")
+    if duration_s is None:
+        duration_s = media_duration_s(video)
+    limit_s = time_limit_s(settings, duration_s)
+    deadline = _Deadline(limit_s, time.monotonic() + limit_s)
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".extract-", dir=out_dir))
-    try:
+    with work_dir("extract-") as work:
         if settings.mode == "scene":
-            picked = _scene_frames(video, work, settings)
+            picked = _scene_frames(video, work, settings, deadline)
         else:
-            picked = _plain_frames(video, work, settings)
+            picked = _plain_frames(video, work, settings, deadline)
         frames: list[ExtractedFrame] = []
         seen_ms: set[int] = set()
         for mark, path in sorted(picked, key=lambda mp: mp[0].pts_us):
@@ -262,5 +316,3 @@ def extract_video_frames(
                 width, height = img.size
             frames.append(ExtractedFrame(mark.pts_us / _US, target, width, height, mark.score))
         return frames
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

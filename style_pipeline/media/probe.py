@@ -3,15 +3,18 @@
 Every refusal raises ``MediaRejected`` with a stable reason code and a detail in words.
 Images are fully decoded (``load()``) after their header-declared size passed the
 pixel limit, so decompression bombs are refused before any pixel buffer is allocated.
-Videos are not decoded whole: the first frame and the last GOP are, which catches files
-cut short (the usual failure of an interrupted copy) at a cost independent of length.
+Videos are not decoded whole: the first frame is, the packets of the last seconds are
+demuxed (a file cut short, the usual failure of an interrupted copy, stops before its
+declared duration) and a few frames of the last GOP are decoded, so the cost is
+independent of length and GOP size. A probe past ``probe_timeout_s`` is refused ``timeout``.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,8 +31,10 @@ _MAKE, _MODEL, _DATETIME, _ORIENTATION = 0x010F, 0x0110, 0x0132, 0x0112
 _EXIF_IFD, _GPS_IFD, _DATETIME_ORIGINAL = 0x8769, 0x8825, 0x9003
 _NEEDS_PLUGIN = {"heic": "the pillow-heif plugin", "avif": "a Pillow built with libavif"}
 _ISO_BMFF_VIDEO = {"mp4", "mov", "m4v", "3gp"}
-# Decode from the keyframe before (end - window) to the end; None = from the start.
-_TAIL_WINDOWS_S = (1.0, 10.0, 60.0, None)
+# Demux from any packet before (end - window) to the end, widening until a keyframe shows.
+_TAIL_WINDOWS_S = (2.0, 10.0, 60.0)
+# At most this many packets of the last GOP are decoded (the keyframe and those after it).
+_TAIL_FRAMES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,7 @@ class VideoProbe:
     duration_s: float | None
     frame_count: int | None
     has_audio: bool
+    frames_decoded: int = 0  # how many frames the probe decoded (its work, bounded)
 
 
 # ---------------------------------------------------------------- images
@@ -156,8 +162,13 @@ def probe_image(
 # ---------------------------------------------------------------- videos
 
 
-def _video_error(exc: BaseException, stage: str) -> MediaRejected:
+def _video_error(exc: BaseException, stage: str, limit_s: float) -> MediaRejected:
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, av.ExitError):  # the read timeout of ``av.open`` interrupted a read
+        return MediaRejected(
+            RejectReason.TIMEOUT,
+            f"a read took longer than the limit of {limit_s:g} s while {stage}",
+        )
     if isinstance(exc, EOFError):
         return MediaRejected(RejectReason.TRUNCATED, f"video ends early while {stage}: {text}")
     return MediaRejected(RejectReason.CORRUPT, f"video fails while {stage}: {text}")
@@ -183,48 +194,110 @@ def _duration_s(container, stream) -> float | None:
     return None
 
 
-def _decode_to_end(container, stream, target: int | None) -> tuple[int, int | None]:
-    """Seek to the keyframe at or before ``target`` (None: the very start), decode to the end.
+class _Deadline:
+    """The probe's wall-clock budget (``IngestSettings.probe_timeout_s``), checked between
+    packets and frames; a probe past it is refused ``TIMEOUT``."""
 
-    Returns the number of frames decoded and the largest pts among them (None if none had one).
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def check(self) -> None:
+        if time.monotonic() > self.end:
+            raise MediaRejected(
+                RejectReason.TIMEOUT,
+                f"probing took longer than the limit of {self.seconds:g} s; stopped",
+            )
+
+
+@dataclass
+class _TailScan:
+    """Packets demuxed from a seek near the end: how far they reach, and the last GOP's head."""
+
+    packets: int = 0
+    reached_pts: int | None = None  # largest pts + duration among them
+    last_gop: list = field(default_factory=list)  # last keyframe packet + up to N-1 after it
+
+
+def _scan_packets(container, stream, target: int | None, deadline: _Deadline) -> _TailScan:
+    """Seek to any packet at or before ``target`` (None: the start) and demux to the end.
+
+    Demuxing reads packets without decoding them, so its cost is I/O of the window only.
+    Keeps the packets of the last keyframe seen (at most ``_TAIL_FRAMES``) for decoding.
     """
     if target is None:
         container.seek(0, backward=True, any_frame=False)  # container time, before any pts
     else:
-        container.seek(target, stream=stream, backward=True, any_frame=False)
-    count, last = 0, None
-    for frame in container.decode(stream):
-        count += 1
-        if frame.pts is not None:
-            last = frame.pts if last is None else max(last, frame.pts)
-    return count, last
+        container.seek(target, stream=stream, backward=True, any_frame=True)
+    scan = _TailScan()
+    for packet in container.demux(stream):
+        deadline.check()
+        if packet.size == 0:
+            continue  # the demuxer's end-of-stream marker
+        scan.packets += 1
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        if stamp is not None:
+            end = stamp + (packet.duration or 0)
+            scan.reached_pts = end if scan.reached_pts is None else max(scan.reached_pts, end)
+        if packet.is_keyframe:
+            scan.last_gop = [packet]
+        elif scan.last_gop and len(scan.last_gop) < _TAIL_FRAMES:
+            scan.last_gop.append(packet)
+    return scan
 
 
-def _check_tail(container, stream, duration: float, fps: float | None) -> None:
-    """Decode the last GOP and require frames up to ``duration``.
+def _decode_packets(stream, packets: list, deadline: _Deadline) -> int:
+    """Decode ``packets`` (a keyframe first) and flush; the number of frames they gave."""
+    codec = stream.codec_context
+    codec.flush_buffers()
+    count = 0
+    for packet in [*packets, None]:  # None flushes the frames the decoder still holds
+        deadline.check()
+        count += len(codec.decode(packet))
+    return count
 
-    Some demuxers (MPEG-TS, AVI without index) seek to a non-keyframe, which decodes to
-    nothing; then the window widens (10 s, 60 s before the end) and finally the stream
-    is decoded from its start.
+
+def _check_tail(container, stream, duration: float, fps: float | None, deadline: _Deadline) -> int:
+    """Require packets up to ``duration`` and decode the head of the last GOP near the end.
+
+    Packets are demuxed from a seek to *any* packet shortly before the end, so the cost is
+    set by the window, not by the GOP length: a long-GOP file whose only keyframe is its
+    first frame is not decoded from the start. The window widens (2, 10, 60 s) until it
+    holds a keyframe; of that GOP at most ``_TAIL_FRAMES`` packets are decoded. A GOP
+    longer than the widest window is not decoded at the end (the first frame was). Short
+    files, and demuxers whose seek lands past the data (Matroska cut before its cues), are
+    demuxed from the start. Returns the number of frames decoded.
     """
     tb = stream.time_base
     start = stream.start_time or 0
-    count, last = 0, None
+    scan = _TailScan()
     for back in _TAIL_WINDOWS_S:
-        whole = back is None or back >= duration
-        target = None if back is None or whole else start + int(Fraction(duration - back) / tb)
-        count, last = _decode_to_end(container, stream, target)
-        if count or whole:
+        if back >= duration:
             break
-    if count and last is None:
-        return  # frames without timestamps: the end cannot be placed in time
+        scan = _scan_packets(
+            container, stream, start + int(Fraction(duration - back) / tb), deadline
+        )
+        if scan.last_gop:
+            break
+    if not scan.packets or (not scan.last_gop and duration <= _TAIL_WINDOWS_S[-1]):
+        scan = _scan_packets(container, stream, None, deadline)
+    decoded = _decode_packets(stream, scan.last_gop, deadline) if scan.last_gop else 0
+    if scan.last_gop and not decoded:
+        raise MediaRejected(
+            RejectReason.CORRUPT, "the last keyframe before the end decodes to nothing"
+        )
+    if scan.reached_pts is None:
+        if not scan.packets:
+            raise MediaRejected(RejectReason.TRUNCATED, "no video packet could be read")
+        return decoded  # packets without timestamps: the end cannot be placed in time
     frame_s = 1.0 / fps if fps else 0.0
-    reached = float((last - start) * tb) + frame_s if last is not None else 0.0
+    reached = float((scan.reached_pts - start) * tb)
     if reached < duration - max(0.5, 3 * frame_s):
         raise MediaRejected(
             RejectReason.TRUNCATED,
-            f"decoding stops at {reached:.2f} s of the declared {duration:.2f} s",
+            f"the video stream stops at {reached:.2f} s of the declared {duration:.2f} s",
         )
+    return decoded
 
 
 def probe_video(
@@ -236,12 +309,14 @@ def probe_video(
     (mp4/mov) first, which names the missing ``moov`` atom of a file cut short.
     """
     path = Path(path)
+    deadline = _Deadline(limits.probe_timeout_s)
     if sniffed_format in _ISO_BMFF_VIDEO:
         check_top_level_atoms(path)
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        # ``timeout`` interrupts a single read that blocks (a stalled network mount).
+        container = av.open(str(path), metadata_errors="ignore", timeout=limits.probe_timeout_s)
     except av.FFmpegError as exc:
-        raise _video_error(exc, "opening the container") from exc
+        raise _video_error(exc, "opening the container", limits.probe_timeout_s) from exc
     with container:
         if not container.streams.video:
             kinds: list[str] = sorted({s.type for s in container.streams}) or ["none"]
@@ -266,14 +341,17 @@ def probe_video(
                 RejectReason.TOO_LONG,
                 f"{duration:.2f} s exceeds the limit of {limits.max_video_seconds:g} s",
             )
+        stream.thread_type = "AUTO"  # frame and slice threads: a 4K/8K keyframe decodes faster
         try:
             first = next(iter(container.decode(stream)), None)
             if first is None:
                 raise MediaRejected(RejectReason.CORRUPT, "no video frame could be decoded")
+            decoded = 1
+            deadline.check()
             if duration:
-                _check_tail(container, stream, duration, fps)
+                decoded += _check_tail(container, stream, duration, fps, deadline)
         except av.FFmpegError as exc:
-            raise _video_error(exc, "decoding") from exc
+            raise _video_error(exc, "decoding", limits.probe_timeout_s) from exc
         return VideoProbe(
             container=container.format.name,
             codec=stream.codec_context.name,
@@ -283,4 +361,5 @@ def probe_video(
             duration_s=duration,
             frame_count=frames,
             has_audio=bool(container.streams.audio),
+            frames_decoded=decoded,
         )

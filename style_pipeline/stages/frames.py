@@ -1,7 +1,8 @@
 """The ``frames`` stage: every accepted ``raw_media`` row to stored JPEG frames.
 
 For each accepted row: fetch the stored file, extract video frames or standardize the
-still (``media/extract.py``) into a temp dir, upload each JPEG to
+still (``media/extract.py``) into a work folder (``media/workdirs.py``; those of killed
+runs are removed when the stage starts), upload each JPEG to
 ``layout.frame_key(partition, frame_id)`` and describe it with a ``FrameRecord``. A file
 that fails to decode becomes an ``ExtractionFailure`` and the others go on; storage
 errors are not swallowed. Frame ids are content addresses of (media id, millisecond
@@ -10,7 +11,6 @@ timestamp, mode), so a re-run writes the same keys.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -23,8 +23,10 @@ import polars as pl
 from style_pipeline.contracts.ingest import FrameSettings
 from style_pipeline.contracts.media import FrameRecord, MediaKind, MediaStatus, RejectReason
 from style_pipeline.media.checksum import sha256_file
+from style_pipeline.media.errors import without_content
 from style_pipeline.media.extract import extract_local, failure_reason
 from style_pipeline.media.frames import ExtractedFrame, frame_id
+from style_pipeline.media.workdirs import clean_stale_work_dirs, work_dir
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 from style_pipeline.storage.tables import records_to_frame
@@ -106,7 +108,11 @@ def _publish(
 def extract_partition(
     media_rows: list[dict], store: Store, partition_key: str, settings: FrameSettings
 ) -> ExtractionResult:
-    """Extract and upload the frames of every accepted media row of one partition."""
+    """Extract and upload the frames of every accepted media row of one partition.
+
+    Work folders of runs that were killed (``kill -9``) are removed first.
+    """
+    clean_stale_work_dirs()
     result = ExtractionResult()
     seen: set[str] = set()
     for row in media_rows:
@@ -127,13 +133,15 @@ def extract_partition(
             continue
         with (
             store.local_copy(row["object_path"]) as local,
-            tempfile.TemporaryDirectory(prefix="frames_") as tmp,
+            work_dir("frames_") as tmp,
         ):
             try:
-                mode, frames = extract_local(kind, Path(local), Path(tmp), settings)
+                duration = row.get("duration_s")
+                mode, frames = extract_local(kind, Path(local), tmp, settings, duration)
             except Exception as exc:  # one undecodable file must not fail the partition
                 reason = failure_reason(exc).value
-                detail = f"{type(exc).__name__}: {exc}"
+                # ffmpeg's stderr tail (up to 3000 characters) stays whole
+                detail = without_content(f"{type(exc).__name__}: {exc}", limit=4000)
                 result.failures.append(ExtractionFailure(media_id, source, reason, detail))
                 result.timings[media_id] = time.perf_counter() - started
                 continue

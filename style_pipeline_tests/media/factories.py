@@ -105,14 +105,21 @@ def make_video(
     audio: bool = False,
     faststart: bool = False,
     source: str = "testsrc2",
+    gop: int | None = None,
 ) -> Path:
-    """A synthetic video (lavfi ``source``); the container follows ``path``'s extension."""
+    """A synthetic video (lavfi ``source``); the container follows ``path``'s extension.
+
+    ``gop``: a keyframe every ``gop`` frames exactly (no scene-cut keyframes), e.g. a huge
+    value for a long-GOP file whose only keyframe is its first frame.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     args = ["-f", "lavfi", "-i", f"{source}=size={size[0]}x{size[1]}:rate={fps}"]
     if audio:
         args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000"]
     args += ["-t", str(seconds), "-c:v", codec, "-pix_fmt", "yuv420p"]
+    if gop is not None:
+        args += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
     args += ["-c:a", "aac", "-shortest"] if audio else []
     args += ["-movflags", "+faststart"] if faststart else []
     run_ffmpeg(*args, str(path))

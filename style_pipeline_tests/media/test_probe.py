@@ -5,6 +5,7 @@ from PIL import Image, ImageFile
 
 from style_pipeline.contracts.ingest import IngestSettings
 from style_pipeline.contracts.media import RejectReason
+from style_pipeline.media import probe as probe_module
 from style_pipeline.media.errors import MediaRejected
 from style_pipeline.media.isobmff import check_top_level_atoms
 from style_pipeline.media.probe import probe_image, probe_video
@@ -186,8 +187,8 @@ def test_probe_video_with_audio(videos):
     [
         ("mp4", "mp4", "moov atom not found"),
         ("faststart", "mp4", "file ends inside the 'mdat' atom"),
-        ("mkv_audio", "matroska", "decoding stops at"),
-        ("avi", "avi", "decoding stops at"),
+        ("mkv_audio", "matroska", "stream stops at 1."),
+        ("avi", "avi", "stream stops at 0."),
     ],
 )
 def test_video_cut_in_half_is_truncated(videos, tmp_path, name, sniffed, fragment):
@@ -228,6 +229,53 @@ def test_text_file_is_not_a_video(tmp_path):
     path = tmp_path / "notes.mkv"
     path.write_text("this is not a video\n" * 20)
     assert _rejected(probe_video, path, LIMITS).reason is RejectReason.CORRUPT
+
+
+@pytest.fixture(scope="module")
+def long_gop(tmp_path_factory):
+    """Two minutes at 10 fps whose only keyframe is the first frame (1200 frames, ~1 s to
+    make): the probe once decoded all of it to check the tail (issue 17, item 2)."""
+    root = tmp_path_factory.mktemp("long_gop")
+    return make_video(root / "long.mkv", seconds=120, size=(64, 48), gop=100_000)
+
+
+def test_long_gop_probe_decodes_a_bounded_number_of_frames(long_gop):
+    probe = probe_video(long_gop, LIMITS, "matroska")
+    assert probe.duration_s == pytest.approx(120.0, abs=0.2)
+    assert probe.frame_count == 1200
+    # The first frame only: no keyframe lies in the last 60 s, so nothing there is decoded
+    # (the packets up to the declared end are still demuxed). Before: 1200 frames.
+    assert probe.frames_decoded == 1
+
+
+def test_long_gop_file_cut_short_is_still_truncated(long_gop, tmp_path):
+    cut = truncated_copy(long_gop, tmp_path / "cut.mkv", 0.6)
+    error = _rejected(probe_video, cut, LIMITS, "matroska")
+    assert error.reason is RejectReason.TRUNCATED
+    assert "of the declared 120.00 s" in error.detail
+
+
+def test_short_gop_probe_decodes_the_last_gop_head(tmp_path):
+    path = make_video(tmp_path / "gop.mp4", seconds=30, size=(64, 48), gop=20)
+    probe = probe_video(path, LIMITS, "mp4")
+    # The first frame, then the keyframe at 28 s and 7 frames after it (of 300 in all).
+    assert probe.frames_decoded == 1 + 8
+    assert probe.frame_count == 300
+
+
+def test_probe_past_its_time_limit_is_refused_timeout(videos):
+    error = _rejected(probe_video, videos["mp4"], IngestSettings(probe_timeout_s=1e-9), "mp4")
+    assert error.reason is RejectReason.TIMEOUT
+    assert "longer than the limit of 1e-09 s" in error.detail
+
+
+def test_probe_deadline_is_checked_between_packets(long_gop, monkeypatch):
+    """The probe's own clock: the deadline is set on entry, every later reading is past it."""
+    readings = iter([0.0])
+    monkeypatch.setattr(probe_module.time, "monotonic", lambda: next(readings, 1e6))
+    error = _rejected(probe_video, long_gop, IngestSettings(probe_timeout_s=60), "matroska")
+    assert error.reason is RejectReason.TIMEOUT
+    assert error.detail == "probing took longer than the limit of 60 s; stopped"
 
 
 # ---------------------------------------------------------------- ISO-BMFF atoms

@@ -165,3 +165,17 @@ def test_extract_frames_of_an_empty_day_is_a_typed_empty_table(tmp_path):
     table, facts = extract_frames(raw, Store(str(tmp_path)), DAY, FrameSettings())
     assert table.is_empty() and "frame_id" in table.columns
     assert (facts.media_in, facts.failures, facts.failures_by_reason) == (0, (), {})
+
+
+def test_video_past_its_ffmpeg_limit_fails_timeout_and_others_go_on(tmp_path, media):
+    """Issue 17, item 2: ffmpeg had no time limit; now it is killed and the file fails."""
+    store = Store(str(tmp_path / "storage"))
+    rows = _rows(store, media)
+    video_id, photo_id = rows[0]["media_id"], rows[2]["media_id"]
+    rows[0]["duration_s"] = 3.0
+    tiny = FrameSettings(ffmpeg_timeout_floor_s=0.001, ffmpeg_timeout_per_media_s=0)
+    result = extract_partition(rows, store, DAY, tiny)
+    reasons = {f.media_id: (f.reason, f.detail) for f in result.failures}
+    assert reasons[video_id][0] == "timeout"
+    assert "ffmpeg ran past the time limit of 0.001 s" in reasons[video_id][1]
+    assert {f.media_id for f in result.frames} == {photo_id, rows[3]["media_id"]}
