@@ -1,11 +1,24 @@
-"""The ``style-pipeline`` CLI: drop, materialize, status."""
+"""The ``style-pipeline`` CLI: drop, materialize, status, and runs of killed processes."""
 
 import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 
+import dagster as dg
 from PIL import Image
 from typer.testing import CliRunner
 
 from style_pipeline.cli import app
+from style_pipeline.defs.run import (
+    cli_run_tags,
+    ensure_dagster_home,
+    fail_orphaned_runs,
+    process_alive,
+)
 from style_pipeline.settings import load_settings
 
 runner = CliRunner()
@@ -82,3 +95,55 @@ def test_train_without_captions_fails_with_a_clear_reason(tmp_path, tiny_models)
     )
     assert result.exit_code == 1
     assert "FAILED" in result.output and "training_dataset" in result.output
+
+
+KILLED_RUN = """
+import time
+import dagster as dg
+from style_pipeline.defs.run import cli_run_tags
+
+@dg.asset
+def slow():
+    time.sleep(300)
+
+dg.materialize([slow], instance=dg.DagsterInstance.get(), tags=cli_run_tags())
+"""
+
+
+def _started_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])))
+
+
+def test_a_cli_run_killed_with_sigkill_is_failed_on_the_next_start():
+    ensure_dagster_home()
+    child = subprocess.Popen([sys.executable, "-c", KILLED_RUN], env=dict(os.environ))
+    instance = dg.DagsterInstance.get()
+    deadline = time.monotonic() + 120
+    while not (started := _started_runs(instance)):
+        assert child.poll() is None and time.monotonic() < deadline, "the run never started"
+        time.sleep(0.2)
+    [run] = started
+    assert run.tags["style_pipeline/pid"] == str(child.pid)
+    assert fail_orphaned_runs(instance) == []  # its process is alive: left alone
+    child.send_signal(signal.SIGKILL)
+    child.wait(30)  # reaped: the pid is dead, not a zombie
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+    assert fail_orphaned_runs(instance, host="another-host") == []  # not this host's pids
+
+    result = runner.invoke(app, ["materialize", "--date", "2026-11-05", "--select", "raw_media"])
+    assert result.exit_code == 0, result.output
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    [failure] = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    assert f"pid {child.pid} on {socket.gethostname()}" in failure.dagster_event.message
+    assert "orphaned_run" in failure.dagster_event.message
+    assert _started_runs(instance) == []
+
+
+def test_process_alive_tells_dead_reused_and_live_pids_apart():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert not process_alive(child.pid)
+    me = cli_run_tags()
+    assert process_alive(os.getpid(), me.get("style_pipeline/pid_start"))
+    if "style_pipeline/pid_start" in me:  # /proc is there: a reused pid is told apart
+        assert not process_alive(os.getpid(), "1")

@@ -1,9 +1,17 @@
-"""Run assets through the Dagster instance from Python (used by the CLI and the demo)."""
+"""Run assets through the Dagster instance from Python (used by the CLI and the demo).
+
+A CLI run executes inside the ``style-pipeline`` process, so when that process is killed
+(kill -9, OOM, a closed laptop) nothing marks the run finished and it would stay STARTED
+forever. Every CLI run is tagged with its pid, process start time and host; each start
+fails the runs of this host whose process is gone (public instance API only).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +20,14 @@ import dagster as dg
 from style_pipeline.paths import PROJECT_ROOT
 
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster"
+TRIGGER_TAG = "style_pipeline/trigger"
+PID_TAG = "style_pipeline/pid"
+HOST_TAG = "style_pipeline/host"
+# The pid's start time (Linux clock ticks since boot): a reused pid has another one.
+PID_START_TAG = "style_pipeline/pid_start"
+UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+log = logging.getLogger(__name__)
 
 
 def ensure_dagster_home() -> Path:
@@ -27,6 +43,65 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time) of ``pid`` from /proc; None where there is no /proc entry."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[-1].split()  # after "pid (comm)", which may hold spaces
+    return fields[0], fields[19]
+
+
+def process_alive(pid: int, started: str | None = None) -> bool:
+    """Whether ``pid`` runs (not a zombie) and, when ``started`` is given, is that process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        pass
+    stat = _proc_stat(pid)
+    if stat is None:  # no /proc (macOS): the signal check is all there is
+        return True
+    state, start = stat
+    return state != "Z" and (started is None or start == started)
+
+
+def cli_run_tags() -> dict[str, str]:
+    """Tags of a run executed by this process: trigger, pid, its start time, host."""
+    tags = {TRIGGER_TAG: "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    if stat := _proc_stat(os.getpid()):
+        tags[PID_START_TAG] = stat[1]
+    return tags
+
+
+def fail_orphaned_runs(instance: dg.DagsterInstance, host: str | None = None) -> list[str]:
+    """Mark failed this host's CLI runs left STARTING/STARTED by a process that is gone.
+
+    Runs of other hosts are left alone (their pids mean nothing here), and so are runs
+    launched by the daemon: Dagster's run monitoring watches those. Returns the run ids.
+    """
+    host = host or socket.gethostname()
+    filters = dg.RunsFilter(statuses=UNFINISHED, tags={TRIGGER_TAG: "cli", HOST_TAG: host})
+    failed = []
+    for run in instance.get_runs(filters=filters):
+        try:
+            pid = int(run.tags[PID_TAG])
+        except (KeyError, ValueError):  # a run from before these tags: nothing to go on
+            continue
+        if process_alive(pid, run.tags.get(PID_START_TAG)):
+            continue
+        message = (
+            f"orphaned_run: the style-pipeline process that ran it (pid {pid} on {host}) is "
+            f"gone, killed before it could finish; marked failed by pid {os.getpid()}"
+        )
+        instance.report_run_failed(run, message=message)
+        log.warning("run %s: %s", run.run_id, message)
+        failed.append(run.run_id)
+    return failed
+
+
 def load_defs() -> dg.Definitions:
     from style_pipeline.definitions import defs
 
@@ -40,6 +115,7 @@ class RunSummary:
     partition_key: str
     materialized: list[str]
     failed_steps: list[str]
+    orphans_failed: tuple[str, ...] = ()  # earlier CLI runs of killed processes, now FAILURE
 
 
 def materialize_partition(
@@ -59,6 +135,7 @@ def materialize_partition(
             raise TypeError(f"cannot materialize {type(item).__name__} {item!r}")
         assets.append(item)
     instance = instance or dg.DagsterInstance.get()
+    orphans = fail_orphaned_runs(instance)
     result = dg.materialize(
         assets,
         instance=instance,
@@ -67,7 +144,7 @@ def materialize_partition(
         selection=selection,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,
-        tags={"style_pipeline/trigger": "cli"},
+        tags=cli_run_tags(),
     )
     materialized = []
     for event in result.get_asset_materialization_events():
@@ -76,7 +153,9 @@ def materialize_partition(
         materialized.append(event.asset_key.to_user_string())
     materialized.sort()
     failed = [e.step_key for e in result.all_events if e.is_step_failure and e.step_key]
-    return RunSummary(result.run_id, result.success, partition_key, materialized, failed)
+    return RunSummary(
+        result.run_id, result.success, partition_key, materialized, failed, tuple(orphans)
+    )
 
 
 def materialized_partitions(instance: dg.DagsterInstance | None = None) -> dict[str, set[str]]:
