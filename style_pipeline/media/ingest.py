@@ -1,7 +1,8 @@
 """The domain core of ``raw_media``: validate, hash, probe and file away one day of drops.
 
-For each drop entry (in ``rel`` order) the checks run cheapest first: path confinement,
-file type, readability, size, sha256, magic bytes, probe, duplicates. Accepted files are
+For each drop entry (in ``rel`` order) the checks run cheapest first: path confinement
+(symlinks and hard links), file type, readability, size, sha256, magic bytes, probe,
+duplicates. Accepted files are
 copied to a content-addressed, immutable key and noted in the checksum ledger; rejected
 files (bar duplicates and path escapes) are copied to quarantine with a reason file.
 The drop folder is only ever read.
@@ -19,13 +20,14 @@ import os
 import re
 import stat
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from style_pipeline.contracts.ingest import IngestSettings
 from style_pipeline.contracts.media import MediaKind, MediaStatus, RawMediaRecord, RejectReason
 from style_pipeline.media.checksum import sha256_file
-from style_pipeline.media.dropfolder import DropEntry, confine
-from style_pipeline.media.errors import MediaRejected
+from style_pipeline.media.dropfolder import DropEntry, SkippedEntry, confine
+from style_pipeline.media.errors import MediaRejected, without_content
 from style_pipeline.media.ledger import ChecksumLedger
 from style_pipeline.media.probe import probe_image, probe_video
 from style_pipeline.media.sniff import CANONICAL_EXTENSION, MEDIA_EXTENSIONS, classify, read_head
@@ -40,6 +42,7 @@ _NOT_QUARANTINED = {
     RejectReason.PATH_ESCAPE,  # bytes from outside the drop root are never copied
     RejectReason.NOT_A_FILE,  # nothing to copy
     RejectReason.UNREADABLE,
+    RejectReason.HIDDEN,  # never read
 }
 _UNSAFE_CHARS = re.compile(r"[^\w.\-]+")
 _MAX_NAME_BYTES = 160
@@ -96,6 +99,15 @@ def _resolve(entry: DropEntry, drop_root: Path) -> tuple[Path, int]:
     if not stat.S_ISREG(st.st_mode):
         what = _FILE_TYPES.get(stat.S_IFMT(st.st_mode), "not a regular file")
         raise MediaRejected(RejectReason.NOT_A_FILE, f"{real} is {what}")
+    if st.st_nlink > 1:
+        # A hard link is the same inode under another name, which may lie anywhere on the
+        # file system (``ln /etc/passwd drop/x.jpg``): its other names cannot be listed,
+        # so the bytes cannot be shown to belong to the drop folder. Never read, never copied.
+        raise MediaRejected(
+            RejectReason.PATH_ESCAPE,
+            f"the file has {st.st_nlink} hard links and may be a name of a file outside the "
+            "drop folder; drop a copy instead",
+        )
     return real, st.st_size
 
 
@@ -190,7 +202,8 @@ def _ingest_one(
         record = _rejected(fields, exc.reason, exc.detail)
     except Exception as exc:  # a bad file must not fail the partition
         log.exception("unexpected error while checking %r", entry.rel)
-        record = _rejected(fields, RejectReason.CORRUPT, f"{type(exc).__name__}: {exc}")
+        detail = without_content(f"{type(exc).__name__}: {exc}")
+        record = _rejected(fields, RejectReason.CORRUPT, detail)
     else:
         sha = fields["media_id"]
         if sha in accepted_here:
@@ -223,23 +236,42 @@ def _ingest_one(
     return record
 
 
+def skipped_record(entry: SkippedEntry, day: dt.date) -> RawMediaRecord:
+    """The rejected record of an entry the scan skipped (hidden, a folder, unreadable)."""
+    log.info("skipped %r: %s (%s)", entry.rel, entry.reason.value, entry.detail)
+    return RawMediaRecord(
+        media_id="",
+        source_name=entry.rel,
+        kind=MediaKind.UNKNOWN,
+        status=MediaStatus.REJECTED,
+        reject_reason=entry.reason,
+        reject_detail=entry.detail,
+        arrival_date=day,
+        extension=PurePosixPath(entry.rel).suffix.lower(),
+    )
+
+
 def ingest_entries(
     entries: list[DropEntry],
     drop_root: Path,
     day: dt.date,
     store: Store,
     limits: IngestSettings,
+    skipped: Iterable[SkippedEntry] = (),
 ) -> list[RawMediaRecord]:
-    """One ``RawMediaRecord`` per entry (sorted by ``rel``) for partition ``day``.
+    """One ``RawMediaRecord`` per entry and per skipped entry, sorted by source name.
 
     Duplicates: a sha256 already accepted earlier in this partition, or by the ledger on
     an earlier date, is rejected ``DUPLICATE_CONTENT``; later dates never count, so a
-    re-run of a date gives the same answer.
+    re-run of a date gives the same answer. Skipped entries (``scan_drop_all``) are
+    recorded as rejected with their reason; nothing of them is read or copied.
     """
     drop_root = Path(drop_root)
     ledger = ChecksumLedger(store)
     accepted_here: dict[str, str] = {}
-    return [
+    records = [
         _ingest_one(entry, drop_root, day, store, limits, ledger, accepted_here)
         for entry in sorted(entries, key=lambda e: e.rel)
     ]
+    records += [skipped_record(entry, day) for entry in skipped]
+    return sorted(records, key=lambda r: r.source_name)

@@ -149,16 +149,43 @@ def sniff_file(path: str | os.PathLike) -> Sniffed:
     return sniff_bytes(read_head(path))
 
 
+# Well-known non-media signatures, named (never shown) in reject details.
+_OTHER_SIGNATURES = (
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (or an Office/EPUB file)"),
+    (b"\x1f\x8b", "gzip-compressed data"),
+    (b"\x7fELF", "an ELF executable"),
+    (b"MZ", "a Windows executable"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+)
+
+
 def describe_head(head: bytes) -> str:
-    """A short human description of unrecognised content, for reject details."""
-    snippet = head[:24]
+    """What unrecognised content is, in words, for reject details.
+
+    Names a kind (text, HTML, a PDF, binary data); never echoes the bytes themselves: a
+    dropped file may be a secret (a hard link to ``/etc/shadow``, a key file renamed
+    ``.jpg``) and reject details end up in logs, tables and quarantine reason files.
+    """
+    for signature, name in _OTHER_SIGNATURES:
+        if head.startswith(signature):
+            return name
     try:
-        text = snippet.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is not None and all(c.isprintable() or c in "\t\r\n" for c in text):
-        return f"text starting {text.strip()[:20]!r}"
-    return f"bytes {snippet[:8].hex(' ')}"
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # a multi-byte character cut by the head's end is fine
+            return "binary data with no known signature"
+        text = head[: exc.start].decode("utf-8")
+    if not text or not all(c.isprintable() or c in "\t\r\n" for c in text):
+        return "binary data with no known signature"
+    lead = text.lstrip("\ufeff \t\r\n").lower()
+    if lead.startswith(("<!doctype html", "<html")):
+        return "HTML text"
+    if lead.startswith("<?xml") or lead.startswith("<svg"):
+        return "XML text"
+    return "plain text"
 
 
 def classify(head: bytes, extension: str) -> Sniffed:

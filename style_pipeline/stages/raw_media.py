@@ -2,7 +2,9 @@
 
 Scans the drop folder, keeps the entries whose arrival date is the partition, and runs
 them through ``media.ingest.ingest_entries`` (checks, sha256, probe, duplicates, ledger,
-quarantine). The result is one typed row per dropped file, accepted or rejected.
+quarantine). The result is one typed row per dropped file, accepted or rejected, plus a
+rejected row for every entry the scan skipped (dot files, folders named like media,
+unreadable folders), so a user sees why nothing happened to them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import polars as pl
 
 from style_pipeline.contracts.ingest import IngestSettings
 from style_pipeline.contracts.media import MediaStatus, RawMediaRecord
-from style_pipeline.media.dropfolder import scan_drop
+from style_pipeline.media.dropfolder import scan_drop_all
 from style_pipeline.media.ingest import ingest_entries
 from style_pipeline.storage.store import Store
 from style_pipeline.storage.tables import records_to_frame
@@ -53,8 +55,10 @@ def ingest_partition(
 ) -> tuple[pl.DataFrame, RawMediaFacts]:
     """The day's ``raw_media`` table from the drop folder at ``drop_root``, and facts."""
     day = dt.date.fromisoformat(partition)
-    entries = [e for e in scan_drop(drop_root) if e.arrival_date == day]
-    records = ingest_entries(entries, drop_root, day, store, config)
+    scan = scan_drop_all(drop_root)
+    entries = [e for e in scan.entries if e.arrival_date == day]
+    skipped = [e for e in scan.skipped if e.arrival_date == day]
+    records = ingest_entries(entries, drop_root, day, store, config, skipped)
     table = records_to_frame(records, RawMediaRecord)
     accepted = table.filter(pl.col("status") == MediaStatus.ACCEPTED.value)
     rejected = table.filter(pl.col("status") == MediaStatus.REJECTED.value)

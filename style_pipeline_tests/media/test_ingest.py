@@ -255,10 +255,10 @@ def test_bad_input_is_rejected_and_quarantined(drop, store, media, name, write, 
 @pytest.mark.parametrize(
     ("name", "content", "detail"),
     [
-        ("clip.mp4", "hello there", "extension .mp4 is for videos, but the content is text "
-         "starting 'hello there'"),
+        ("clip.mp4", "hello there", "extension .mp4 is for videos, but the content is plain "
+         "text"),
         ("Photo.JPG", "<!DOCTYPE html>", "extension .jpg is for images, but the content is "
-         "text starting '<!DOCTYPE html>'"),
+         "HTML text"),
     ],
 )  # fmt: skip
 def test_mismatch_detail_is_readable(drop, store, name, content, detail):
@@ -336,6 +336,71 @@ def test_links_and_special_files(tmp_path, drop, store):
     assert link.reject_reason is RejectReason.DUPLICATE_CONTENT
     assert all_keys(store, "raw_media/quarantine") == []  # none of these is copied
     assert snapshot(drop) == before
+
+
+SECRET = "s3cr3t-Token-4242"
+
+
+def _secret_text(path: Path) -> None:
+    path.write_text(f"{SECRET}:x:0:0:root:/root:/bin/bash\n")
+
+
+def test_hard_link_to_a_file_outside_the_drop_folder_is_refused(tmp_path, drop, store):
+    """``ln /etc/passwd drop/D/x.jpg`` (issue 17, item 8): never read, copied or echoed."""
+    outside = tmp_path / "outside" / "passwd"
+    outside.parent.mkdir()
+    _secret_text(outside)
+    os.link(outside, drop / "x.jpg")
+    photo = make_jpeg(tmp_path / "outside" / "photo.jpg")
+    os.link(photo, drop / "photo.jpg")  # valid media: a hard link is refused all the same
+    make_png(drop / "zz_good.png")
+    records = by_name(run(drop, store))
+
+    for name in ("x.jpg", "photo.jpg"):
+        record = records[name]
+        assert record.reject_reason is RejectReason.PATH_ESCAPE
+        assert "2 hard links" in record.reject_detail
+        assert record.media_id == "" and record.object_path is None
+    assert records["zz_good.png"].status is MediaStatus.ACCEPTED
+    assert all_keys(store, "raw_media/quarantine") == []
+    table = records_to_frame(list(records.values()), RawMediaRecord)
+    assert SECRET not in str(table.to_dicts())
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("x.jpg", RejectReason.EXTENSION_MISMATCH),
+        ("clip.mp4", RejectReason.EXTENSION_MISMATCH),
+        ("id_rsa", RejectReason.UNSUPPORTED_TYPE),
+        ("notes.txt", RejectReason.UNSUPPORTED_TYPE),
+    ],
+)
+def test_reject_details_never_echo_file_contents(drop, store, name, reason, caplog):
+    """A secret in a rejected file reaches neither the table, the quarantine reason file
+    nor the log (issue 17, item 8: the first characters used to be quoted)."""
+    _secret_text(drop / name)
+    with caplog.at_level(logging.INFO, logger="style_pipeline.media.ingest"):
+        (record,) = run(drop, store)
+    assert record.reject_reason is reason
+    assert record.object_path is not None  # quarantined: the file itself is kept there
+    reason_file = store.read_bytes(f"{record.object_path}.reason.json").decode()
+    table = records_to_frame([record], RawMediaRecord)
+    for text in (reason_file, str(table.to_dicts()), caplog.text):
+        assert SECRET not in text and SECRET[:6] not in text and "root:x" not in text
+    assert "plain text" in record.reject_detail
+
+
+def test_bytes_quoted_by_a_library_are_scrubbed(drop, store, monkeypatch):
+    make_jpeg(drop / "a.jpg")
+
+    def quoting(*args, **kwargs):
+        raise SyntaxError(f"broken PNG file (chunk {SECRET.encode()!r})")
+
+    monkeypatch.setattr(ingest_module, "probe_image", quoting)
+    (record,) = run(drop, store)
+    assert record.reject_reason is RejectReason.CORRUPT
+    assert record.reject_detail == "SyntaxError: broken PNG file (chunk <bytes>)"
 
 
 def test_dotdot_path_is_confined(tmp_path, drop, store):

@@ -57,3 +57,19 @@ def test_missing_drop_folder_gives_a_typed_empty_table(tmp_path):
     table, facts = ingest_partition(tmp_path / "none", Store(str(tmp_path)), DAY, IngestSettings())
     assert table.is_empty() and table.columns == list(RawMediaRecord.model_fields)
     assert (facts.files, facts.accepted, facts.rejected, facts.bytes_accepted) == (0, 0, 0, 0)
+
+
+def test_skipped_entries_are_rows_of_their_arrival_day(tmp_path, drop):
+    """Dot files and folders named like media used to vanish without a row (issue 17, 9)."""
+    (drop / DAY / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (drop / DAY / "trip.mov").mkdir()
+    (drop / "2026-11-19" / ".hidden.jpg").write_bytes(b"other day")
+    table, facts = ingest_partition(drop, Store(str(tmp_path / "storage")), DAY, IngestSettings())
+    rows = {r["source_name"]: r for r in table.to_dicts()}
+    assert rows[f"{DAY}/.DS_Store"]["reject_reason"] == "hidden"
+    assert rows[f"{DAY}/trip.mov"]["reject_reason"] == "not_a_file"
+    assert "2026-11-19/.hidden.jpg" not in rows
+    assert (facts.files, facts.accepted, facts.rejected) == (5, 1, 4)
+    assert {r.reason for r in facts.rejections} == {
+        "empty_file", "duplicate_content", "hidden", "not_a_file"
+    }  # fmt: skip
