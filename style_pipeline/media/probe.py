@@ -257,6 +257,20 @@ def _decode_packets(stream, packets: list, deadline: _Deadline) -> int:
     return count
 
 
+def _first_frame(container, stream, deadline: _Deadline) -> bool:
+    """Decode until the first frame comes out; False when the stream gives none.
+
+    The deadline is checked per packet: a stream of undecodable packets is demuxed to its
+    end looking for a frame, which must not outlast the probe's limit.
+    """
+    codec = stream.codec_context
+    for packet in container.demux(stream):
+        deadline.check()
+        if codec.decode(packet if packet.size else None):
+            return True
+    return False
+
+
 def _check_tail(container, stream, duration: float, fps: float | None, deadline: _Deadline) -> int:
     """Require packets up to ``duration`` and decode the head of the last GOP near the end.
 
@@ -343,8 +357,7 @@ def probe_video(
             )
         stream.thread_type = "AUTO"  # frame and slice threads: a 4K/8K keyframe decodes faster
         try:
-            first = next(iter(container.decode(stream)), None)
-            if first is None:
+            if not _first_frame(container, stream, deadline):
                 raise MediaRejected(RejectReason.CORRUPT, "no video frame could be decoded")
             decoded = 1
             deadline.check()
