@@ -32,6 +32,7 @@ class EmbeddingFacts:
     fallback_reason: str  # '' unless the tiny model stood in for the pretrained one
     computed: int
     cached: int
+    unreadable: tuple[str, ...] = ()  # cache keys that could not be read (recomputed)
 
 
 def embed_partition(
@@ -48,5 +49,6 @@ def embed_partition(
         fallback_reason=loaded.fallback_reason or "",
         computed=result.n_computed,
         cached=result.n_cached,
+        unreadable=result.unreadable,
     )
     return table, facts

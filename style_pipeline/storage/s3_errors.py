@@ -19,6 +19,8 @@ from typing import Any
 
 from upath import UPath
 
+from style_pipeline.redaction import redact
+
 
 class StorageBucketMissing(FileNotFoundError):
     """The S3 bucket of the storage root does not exist (reason code ``bucket_missing``)."""
@@ -176,7 +178,8 @@ def explain_s3_error(
     if code not in ("NoSuchBucket", "unreachable") and code not in _ACCESS_CODES:
         if not no_credentials:
             return None
-    detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    # Redacted before it is cut: a server or library message may echo a key or a signed URL.
+    detail = redact(str(exc).splitlines()[0])[:200] if str(exc) else type(exc).__name__
     if target is not None and _url(target) != _url(root):
         detail = f"{_url(target)}: {detail}"
     message = describe_s3_error(

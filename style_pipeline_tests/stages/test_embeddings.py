@@ -70,6 +70,7 @@ def test_a_truncated_cache_entry_is_recomputed_not_fatal(tmp_path, tiny_config, 
         again, facts = embed_partition(frames, store, tiny_config, EmbeddingConfig())
     assert (facts.computed, facts.cached) == (1, 1)
     assert any(entry in r.getMessage() for r in caplog.records)
+    assert facts.unreadable == (entry,)  # reported to the asset, which logs and counts it
     np.testing.assert_allclose(vectors_from_frame(again), vectors_from_frame(clean), atol=1e-6)
     _, facts = embed_partition(frames, store, tiny_config, EmbeddingConfig())
     assert (facts.computed, facts.cached) == (0, 2)  # the entry was rewritten

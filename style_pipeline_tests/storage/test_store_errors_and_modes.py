@@ -216,3 +216,19 @@ def test_describe_s3_error_is_one_readable_line(code, start):
     assert message.startswith(start) and "\n" not in message
     assert "storage root s3://b/p, endpoint http://127.0.0.1:1, credentials from env" in message
     assert message.endswith(f"[{code or 'no credentials'}: detail]")
+
+
+def test_s3_error_detail_is_redacted():
+    """A server or library message that echoes a credential never reaches the error text."""
+    from botocore.exceptions import ClientError
+    from upath import UPath
+
+    from style_pipeline.storage.s3_errors import explain_s3_error
+
+    leaked = f"Forbidden: Authorization: Bearer sk-live1234567890abcdef aws_secret={SECRET}"
+    exc = ClientError({"Error": {"Code": "AccessDenied", "Message": leaked}}, "PutObject")
+    explained = explain_s3_error(exc, UPath("s3://bucket/root"))
+    assert isinstance(explained, StorageAccessDenied)
+    text = str(explained)
+    assert "sk-live1234567890abcdef" not in text and SECRET not in text
+    assert "access_denied: S3 refused access to bucket 'bucket'" in text

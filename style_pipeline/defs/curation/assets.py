@@ -144,7 +144,14 @@ def embeddings(
     table, facts = embed_partition(frames, storage.store(), cfg.clip, cfg.embeddings)
     if facts.fallback_reason:
         context.log.warning(f"CLIP FELL BACK TO THE TINY MODEL: {facts.fallback_reason}")
-    metadata = {**facts.model, "computed": facts.computed, "cached": facts.cached}
+    for key in facts.unreadable:
+        context.log.warning(f"unreadable embedding cache entry {key}: recomputed and rewritten")
+    metadata = {
+        **facts.model,
+        "computed": facts.computed,
+        "cached": facts.cached,
+        "cache_rewritten": len(facts.unreadable),
+    }
     return dg.Output(
         table, metadata={**metadata, "frames": len(table), "seconds": _elapsed(started)}
     )
