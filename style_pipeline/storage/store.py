@@ -5,7 +5,9 @@ universal-pathlib. Writes are atomic: locally a temp file in the target director
 renamed into place; on object stores a single PUT is atomic per object. Local files are
 created with mode ``0o666`` and directories ``0o777``, both less the process umask (so
 ``0644`` / ``0755`` under the usual ``022``): a web server or trainer running as another
-user can read what the pipeline stored unless the operator's umask says otherwise.
+user can read what the pipeline stored unless the operator's umask says otherwise. A
+writer killed mid-write leaves a temp file named after itself; the next write into that
+folder on the same host removes it. A failed S3 upload is aborted, never left open.
 
 S3 errors for a missing bucket, refused credentials or an unreachable endpoint are
 re-raised as ``OSError`` subclasses naming the bucket, the storage root, the endpoint and
@@ -16,13 +18,16 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import hashlib
 import os
+import re
 import secrets
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from upath import UPath
 
@@ -59,15 +64,61 @@ def is_local_path(path: UPath) -> bool:
     return path.protocol in ("", "file", "local")
 
 
+# Temp files name their writer (host tag and pid) so a later writer on the same host can
+# tell a leftover of a killed process from a write in progress.
+_HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_TEMP_NAME = re.compile(r"^\..+\.([0-9a-f]{8})-(\d+)-[0-9a-f]+\.tmp$")
+_swept_dirs: set[Path] = set()
+
+
+def temp_name(target_name: str, pid: int, token: str) -> str:
+    """The name of a temp file written beside ``target_name`` by process ``pid`` here."""
+    return f".{target_name}.{_HOST_TAG}-{pid}-{token}.tmp"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    return True
+
+
+def sweep_stale_temps(directory: Path) -> list[Path]:
+    """Remove temp files in ``directory`` left by dead writers of this host; return them.
+
+    A writer killed between creating its temp file and renaming it (kill -9, power loss)
+    leaves ``.<name>.<host>-<pid>-<token>.tmp``; a re-run writes the same keys, and its
+    first write into the directory removes what dead processes of this host left there.
+    Temp files of live processes, and of other hosts sharing the folder, are left alone.
+    """
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(directory):
+            match = _TEMP_NAME.match(entry.name)
+            if match is None or match.group(1) != _HOST_TAG:
+                continue
+            if not _pid_alive(int(match.group(2))):
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(Path(entry.path))
+    return removed
+
+
 def _open_temp_beside(target: Path) -> tuple[int, Path]:
     """A new, empty temp file in ``target``'s directory, opened for writing.
 
     ``tempfile.mkstemp`` creates files ``0600`` whatever the umask, and ``os.replace`` keeps
     that mode on the final file; opening with ``0o666`` lets the kernel apply the umask.
+    The first write into a directory in this process sweeps dead writers' leftovers.
     """
+    if target.parent not in _swept_dirs:
+        sweep_stale_temps(target.parent)
+        _swept_dirs.add(target.parent)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        tmp = target.parent / temp_name(target.name, os.getpid(), secrets.token_hex(6))
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
@@ -95,6 +146,28 @@ def atomic_write_bytes(path: UPath, data: bytes, root: UPath | None = None) -> N
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+def _upload(src: BinaryIO, target: UPath) -> None:
+    """Stream ``src`` to an object; a failed upload is aborted, never left half done.
+
+    fsspec's file ``__exit__`` calls ``close()`` even when the copy failed, which retries
+    the upload and never aborts the multipart upload it started (S3 keeps, and bills, its
+    parts until a lifecycle rule reaps them). ``discard()`` aborts it.
+    """
+    dst = target.open("wb")
+    try:
+        shutil.copyfileobj(src, dst, _CHUNK)
+        dst.close()
+    except BaseException:
+        discard = getattr(dst, "discard", None)
+        if discard is not None:
+            with contextlib.suppress(Exception):  # the link may still be down: keep the cause
+                discard()
+            # Closed, so that garbage collection (fsspec's __del__ calls close()) can never
+            # complete the upload with what was buffered: no truncated object, ever.
+            dst.closed = True
         raise
 
 
@@ -162,12 +235,8 @@ class Store:
             with self._atomic_local(key) as tmp:
                 shutil.copyfile(source, tmp)  # copies bytes only: tmp keeps its umask mode
         else:
-            with (
-                s3_errors_explained(self.root),
-                open(source, "rb") as src,
-                target.open("wb") as dst,
-            ):
-                shutil.copyfileobj(src, dst, _CHUNK)
+            with s3_errors_explained(self.root), open(source, "rb") as src:
+                _upload(src, target)
         return key
 
     def put_immutable(self, source: str | os.PathLike[str], key: str) -> bool:

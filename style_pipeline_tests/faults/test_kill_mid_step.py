@@ -12,11 +12,14 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from style_pipeline.storage.store import temp_name
 from style_pipeline_tests.faults.child_runs import Roots, wait_until
 from style_pipeline_tests.faults.conftest import DAY, SELECT
 
@@ -41,6 +44,13 @@ def assert_same_as_clean(rerun: Roots, clean: Roots) -> None:
         table = rerun.table(asset, DAY)
         assert table[column].is_duplicated().sum() == 0, f"duplicate {column} in {asset}"
         assert table.equals(clean.table(asset, DAY)), asset
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    return int(child.stdout)
 
 
 def kill_inside(roots: Roots, started: Callable[[], bool], step_table: str) -> None:
@@ -70,9 +80,11 @@ def killed_in_frames(tmp_path_factory, media, models, clean) -> Roots:
 
     kill_inside(roots, lambda: bool(published()), f"frames/{DAY}.parquet")
     assert 0 < len(published()) < len(clean.table("frames", DAY))  # killed part-way through
-    # A kill between mkstemp and rename leaves exactly this file beside the target; where
-    # the kill lands is up to the scheduler, so the test leaves one as the kill would.
-    (frames_dir / f".{published()[0].name}.k1ll3d0x.tmp").write_bytes(b"\xff\xd8 half a jpeg")
+    # A kill between creating the temp file and renaming it leaves exactly this file beside
+    # the target (named after its dead writer); where the kill lands is up to the
+    # scheduler, so the test leaves one as the kill would.
+    leftover = temp_name(published()[0].name, dead_pid(), "0dead0beef0")
+    (frames_dir / leftover).write_bytes(b"\xff\xd8 half a jpeg")
     roots.run(DAY, SELECT)
     return roots
 
@@ -100,11 +112,6 @@ def test_kill_mid_embeddings_then_rerun_equals_a_clean_run(killed_in_embeddings,
     assert_same_as_clean(killed_in_embeddings, clean)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Store write killed between mkstemp and os.replace leaves '.<name>.<random>.tmp' "
-    "beside the target in the storage root, and no later run removes it",
-)
 def test_kill_mid_write_leaves_no_temp_file_in_storage_after_rerun(killed_in_frames):
     assert [key for key in killed_in_frames.files() if _STORE_TEMP.search(key)] == []
 

@@ -70,12 +70,6 @@ def test_upload_cut_mid_part_raises_and_leaves_no_partial_object(link):
     assert store.read_bytes(KEY) == source.read_bytes()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Store.put_file on S3 never aborts a failed multipart upload: fsspec's file "
-    "__exit__ calls close(), which retries the upload, never discard()/abort_mpu, so the "
-    "upload stays open (and billed) until a lifecycle rule reaps it",
-)
 def test_upload_cut_mid_part_leaves_no_open_multipart_upload(link):
     store, proxy, s3, bucket, source = link
     proxy.cut_connections_after(2**20)

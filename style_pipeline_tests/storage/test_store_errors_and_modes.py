@@ -232,3 +232,31 @@ def test_s3_error_detail_is_redacted():
     text = str(explained)
     assert "sk-live1234567890abcdef" not in text and SECRET not in text
     assert "access_denied: S3 refused access to bucket 'bucket'" in text
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return int(child.stdout)
+
+
+def test_a_dead_writers_temp_file_is_swept_by_the_next_write(tmp_path):
+    """kill -9 between creating a temp file and renaming it: the re-run removes it."""
+    from style_pipeline.storage import store as store_mod
+
+    folder = tmp_path / "frames" / "2026-11-30"
+    folder.mkdir(parents=True)
+    dead = folder / store_mod.temp_name("a.jpg", _dead_pid(), "dead0")
+    alive = folder / store_mod.temp_name("b.jpg", os.getpid(), "11fe")  # a write in progress
+    foreign = folder / ".c.jpg.0123abcd-1-x.tmp"  # another host sharing the folder
+    for path in (dead, alive, foreign):
+        path.write_bytes(b"partial")
+    store_mod._swept_dirs.discard(folder)
+    Store(str(tmp_path)).put_bytes(b"whole", "frames/2026-11-30/a.jpg")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["a.jpg", alive.name, foreign.name])
+    assert (folder / "a.jpg").read_bytes() == b"whole"
