@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
+from fsspec.spec import AbstractBufferedFile
 from upath import UPath
 
 from style_pipeline.storage.s3_errors import s3_errors_explained
@@ -161,10 +162,9 @@ def _upload(src: BinaryIO, target: UPath) -> None:
         shutil.copyfileobj(src, dst, _CHUNK)
         dst.close()
     except BaseException:
-        discard = getattr(dst, "discard", None)
-        if discard is not None:
+        if isinstance(dst, AbstractBufferedFile):
             with contextlib.suppress(Exception):  # the link may still be down: keep the cause
-                discard()
+                dst.discard()
             # Closed, so that garbage collection (fsspec's __del__ calls close()) can never
             # complete the upload with what was buffered: no truncated object, ever.
             dst.closed = True
