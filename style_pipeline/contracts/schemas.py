@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from style_pipeline.contracts import captioning, curation, ingest, media, models, training
+from style_pipeline.contracts import captioning, curation, ingest, media, models, serving, training
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -31,7 +31,7 @@ def export_json_schemas(models: Iterable[type[BaseModel]], out_dir: Path) -> lis
 def _public_models() -> list[type[BaseModel]]:
     """Every pydantic model defined in a contracts module, in module then name order."""
     found: list[type[BaseModel]] = []
-    for module in (media, ingest, models, curation, captioning, training):
+    for module in (media, ingest, models, curation, captioning, training, serving):
         for name in sorted(vars(module)):
             value = getattr(module, name)
             if (

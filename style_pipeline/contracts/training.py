@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from typing import Any, Literal
@@ -247,3 +248,29 @@ class MetricsDocument(BaseModel):
     previous_partition: str | None = Field(description="the run compared with (None: first)")
     regressions: list[dict[str, Any]] = Field(description="metrics worse beyond tolerance")
     compared: list[str] = Field(description="metrics present in both runs")
+
+
+class PromotionEvent(BaseModel):
+    """One change of the live LoRA: who, when, which version and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str
+    action: Literal["promote", "rollback"]
+    at: dt.datetime
+    by: str = Field(description="'promoted_lora' for the nightly asset, else the user")
+    reason: str = ""
+
+
+class LiveLora(BaseModel):
+    """The ``lora_weights`` version that is live (served, never pruned) and its history.
+
+    Stored at ``storage.layout.live_lora_key()``; ``version`` is None until a first
+    promotion. Newest event last.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str | None = None
+    sha256: str | None = None
+    history: list[PromotionEvent] = Field(default_factory=list)

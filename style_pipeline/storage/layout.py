@@ -22,6 +22,7 @@ TRAINING_DATASET = "training_dataset"
 REWARD_MODEL = "reward_model"
 LORA_WEIGHTS = "lora_weights"
 METRICS = "metrics"
+PROMOTED_LORA = "promoted_lora"
 
 RAW_OBJECTS = f"{RAW_MEDIA}/objects"
 RAW_QUARANTINE = f"{RAW_MEDIA}/quarantine"
@@ -210,3 +211,8 @@ def sensor_state_digest_of(key: str, sensor: str) -> str | None:
         return None
     digest = key[len(head) : -len(_STATE_SUFFIX)]
     return digest if _SHA256.match(digest) else None
+
+
+def live_lora_key() -> str:
+    """The ``LiveLora`` document: which LoRA version is live, and its promotion history."""
+    return f"{PROMOTED_LORA}/live.json"
