@@ -3,7 +3,7 @@
 ``<version>`` is ``<partition>.<NNN>`` (sorts by day, then by run). Each version holds
 ``pytorch_lora_weights.safetensors`` and ``metadata.json`` (written last: dataset hash,
 config hash, seed, sha256 of the weights, steps, losses, model profile, estimates).
-Only the newest ``config.keep_versions`` versions are kept.
+Only the newest ``config.keep_versions`` versions are kept, and never the live one.
 """
 
 from __future__ import annotations
@@ -27,9 +27,26 @@ from style_pipeline.training.backends import (
 )
 from style_pipeline.training.estimates import estimate_resources
 from style_pipeline.training.lora_models import WEIGHT_NAME
+from style_pipeline.training.promotion import PromotionError, live_lock, read_live
 from style_pipeline.training.train_loop import ProgressCallback
+from style_pipeline.training.versions import (
+    METADATA_NAME,
+    list_versions,
+    next_version,
+    read_metadata,
+)
 
-METADATA_NAME = "metadata.json"
+# Re-exported: callers and tests have always found them here.
+__all__ = [
+    "METADATA_NAME",
+    "PublishedLora",
+    "dataset_hash_of",
+    "list_versions",
+    "next_version",
+    "prune_versions",
+    "read_metadata",
+    "train_and_publish",
+]
 log = logging.getLogger(__name__)
 
 
@@ -45,36 +62,28 @@ class PublishedLora:
         return layout.lora_version_file(self.version, WEIGHT_NAME)
 
 
-def list_versions(store: Store) -> list[str]:
-    """Published versions (folders with a metadata.json), oldest first."""
-    names = [layout.lora_version_of(key) for key in store.list(layout.LORA_WEIGHTS)]
-    return sorted(n for n in names if store.exists(layout.lora_version_file(n, METADATA_NAME)))
-
-
-def next_version(store: Store, partition: str) -> str:
-    """``<partition>.<NNN>`` one past the highest run number of that partition (from 001)."""
-    runs = [
-        int(key.rsplit(".", 1)[-1])
-        for key in (layout.lora_version_of(k) for k in store.list(layout.LORA_WEIGHTS))
-        if key.startswith(f"{partition}.") and key.rsplit(".", 1)[-1].isdigit()
-    ]
-    return f"{partition}.{max(runs, default=0) + 1:03d}"
-
-
-def read_metadata(store: Store, version: str) -> dict:
-    return json.loads(store.read_bytes(layout.lora_version_file(version, METADATA_NAME)))
-
-
 def prune_versions(store: Store, keep: int, protect: str | None = None) -> list[str]:
-    """Delete all but the newest ``keep`` versions (never ``protect``); returns what was deleted."""
+    """Delete all but the newest ``keep`` versions; returns what was deleted.
+
+    Never deleted: ``protect`` (the version just published) and the live version (the
+    ``LiveLora`` document). The live lock is held throughout, so a version promoted while
+    pruning runs is either seen as live here or refused by ``promote`` as already gone.
+    An unreadable live document prunes nothing: it might name any version.
+    """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
-    versions = list_versions(store)
-    doomed = [v for v in versions[:-keep] if v != protect]
-    for version in doomed:
-        path = store.path(layout.lora_version_dir(version))
-        path.fs.rm(path.path, recursive=True)
-        log.info("pruned LoRA version %s", version)
+    with live_lock(store):
+        try:
+            live = read_live(store).version
+        except PromotionError as exc:
+            log.warning("not pruning LoRA versions: %s", exc)
+            return []
+        versions = list_versions(store)
+        doomed = [v for v in versions[:-keep] if v not in (protect, live)]
+        for version in doomed:
+            path = store.path(layout.lora_version_dir(version))
+            path.fs.rm(path.path, recursive=True)
+            log.info("pruned LoRA version %s", version)
     return doomed
 
 
