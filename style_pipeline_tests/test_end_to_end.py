@@ -21,6 +21,8 @@ def _table(store: Store, key: str) -> pl.DataFrame:
 
 def test_whole_graph_on_generated_media(instance, tiny_models, monkeypatch):
     monkeypatch.setenv("STYLE_PIPELINE_CURATION__MIN_CURATED_PER_DAY", "2")
+    # the tiny model would fail the blocking trained_on_real_weights check (as in the demo)
+    monkeypatch.setenv("STYLE_PIPELINE_TRAINING__ALLOW_TINY_PROMOTION", "true")
     settings = load_settings()
     samples = populate_drop(settings.drop_path(), seed=3, video_seconds=6, width=640, height=360)
     today = dt.datetime.now(dt.UTC).date().isoformat()
@@ -30,7 +32,7 @@ def test_whole_graph_on_generated_media(instance, tiny_models, monkeypatch):
     assert set(summary.materialized) >= {
         "raw_media", "frames", "quality_scores", "dedup_set", "embeddings", "clusters",
         "curated_frames", "ontology", "caption_model", "captions",
-        "training_dataset", "reward_model", "lora_weights", "metrics",
+        "training_dataset", "reward_model", "lora_weights", "metrics", "promoted_lora",
     }  # fmt: skip
 
     store = Store(settings.storage_root())
@@ -66,3 +68,9 @@ def test_whole_graph_on_generated_media(instance, tiny_models, monkeypatch):
     report = json.loads(store.read_bytes(f"metrics/{today}.json"))
     assert report["lora_version"] == lora["version"]
     assert report["metrics"]["clip_score"] is not None
+    # the re-run trained and promoted a second version of the day
+    promoted = json.loads(store.read_bytes(f"promoted_lora/{today}.json"))
+    live = json.loads(store.read_bytes("promoted_lora/live.json"))
+    assert promoted["version"] == live["version"] == lora["version"]
+    assert promoted["sha256"] == live["sha256"] == lora["sha256"]
+    assert [e["action"] for e in live["history"]] == ["promote", "promote"]

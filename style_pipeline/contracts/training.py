@@ -153,6 +153,9 @@ class TrainingSettings(BaseModel):
     labels_path: str | None = Field(None, description="CSV/JSON of frame_id,label (optional)")
     evaluation: EvalConfig = EvalConfig()
     reference_images: int = Field(64, ge=2, description="curated frames FID compares with")
+    allow_tiny_promotion: bool = Field(
+        False, description="let a LoRA trained on the tiny random-init model go live (demo)"
+    )
 
 
 class TrainingDatasetDocument(BaseModel):
@@ -274,3 +277,21 @@ class LiveLora(BaseModel):
     version: str | None = None
     sha256: str | None = None
     history: list[PromotionEvent] = Field(default_factory=list)
+
+
+class PromotedLoraDocument(BaseModel):
+    """``promoted_lora/<partition>.json``: what the nightly promotion decided for the day.
+
+    ``promoted``: the day's version went live. ``already_live``: it was live before this run
+    (a re-run). ``newer_live``: a later version is live, so it was left alone (the asset
+    never moves the live version backwards; ``style-pipeline lora rollback`` does).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decision: Literal["promoted", "already_live", "newer_live"]
+    version: str = Field(description="the day's lora_weights version")
+    sha256: str = Field(description="sha256 of the version's weights")
+    previous: str | None = Field(description="the version live before it (None: first)")
+    live: str = Field(description="the version live after this decision")
+    at: dt.datetime | None = Field(description="when the day's version went live")

@@ -1,4 +1,4 @@
-"""``nightly_training``: at 02:00 UTC, caption, train and evaluate yesterday's partition."""
+"""``nightly_training``: at 02:00 UTC, caption, train, evaluate and promote yesterday's LoRA."""
 
 import datetime as dt
 

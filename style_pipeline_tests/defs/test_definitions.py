@@ -21,6 +21,7 @@ EXPECTED_GROUPS = {
     "reward_model": "training",
     "lora_weights": "training",
     "metrics": "training",
+    "promoted_lora": "training",
 }
 
 
@@ -63,6 +64,19 @@ def test_min_curated_check_blocks_downstream(defs):
     assert checks["min_curated_count"].blocking is True
     assert {"gate_pass_rate", "duplicate_rate"} <= set(checks)
     assert checks["no_regression"].blocking is True
+    assert checks["trained_on_real_weights"].blocking is True
+
+
+def test_promoted_lora_is_gated_by_metrics_checks_and_runs_nightly(defs):
+    """Blocking checks skip what is downstream of their asset: promoted_lora must be."""
+    from style_pipeline.defs.jobs import NIGHTLY_SELECTION
+
+    graph = defs.resolve_asset_graph()
+    promoted = dg.AssetKey("promoted_lora")
+    assert graph.get(promoted).parent_keys == {dg.AssetKey("metrics"), dg.AssetKey("lora_weights")}
+    checks = {key.name for key in graph.get(dg.AssetKey("metrics")).check_keys}
+    assert checks == {"no_regression", "trained_on_real_weights"}
+    assert promoted in NIGHTLY_SELECTION.resolve(graph)
 
 
 def test_training_runs_in_one_pool(defs):

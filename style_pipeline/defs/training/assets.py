@@ -1,4 +1,4 @@
-"""Training group: dataset folder, reward model, nightly LoRA and its evaluation.
+"""Training group: dataset folder, reward model, nightly LoRA, its evaluation and promotion.
 
 Stages are imported inside each asset: loading the code location (the webserver,
 the daemon, every step's subprocess) then imports no model library, and a step pays
@@ -12,6 +12,7 @@ import polars as pl
 
 from style_pipeline.contracts.training import (
     LoraWeightsDocument,
+    PromotedLoraDocument,
     RewardModelDocument,
     TrainingDatasetDocument,
 )
@@ -133,7 +134,15 @@ def lora_weights(
             asset="metrics",
             blocking=True,
             description="no metric worse than the previous run beyond its tolerance",
-        )
+        ),
+        # On metrics, not lora_weights: a blocking check skips everything downstream of its
+        # asset, and a tiny-model LoRA should still be evaluated, just never promoted.
+        dg.AssetCheckSpec(
+            "trained_on_real_weights",
+            asset="metrics",
+            blocking=True,
+            description="the LoRA was trained on a real base model (tiny: allow_tiny_promotion)",
+        ),
     ],
 )
 def metrics(
@@ -163,3 +172,34 @@ def metrics(
             "compared": str(document.compared),
         },
     )
+    from style_pipeline.training.promotion import real_weights_verdict
+
+    real, why = real_weights_verdict(lora_weights, cfg.training.allow_tiny_promotion)
+    yield dg.AssetCheckResult(
+        check_name="trained_on_real_weights",
+        passed=real,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"model_profile": str(lora_weights.get("model_profile")), "reason": why},
+    )
+
+
+@dg.asset(**TRAINING, kinds={"json"}, io_manager_key="json_io_manager")
+def promoted_lora(
+    context: dg.AssetExecutionContext,
+    settings: SettingsResource,
+    storage: StorageResource,
+    lora_weights: dict,
+    metrics: dict,
+) -> dg.Output[PromotedLoraDocument]:
+    """Makes the day's LoRA the live one (promoted_lora/live.json) once metrics' checks pass."""
+    from style_pipeline.stages.promoted_lora import promote_day
+
+    started = time.perf_counter()
+    document, facts = promote_day(
+        lora_weights, metrics, storage.store(), context.partition_key, settings.load().training
+    )
+    context.log.info(
+        f"{document.decision}: {document.version} (live: {document.live}, "
+        f"before: {document.previous or 'none'})"
+    )
+    return dg.Output(document, metadata={**facts, "seconds": _elapsed(started)})
