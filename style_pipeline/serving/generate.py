@@ -277,7 +277,12 @@ def generate_page(request: Request) -> Response:
     return templates.TemplateResponse(
         request,
         "generate.html",
-        {"catalogue": catalogue, "serving": serving, "strip_scales": DEFAULT_STRIP},
+        {
+            "catalogue": catalogue,
+            "serving": serving,
+            "strip_scales": DEFAULT_STRIP,
+            "nav": "generate",
+        },
     )
 
 
