@@ -12,9 +12,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from style_pipeline.cli_lora import lora_app
 from style_pipeline.media.dropfolder import scan_drop
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(lora_app, name="lora")
 console = Console()
 
 
@@ -61,6 +63,7 @@ def demo(
     from style_pipeline.demo.samples import populate_drop
 
     os.environ.setdefault("STYLE_PIPELINE_TRAINING__PRESET", preset)
+    os.environ.setdefault("STYLE_PIPELINE_TRAINING__ALLOW_TINY_PROMOTION", "true")
     console.print(f"training preset: {os.environ['STYLE_PIPELINE_TRAINING__PRESET']}")
     home = ensure_dagster_home()
     settings = load_settings()
