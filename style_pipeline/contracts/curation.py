@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -158,14 +159,32 @@ class SelectionConfig(BaseModel):
     seed: int = 0
 
 
+class OverrideChange(BaseModel):
+    """One change made through the review app: who set which action on which frame, when."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frame_id: str
+    action: Literal["lock_in", "exclude", "clear"]
+    by: str = Field(description="who asked (the review page's user name, or the client)")
+    at: datetime.datetime = Field(description="when, UTC")
+
+
 class Overrides(BaseModel):
-    """Manual decisions that beat the selection; a frame cannot be in both lists."""
+    """Manual decisions that beat the selection; a frame cannot be in both lists.
+
+    Hand-written files carry only the lists and a note; the review app also records who
+    changed the document last, when, and every change it made (``history``).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     lock_in: list[str] = Field(default_factory=list, description="frame ids always kept")
     exclude: list[str] = Field(default_factory=list, description="frame ids never kept")
     note: str | None = None
+    updated_by: str | None = Field(None, description="who wrote the document last")
+    updated_at: datetime.datetime | None = Field(None, description="when, UTC")
+    history: list[OverrideChange] = Field(default_factory=list, description="oldest first")
 
     @model_validator(mode="after")
     def _disjoint(self) -> Overrides:

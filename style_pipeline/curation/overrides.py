@@ -50,3 +50,26 @@ def overrides_for_partition(store: Store, partition: str, prefix: str = "overrid
     if not found:
         return Overrides()
     return parse_overrides(store.read_bytes(found[0]).decode("utf-8"), found[0])
+
+
+def override_key(store: Store, partition: str, prefix: str = "") -> str:
+    """The key of the day's overrides document: the existing file, else ``<partition>.yml``.
+
+    Several files for the same date are refused, as when reading.
+    """
+    found = [key for key in layout.override_keys(partition, prefix) if store.exists(key)]
+    if len(found) > 1:
+        raise ValueError(f"several override files for {partition}: {found}")
+    if found:
+        return found[0]
+    return next(k for k in layout.override_keys(partition, prefix) if k.endswith(".yml"))
+
+
+def dump_overrides(overrides: Overrides, key: str) -> bytes:
+    """The document's bytes in the format its key names (JSON for ``.json``, else YAML)."""
+    data = overrides.model_dump(mode="json", exclude_none=True)
+    if not data.get("history"):
+        data.pop("history", None)  # hand-written files stay as short as they were
+    if key.endswith(".json"):
+        return (json.dumps(data, indent=2) + "\n").encode("utf-8")
+    return yaml.safe_dump(data, sort_keys=False).encode("utf-8")
