@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from style_pipeline.cli_lora import lora_app
+from style_pipeline.cli_serve import serve
 from style_pipeline.media.dropfolder import scan_drop
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -218,6 +219,8 @@ def _print_run(summary) -> None:
     for step in summary.failed_steps:
         console.print(f"[red]failed step: {step}")
 
+
+app.command()(serve)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
