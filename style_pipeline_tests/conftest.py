@@ -43,6 +43,7 @@ TINY_ENV = {
     "TRAINING__PRESET": "tiny",
     "TRAINING__EVALUATION__NUM_INFERENCE_STEPS": "2",
     "TRAINING__EVALUATION__SEEDS": "[0]",
+    "TRAINING__ALLOW_TINY_PROMOTION": "true",  # tiny weights are all the tests have
 }
 CACHE_KEYS = (
     "CURATION__CLIP__CACHE_DIR",

@@ -1,25 +1,28 @@
 """The published LoRA versions as the app shows them: metadata, metrics, which one is live.
 
-Reads only what ``lora_weights``, ``metrics`` and the promotion write; imports no model
-library, so listing versions never loads torch. A version name from a client is looked up
+Reads only what ``lora_weights``, ``metrics`` and the promotion write, through the light
+``training.versions`` and ``training.promotion`` (no model library: listing versions
+never loads torch). A version name from a client is looked up
 in the published list before any key is built from it: no client string reaches storage.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
 from pydantic import ValidationError
 
-from style_pipeline.contracts.training import LiveLora, MetricsDocument
+from style_pipeline.contracts.training import MetricsDocument
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
-
-# the trainer's METADATA_NAME (training.trainer imports torch; a test keeps the two equal)
-METADATA_NAME = "metadata.json"
-VERSION_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}\.\d{3,}$")
+from style_pipeline.training import versions
+from style_pipeline.training.promotion import read_live
+from style_pipeline.training.versions import (  # noqa: F401  (re-exported for the routes)
+    METADATA_NAME,
+    VERSION_PATTERN,
+    is_published,
+    list_versions,
+)
 
 
 class UnknownVersion(LookupError):
@@ -32,30 +35,15 @@ class NoLoraPublished(LookupError):
 
 def published_versions(store: Store) -> list[str]:
     """Published versions (``<date>.<NNN>`` folders with a metadata.json), oldest first."""
-    names = {layout.lora_version_of(key) for key in store.list(layout.LORA_WEIGHTS)}
-    return sorted(
-        n
-        for n in names
-        if VERSION_PATTERN.match(n) and store.exists(layout.lora_version_file(n, METADATA_NAME))
-    )
+    return list_versions(store)
 
 
 def read_metadata(store: Store, version: str) -> dict[str, Any]:
     """The metadata.json of a published version (``UnknownVersion`` when not published)."""
-    if version not in published_versions(store):
+    if not is_published(store, version):
         raise UnknownVersion(version)
-    data: dict[str, Any] = json.loads(
-        store.read_bytes(layout.lora_version_file(version, METADATA_NAME))
-    )
+    data: dict[str, Any] = versions.read_metadata(store, version)
     return data
-
-
-def read_live(store: Store) -> LiveLora:
-    """The live-LoRA document, or an empty one (no version) before the first promotion."""
-    key = layout.live_lora_key()
-    if not store.exists(key):
-        return LiveLora()
-    return LiveLora.model_validate_json(store.read_bytes(key))
 
 
 def resolve_version(store: Store, requested: str | None) -> str:
@@ -104,7 +92,7 @@ def catalogue(store: Store) -> dict[str, Any]:
     live = read_live(store)
     items = []
     for version in reversed(published_versions(store)):
-        meta = json.loads(store.read_bytes(layout.lora_version_file(version, METADATA_NAME)))
+        meta = versions.read_metadata(store, version)
         partition = str(meta.get("partition", version.split(".", 1)[0]))
         items.append(
             {

@@ -32,7 +32,7 @@ def is_published(store: Store, version: str) -> bool:
 def list_versions(store: Store) -> list[str]:
     """Published versions (folders with a metadata.json), oldest first."""
     names = [layout.lora_version_of(key) for key in store.list(layout.LORA_WEIGHTS)]
-    return sorted(n for n in names if store.exists(layout.lora_version_file(n, METADATA_NAME)))
+    return sorted(n for n in set(names) if is_published(store, n))
 
 
 def next_version(store: Store, partition: str) -> str:
