@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
-  const TOKEN_KEY = "style_pipeline.api_token";
+  const TOKEN_KEY = "style_pipeline_token";  // shared with the review and LoRA pages
   const strip = document.currentScript.dataset.strip.split(",").map(Number);
   let busy = false;
   let pending = false; // the slider moved while a generation ran: run once more at the end
