@@ -88,6 +88,11 @@ def demo(
     console.print(f"\nstorage root : {settings.storage_root()}")
     console.print(f"DAGSTER_HOME : {home}")
     console.print(f"open the UI  : DAGSTER_HOME={home} dagster dev -w workspace.yaml")
+    serving = settings.serving
+    console.print(
+        f"review, try : style-pipeline serve, then http://{serving.host}:{serving.port}"
+        f"/review/{partition} and /generate"
+    )
     if not summary.success:
         raise typer.Exit(1)
 
