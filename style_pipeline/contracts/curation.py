@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -285,6 +285,8 @@ class CurationSettings(Section):
     min_curated_per_day: int = Field(4, ge=0, description="blocking check before training")
     max_duplicate_rate: float = Field(0.9, ge=0, le=1, description="warning check")
     min_pass_rate: float = Field(0.1, ge=0, le=1, description="warning check")
+    theme: str = Field("default", description="a name in themes_dir, or a YAML path")
+    themes_dir: str = Field("data/themes", description="holds <name>.yaml themes")
 
 
 class OntologySnapshot(BaseModel):
@@ -295,3 +297,145 @@ class OntologySnapshot(BaseModel):
     path: str = Field(description="local path of the ontology file")
     sha256: str = Field(description="sha256 of the file bytes")
     ontology: Ontology
+
+
+class ScoreRecord(BaseModel):
+    """One row of ``scores``: every score in [0, 1] against the day's theme."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frame_id: str
+    q_tech: float = Field(ge=0, le=1, description="sharpness, exposure, noise (robust, no tuning)")
+    aesthetic: float = Field(ge=0, le=1)
+    aesthetic_source: str = Field(description="which head scored it, e.g. laion-mlp, reward_model")
+    vibe: float = Field(ge=0, le=1, description="calibrated CLIP similarity to the theme")
+    typography: float = Field(ge=0, le=1, description="room for a headline, minus existing text")
+    text_fraction: float = Field(ge=0, le=1, description="image area covered by detected text")
+    calm_fraction: float = Field(ge=0, le=1, description="largest calm low-saliency region")
+    composition: float = Field(ge=0, le=1)
+    thirds_distance: float = Field(ge=0, description="saliency centroid to nearest thirds point")
+    horizon_tilt_deg: float | None = None
+    border_cut: bool = Field(description="the salient subject touches the frame border")
+    total_prelim: float = Field(ge=0, le=1, description="theme-weighted sum")
+    passed: bool = Field(description="above the theme's hard constraints")
+    reasons: list[str] = Field(default_factory=list, description="e.g. low_q_tech")
+    scorecard_version: str
+    theme: str
+    theme_hash: str
+
+
+class RankingRecord(BaseModel):
+    """One row of ``ranking``: a frame's contest within its cluster (and as an opener)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frame_id: str
+    cluster: int
+    contender: bool = Field(description="among the cluster's top contenders by total_prelim")
+    elo: float | None = None
+    wins: int = 0
+    losses: int = 0
+    hero: bool = False
+    alternate_rank: int | None = Field(None, description="1 = first alternate to the hero")
+    opener_finalist: bool = False
+    opener_elo: float | None = None
+    rationale: str | None = Field(None, description="the judge's words for its last win")
+    judge: str = Field(description="heuristic, endpoint:<model>, or fallback:<reason>")
+    theme_hash: str
+
+
+class Judgment(BaseModel):
+    """One pairwise judgment (kept in ``ranking/<date>/judgments.json`` and the cache)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    a: str = Field(description="frame id")
+    b: str
+    winner: str
+    rationale: str = ""
+    stage: Literal["cluster", "opener"]
+    judge: str
+    cached: bool = False
+    fallback_reason: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class JudgeSpend(BaseModel):
+    """What the day's judging used against its budgets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judge: str
+    model: str | None = None
+    pairs: int = 0
+    pair_budget: int = 0
+    cache_hits: int = 0
+    fallbacks: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    token_budget: int = 0
+    cost_usd: float = 0.0
+
+
+class JudgmentsDocument(BaseModel):
+    """Every judgment of the day and the spend, for audit and ``curated_list``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    date: str
+    theme_hash: str
+    spend: JudgeSpend
+    judgments: list[Judgment] = Field(default_factory=list)
+
+
+class ThemeRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str
+    hash: str
+
+
+class CuratedListItem(BaseModel):
+    """One chosen frame, in rank order, with why it is there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rank: int = Field(ge=1)
+    frame_id: str
+    cluster_id: int
+    role: str
+    scores: dict[str, float]
+    diversity_tags: list[str] = Field(description="axis:value, e.g. time_of_day:night")
+    tags: dict[str, str] = Field(description="the same as a machine map axis -> value")
+    reasons: list[str]
+    artifacts: dict[str, str] = Field(description="storage keys: frame, export copy")
+    elo: float | None = None
+    rationale: str | None = None
+
+
+class CuratedListAudit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    created_at: datetime.datetime
+    optimizer: dict[str, Any]
+    judge: JudgeSpend
+    seeds: dict[str, int]
+
+
+class CuratedListDocument(BaseModel):
+    """``curated_list/<date>.json``: the day's selection as a portable, reasoned list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal["1"] = "1"
+    date: str
+    theme: ThemeRef
+    items: list[CuratedListItem]
+    coverage: dict[str, dict[str, int]] = Field(description="axis -> value -> frames chosen")
+    low_coverage: dict[str, str] = Field(
+        default_factory=dict, description="axis -> a prompt such as 'need more night shots?'"
+    )
+    audit: CuratedListAudit

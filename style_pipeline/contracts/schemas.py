@@ -12,7 +12,16 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from style_pipeline.contracts import captioning, curation, ingest, media, models, serving, training
+from style_pipeline.contracts import (
+    captioning,
+    curation,
+    ingest,
+    media,
+    models,
+    serving,
+    themes,
+    training,
+)
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -31,7 +40,7 @@ def export_json_schemas(models: Iterable[type[BaseModel]], out_dir: Path) -> lis
 def _public_models() -> list[type[BaseModel]]:
     """Every pydantic model defined in a contracts module, in module then name order."""
     found: list[type[BaseModel]] = []
-    for module in (media, ingest, models, curation, captioning, training, serving):
+    for module in (media, ingest, models, curation, captioning, training, serving, themes):
         for name in sorted(vars(module)):
             value = getattr(module, name)
             if (

@@ -23,6 +23,9 @@ REWARD_MODEL = "reward_model"
 LORA_WEIGHTS = "lora_weights"
 METRICS = "metrics"
 PROMOTED_LORA = "promoted_lora"
+SCORES = "scores"
+RANKING = "ranking"
+CURATED_LIST = "curated_list"
 
 RAW_OBJECTS = f"{RAW_MEDIA}/objects"
 RAW_QUARANTINE = f"{RAW_MEDIA}/quarantine"
@@ -216,3 +219,20 @@ def sensor_state_digest_of(key: str, sensor: str) -> str | None:
 def live_lora_key() -> str:
     """The ``LiveLora`` document: which LoRA version is live, and its promotion history."""
     return f"{PROMOTED_LORA}/live.json"
+
+
+def judgments_key(partition: str) -> str:
+    """The day's pairwise judgments and judge spend (``JudgmentsDocument``)."""
+    return f"{partition_dir(RANKING, partition)}/judgments.json"
+
+
+def judgment_cache_key(digest: str) -> str:
+    """A cached judgment, named by the hash of (pair contents, theme, model, prompt)."""
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError(f"not a sha256 digest: {digest!r}")
+    return f"{RANKING}/cache/{digest[:2]}/{digest}.json"
+
+
+def export_key(partition: str, rank: int, frame_id: str) -> str:
+    """A chosen frame copied in rank order into the day's export folder."""
+    return f"{partition_dir(CURATED_LIST, partition)}/export/{rank:04d}_{frame_id}.jpg"
