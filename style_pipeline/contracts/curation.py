@@ -342,6 +342,11 @@ class RankingRecord(BaseModel):
     rationale: str | None = Field(None, description="the judge's words for its last win")
     judge: str = Field(description="heuristic, endpoint:<model>, or fallback:<reason>")
     theme_hash: str
+    reason: str | None = Field(
+        None,
+        description="why the frame was not in a contest: failed_constraints, not_a_contender, "
+        "outlier, no_scores, no_cluster",
+    )
 
 
 class Judgment(BaseModel):
