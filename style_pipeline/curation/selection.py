@@ -24,6 +24,7 @@ from style_pipeline.curation.submodular import (
     lazy_greedy,
     mmr_greedy,
 )
+from style_pipeline.curation.theme_greedy import ThemeTerms, theme_lazy_greedy
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class SelectionResult:
     coverage: float  # mean over eligible frames of the best similarity to a kept frame
     unknown_override_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    gain_parts: dict[int, dict[str, float]] = field(default_factory=dict)  # theme runs only
 
     @property
     def kept_ids(self) -> list[str]:
@@ -88,14 +90,28 @@ def _coverage_matrix(cfg, x, knn, ground, cols) -> tuple[sp.csc_matrix, str]:
     return w, f"k-NN graph ({knn.method}, k={knn.indices.shape[1]})"
 
 
-def _run_objective(cfg, x, knn, ground, locked, pool, qn, slots, groups, caps):
+def _run_objective(cfg, x, knn, ground, locked, pool, qn, slots, groups, caps, theme=None):
     """Greedy picks among ``pool`` (global indices) and the coverage fraction reached."""
     cols = np.concatenate([locked, pool]).astype(np.int64)
     w, how = _coverage_matrix(cfg, x, knn, ground, cols)
     local_groups = None if groups is None else groups[cols]
     initial = range(len(locked))
     candidates = range(len(locked), len(cols))
-    if cfg.objective == "mmr":
+    parts: list[dict[str, float]] = []
+    if theme is not None:
+        res, parts = theme_lazy_greedy(
+            w,
+            theme.rows(cols),
+            candidates,
+            slots,
+            bonus=cfg.quality_weight * qn[cols] / max(slots, 1),
+            coverage_weight=cfg.coverage_weight,
+            initial=initial,
+            groups=local_groups,
+            caps=caps,
+            min_gain=cfg.min_gain,
+        )
+    elif cfg.objective == "mmr":
         res = mmr_greedy(
             x[cols],
             qn[cols],
@@ -121,7 +137,7 @@ def _run_objective(cfg, x, knn, ground, locked, pool, qn, slots, groups, caps):
     coverage = facility_location_value(w, [*initial, *res.picks]) / max(w.shape[0], 1)
     res.picks = [int(cols[j]) for j in res.picks]
     res.capped = {int(cols[j]) for j in res.capped}
-    return res, coverage, how
+    return res, coverage, how, dict(zip(res.picks, parts, strict=False))
 
 
 def _rule_decisions(ids, labels, q, glosh, ineligible, excluded, locked, cfg):
@@ -162,6 +178,7 @@ def select_frames(
     outlier_scores: np.ndarray | None = None,
     overrides: Overrides | None = None,
     knn: KnnGraph | None = None,
+    theme: ThemeTerms | None = None,
 ) -> SelectionResult:
     """Decide keep/drop for every frame (see module doc); deterministic for equal inputs.
 
@@ -169,6 +186,10 @@ def select_frames(
     "failed gate (blurry)"). ``embeddings`` are unit rows. Coverage uses exact cosine
     similarities (on a seeded sample of the ground set when it is too large), or the
     ``knn`` graph from ``clusters`` when even a sample would not fit.
+
+    With ``theme`` (role probabilities and axis tags), the objective is the theme's
+    marginal-gain greedy (``curation/theme_greedy.py``) and the kept frames are at most
+    the sum of the role quotas; ``quality`` is then the frames' merit (total_prelim, Elo).
     """
     cfg = config or SelectionConfig()
     ids = list(frame_ids)
@@ -193,8 +214,11 @@ def select_frames(
     pool = np.array([i for i in range(n) if i not in decisions], dtype=np.int64)
     eligible = {i for i in range(n) if i not in excluded and ids[i] not in ineligible}
     ground = np.array(sorted(eligible | set(locked)), dtype=np.int64)
-    slots = max(cfg.budget - len(locked), 0)
+    cap = cfg.budget if theme is None else min(cfg.budget, int(theme.quotas.sum()))
+    slots = max(cap - len(locked), 0)
     notes = []
+    if theme is not None and cap < cfg.budget:
+        notes.append(f"the theme's role quotas ({cap} frames) cap the budget {cfg.budget}")
     if len(locked) > cfg.budget:
         notes.append(f"{len(locked)} lock-ins exceed the budget {cfg.budget}; all kept")
     groups, caps = None, None
@@ -203,16 +227,17 @@ def select_frames(
         caps = {1: int(np.floor(cfg.outlier_budget_fraction * cfg.budget))}
     qn = np.zeros(n)
     qn[pool] = _normalise(q[pool])
-    coverage, result, picks = 0.0, None, {}
+    coverage, result, picks, parts = 0.0, None, {}, {}
+    objective = cfg.objective if theme is None else "theme_greedy"
     if len(pool) and slots > 0:
-        result, coverage, how = _run_objective(
-            cfg, x, knn, ground, locked, pool, qn, slots, groups, caps
+        result, coverage, how, parts = _run_objective(
+            cfg, x, knn, ground, locked, pool, qn, slots, groups, caps, theme
         )
         picks = {
             j: (p + 1, g) for p, (j, g) in enumerate(zip(result.picks, result.gains, strict=True))
         }
         notes.append(
-            f"{cfg.objective}: {len(picks)} picks, {result.evaluations} gain evaluations, "
+            f"{objective}: {len(picks)} picks, {result.evaluations} gain evaluations, "
             f"stop={result.stop}; coverage similarities: {how}"
         )
     out = []
@@ -227,7 +252,9 @@ def select_frames(
                 else f"cluster {labels[i]} top-{ranks[i]} by quality"
             )
             keep, code = True, "selected"
-            reason = f"kept: {where}; {cfg.objective} pick {pick} of {slots} (gain {gain:.4g})"
+            reason = f"kept: {where}; {objective} pick {pick} of {slots} (gain {gain:.4g}"
+            split = ", ".join(f"{k} {v:.3g}" for k, v in parts.get(i, {}).items())
+            reason += f": {split})" if split else ")"
         elif result is not None and i in result.capped:
             if caps is None:  # only the outlier budget caps candidates
                 raise RuntimeError(f"candidate {fid} was capped without an outlier budget")
@@ -238,9 +265,9 @@ def select_frames(
             reason = f"dropped: marginal gain below min_gain {cfg.min_gain}"
         else:
             keep, code = False, "over_budget"
-            reason = f"dropped: over budget ({cfg.budget} frames, {len(locked)} locked in)"
+            reason = f"dropped: over budget ({cap} frames, {len(locked)} locked in)"
         out.append(FrameDecision(fid, keep, code, reason, int(labels[i]), float(q[i]), pick, gain))
-    return SelectionResult(out, coverage, unknown, notes)
+    return SelectionResult(out, coverage, unknown, notes, parts)
 
 
 def decisions_frame(result: SelectionResult) -> pl.DataFrame:
