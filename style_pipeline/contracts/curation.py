@@ -269,6 +269,28 @@ class Ontology(BaseModel):
         raise KeyError(f"no category {name!r} in ontology {self.name}")
 
 
+class ScorecardConfig(BaseModel):
+    """Models and calibration of the ``scores`` asset (formulas: curation/scorecard/)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    aesthetic_weights: str = Field(
+        "data/models/aesthetic/sac+logos+ava1-l14-linearMSE.pth",
+        description="LAION improved-aesthetic-predictor head (.pth or .safetensors); used "
+        "when the file exists, never downloaded",
+    )
+    aesthetic_clip_model: str = Field(
+        "ViT-L-14", description="open_clip architecture the LAION head was trained on"
+    )
+    vibe_temperature: float = Field(
+        0.02, gt=0, description="cosine margin per logistic unit of the vibe score"
+    )
+    text_detector: Literal["auto", "rapidocr", "heuristic"] = Field(
+        "auto", description="auto: rapidocr when installed, else the MSER heuristic"
+    )
+    analysis_long_edge: int = Field(256, ge=32, description="saliency and layout resolution")
+
+
 class CurationSettings(Section):
     """Thresholds and models of the curation group (each sub-model documents its fields)."""
 
@@ -287,6 +309,7 @@ class CurationSettings(Section):
     min_pass_rate: float = Field(0.1, ge=0, le=1, description="warning check")
     theme: str = Field("default", description="a name in themes_dir, or a YAML path")
     themes_dir: str = Field("data/themes", description="holds <name>.yaml themes")
+    scorecard: ScorecardConfig = ScorecardConfig()
 
 
 class OntologySnapshot(BaseModel):
