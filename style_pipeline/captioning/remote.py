@@ -12,12 +12,9 @@ so neither the key nor credentials a server echoes reach logs, metadata or table
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -28,14 +25,32 @@ from PIL import Image
 from style_pipeline.captioning.captioners import CaptionResult, Labels, per_image
 from style_pipeline.contracts.captioning import EndpointConfig
 from style_pipeline.redaction import redact
+from style_pipeline.remote_http import (
+    RETRY_STATUS,
+    EndpointGaveUp,
+    EndpointRefused,
+    backoff_delay,
+    endpoint_client,
+    image_data_url,
+    post_with_retries,
+    snippet,
+)
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-SNIPPET_CHARS = 200  # of a response body kept in an error
-# Redact before cutting to the snippet, so a secret cut in half cannot slip past the
-# patterns; this much is scanned (a secret beyond it cannot reach the first 200 chars).
-SCAN_CHARS = 4000
+# Shared with the pairwise judge through style_pipeline.remote_http; re-exported here.
+__all__ = [
+    "RETRY_STATUS",
+    "CaptionEndpointError",
+    "OpenAICompatibleCaptioner",
+    "backoff_delay",
+    "cache_key",
+    "image_data_url",
+    "image_sha256",
+    "message_text",
+    "read_cached_caption",
+    "snippet",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,39 +70,6 @@ def cache_key(image_hash: str, prompt: str, model: str) -> str:
     """Store key of one cached answer."""
     blob = json.dumps([image_hash, prompt, model]).encode()
     return layout.caption_cache_key(hashlib.sha256(blob).hexdigest())
-
-
-def image_data_url(image: Image.Image, max_edge: int) -> str:
-    """The image as a JPEG data URL, downscaled so its long edge is at most ``max_edge``."""
-    image = image.convert("RGB")
-    if max(image.size) > max_edge:
-        image = image.copy()
-        image.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def backoff_delay(
-    retry: int, base: float, cap: float, rng: random.Random, retry_after: float | None = None
-) -> float:
-    """Full-jitter exponential delay for retry ``retry`` (0-based), at least ``Retry-After``."""
-    delay = rng.uniform(0, min(cap, base * 2**retry))
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return min(delay, cap)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers["retry-after"])
-    except (KeyError, ValueError):
-        return None
-
-
-def snippet(text: object, secret_env: str | None = None) -> str:
-    """The first :data:`SNIPPET_CHARS` of ``text`` with credentials redacted."""
-    return redact(str(text)[:SCAN_CHARS], [secret_env])[:SNIPPET_CHARS]
 
 
 def message_text(payload: dict, secret_env: str | None = None) -> str:
@@ -136,17 +118,6 @@ class OpenAICompatibleCaptioner:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ):
-        if not endpoint.configured():
-            raise ValueError("endpoint.base_url and endpoint.model must both be set")
-        headers = {}
-        if endpoint.api_key_env:
-            key = os.environ.get(endpoint.api_key_env)
-            if not key:
-                raise ValueError(
-                    f"environment variable {endpoint.api_key_env} (endpoint.api_key_env) "
-                    "is not set; set it or set api_key_env to null for keyless endpoints"
-                )
-            headers["Authorization"] = f"Bearer {key}"
         self.endpoint = endpoint
         self.model_id = str(endpoint.model)
         self.max_tokens = max_tokens
@@ -156,12 +127,7 @@ class OpenAICompatibleCaptioner:
         self.unreadable_cache_keys: list[str] = []  # entries treated as misses and rewritten
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._client = httpx.Client(
-            base_url=str(endpoint.base_url).rstrip("/") + "/",
-            timeout=endpoint.timeout_s,
-            headers=headers,
-            transport=transport,
-        )
+        self._client = endpoint_client(endpoint, transport)
 
     def close(self) -> None:
         self._client.close()
@@ -220,33 +186,31 @@ class OpenAICompatibleCaptioner:
                 }
             ],
         }
-        attempts = self.endpoint.max_attempts
-        last = ""
-        for attempt in range(attempts):
-            retry_after = None
-            try:
-                self.requests_made += 1
-                response = self._client.post("chat/completions", json=body)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                last = f"{type(exc).__name__}: {snippet(exc, self.endpoint.api_key_env)}"
-            else:
-                if response.status_code < 400:
-                    try:
-                        return message_text(response.json(), self.endpoint.api_key_env)
-                    except ValueError as exc:  # invalid JSON
-                        shown = snippet(exc, self.endpoint.api_key_env)
-                        raise CaptionEndpointError(f"response is not JSON: {shown}") from exc
-                answer = snippet(response.text, self.endpoint.api_key_env)
-                last = f"HTTP {response.status_code}: {answer}"
-                if response.status_code not in RETRY_STATUS:
-                    raise CaptionEndpointError(f"{self.url()} refused: {last}")
-                retry_after = _retry_after(response)
-            if attempt + 1 < attempts:
-                base, cap = self.endpoint.backoff_base_s, self.endpoint.backoff_max_s
-                self._sleep(backoff_delay(attempt, base, cap, self._rng, retry_after))
-        raise CaptionEndpointError(
-            f"gave up after {attempts} attempts to {self.url()}chat/completions; last error: {last}"
-        )
+        try:
+            response = post_with_retries(
+                self._client,
+                "chat/completions",
+                body,
+                self.endpoint,
+                sleep=self._sleep,
+                rng=self._rng,
+                on_request=self._count_request,
+            )
+        except EndpointRefused as exc:
+            raise CaptionEndpointError(f"{self.url()} refused: {exc.detail}") from None
+        except EndpointGaveUp as exc:
+            raise CaptionEndpointError(
+                f"gave up after {exc.attempts} attempts to {self.url()}chat/completions; "
+                f"last error: {exc.last}"
+            ) from None
+        try:
+            return message_text(response.json(), self.endpoint.api_key_env)
+        except ValueError as exc:  # invalid JSON
+            shown = snippet(exc, self.endpoint.api_key_env)
+            raise CaptionEndpointError(f"response is not JSON: {shown}") from exc
+
+    def _count_request(self) -> None:
+        self.requests_made += 1
 
     def url(self) -> str:
         """The base URL as it may be shown: credentials redacted."""
