@@ -157,6 +157,11 @@ class SelectionConfig(BaseModel):
         2000, ge=1, description="below this many sampled ground rows use the k-NN graph"
     )
     seed: int = 0
+    role_weight: float = Field(1.0, ge=0, description="theme runs: weight of role fit / slots")
+    axis_weight: float = Field(1.0, ge=0, description="theme runs: weight of axis coverage")
+    role_temperature: float = Field(
+        0.05, gt=0, description="softmax temperature of role affinities (scores in [0, 1])"
+    )
 
 
 class OverrideChange(BaseModel):
