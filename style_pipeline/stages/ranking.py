@@ -122,9 +122,10 @@ def rank_day(
     cluster_pairs = interleave(schedules, settings.max_pairs_per_day)
 
     opener = theme.roles[0].affinity
-    merit = {fid: affinity(c.scores, opener) for fid, c in candidates.items()}
+    pool = {fid: c for fid, c in candidates.items() if fid in state.cluster}  # outliers too
+    merit = {fid: affinity(c.scores, opener) for fid, c in pool.items()}
     opener_merit = {fid: prelim[fid] if m is None else m for fid, m in merit.items()}
-    finalists = top_by(opener_merit, settings.opener_finalists) if len(candidates) > 1 else []
+    finalists = top_by(opener_merit, settings.opener_finalists) if len(pool) > 1 else []
     remaining = settings.max_pairs_per_day - len(cluster_pairs)
     opener_pairs = round_robin(finalists, remaining)
 
