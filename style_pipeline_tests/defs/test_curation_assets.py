@@ -5,6 +5,7 @@ import io
 import polars as pl
 import pytest
 
+from style_pipeline.contracts.curation import CuratedListDocument
 from style_pipeline.demo.samples import make_photos
 from style_pipeline.settings import load_settings
 from style_pipeline.storage.store import Store
@@ -58,7 +59,31 @@ def test_curation_group_paths_decisions_and_checks(tiny_env, tmp_path, monkeypat
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     }
-    assert checks == {"gate_pass_rate": True, "duplicate_rate": True, "min_curated_count": True}
+    assert {k: checks[k] for k in ("gate_pass_rate", "duplicate_rate", "min_curated_count")} == {
+        "gate_pass_rate": True, "duplicate_rate": True, "min_curated_count": True
+    }  # fmt: skip
+
+    # the theme's roles and tags, and the curated list with its export folder
+    kept = curated.filter(pl.col("keep"))
+    assert sorted(kept["role"]) == ["anchor", "closer", "opener"]  # scarcest roles first
+    assert all(
+        any(t.startswith("orientation:") for t in tags) for tags in curated["diversity_tags"]
+    )
+    document = CuratedListDocument.model_validate_json(store.read_bytes(f"curated_list/{DAY}.json"))
+    assert [i.frame_id for i in document.items] == sorted(
+        kept["frame_id"], key=[i.frame_id for i in document.items].index
+    ) and len(document.items) == kept.height
+    assert document.items[0].role == "opener" and document.theme.name == "default"
+    assert store.list(f"curated_list/{DAY}/export") == [
+        i.artifacts["export"] for i in document.items
+    ]
+    metadata = {
+        e.asset_key.path[-1]: e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    assert "| palette |" in metadata["curated_list"]["coverage"].value
+    assert metadata["curated_list"]["roles"].value["opener"] == 1
+    assert "top_10" in metadata["curated_list"] and "judge_pairs" in metadata["curated_list"]
 
     # overrides: exclude a kept frame, lock in a dropped one
     kept = curated.filter(pl.col("keep"))["frame_id"][0]

@@ -29,6 +29,15 @@ def _elapsed(started: float) -> float:
     return round(time.perf_counter() - started, 3)
 
 
+def coverage_markdown(coverage: dict[str, dict[str, int]], low: dict[str, str]) -> str:
+    """One row per axis: each value with its count, and the low-coverage prompt."""
+    lines = ["| axis | values (frames chosen) | low coverage |", "|---|---|---|"]
+    for axis, counts in coverage.items():
+        values = ", ".join(f"{v} {n}" for v, n in counts.items())
+        lines.append(f"| {axis} | {values} | {low.get(axis, '').replace('|', '/')} |")
+    return "\n".join(lines)
+
+
 @dg.asset(
     **CURATION,
     kinds={"opencv", "parquet"},
@@ -197,27 +206,36 @@ def clusters(
 def curated_frames(
     context: dg.AssetExecutionContext,
     settings: SettingsResource,
+    storage: StorageResource,
     frames: pl.DataFrame,
     quality_scores: pl.DataFrame,
     dedup_set: pl.DataFrame,
     embeddings: pl.DataFrame,
     clusters: pl.DataFrame,
     ontology: dict,
+    scores: pl.DataFrame,
+    ranking: pl.DataFrame,
 ):
-    """The day's diverse, high-quality selection: keep/drop and a reason for every frame."""
+    """The day's selection against the theme: keep/drop, reason, role and axis tags per frame."""
+    from style_pipeline.curation.themes import load_theme
     from style_pipeline.stages.curated_frames import DayTables, curate_day
 
     started = time.perf_counter()
     cfg = settings.load().curation
+    theme = load_theme(cfg.theme, cfg.themes_dir)
     table, facts = curate_day(
-        DayTables(frames, quality_scores, dedup_set, embeddings, clusters),
+        DayTables(frames, quality_scores, dedup_set, embeddings, clusters, scores, ranking),
         OntologySnapshot.model_validate(ontology),
         Store(resolve_root(cfg.overrides_root)),
         context.partition_key,
         cfg,
+        theme=theme,
+        frame_store=storage.store(),
     )
     for note in facts.notes:
         context.log.info(note)
+    for axis, prompt in facts.low_coverage.items():
+        context.log.info(f"low coverage on {axis}: {prompt}")
     if facts.unknown_override_ids:
         context.log.warning(
             f"override ids not in this partition: {list(facts.unknown_override_ids)}"
@@ -232,8 +250,14 @@ def curated_frames(
             "coverage": facts.coverage,
             "lock_in": facts.lock_in,
             "exclude": facts.exclude,
+            "theme": f"{theme.name} {theme.version}",
+            "roles": facts.roles,
+            "axis_coverage": dg.MetadataValue.md(
+                coverage_markdown(facts.axis_coverage, facts.low_coverage)
+            ),
+            "low_coverage": dict(facts.low_coverage),
             "seconds": _elapsed(started),
-            "sample": sample_table(table, ["frame_id", "keep", "reason"]),
+            "sample": sample_table(table, ["frame_id", "keep", "role", "reason"]),
         },
     )
     yield dg.AssetCheckResult(
