@@ -38,17 +38,30 @@ class IqaConfig(BaseModel):
 
 
 class QualityConfig(BaseModel):
-    """Analysis resolution and gate thresholds (tuned on benchmarks/curation_corpus.py)."""
+    """Analysis resolution and gate thresholds, tuned on the tuning split of
+    benchmarks/heldout_corpus.py (plus the tuning photographs' part of
+    benchmarks/curation_corpus.py) and checked on its held-out photographs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     analysis_long_edge: int = Field(512, ge=64)
     min_short_edge: int = Field(256, ge=1, description="low_resolution below (source pixels)")
-    blur_sharpness_min: float = Field(200.0, ge=0, description="blurry below")
-    dark_p99_max: float = Field(0.30, ge=0, le=1, description="underexposed: 99th pct below")
-    dark_mean_max: float = Field(0.08, ge=0, le=1, description="underexposed: mean below")
-    bright_clip_max: float = Field(0.005, ge=0, le=1, description="overexposed: clipped above")
-    bright_mean_max: float = Field(0.92, ge=0, le=1, description="overexposed: mean above")
+    blur_focus_min: float = Field(
+        0.344, ge=0, le=1, description="blurry: focus (1-px / 4-px difference ratio) below"
+    )
+    dark_p99_max: float = Field(0.45, ge=0, le=1, description="underexposed: 99th pct below")
+    dark_mean_max: float = Field(0.08, ge=0, le=1, description="underexposed: or mean below")
+    bright_clip_max: float = Field(
+        0.005, ge=0, le=1, description="overexposed: fraction at level 255 above (and mean)"
+    )
+    bright_clip_mean_min: float = Field(
+        0.30,
+        ge=0,
+        le=1,
+        description="overexposed: ... and mean above (a dark frame with a "
+        "small white object is not overexposed)",
+    )
+    bright_mean_max: float = Field(0.92, ge=0, le=1, description="overexposed: or mean above")
     noise_sigma_max: float = Field(11.0, ge=0, description="noisy above (0-255 scale)")
     ssim_redundant_min: float = Field(0.92, ge=-1, le=1, description="redundant at or above")
     faces: FaceConfig = FaceConfig()
@@ -82,6 +95,11 @@ class QualityRecord(BaseModel):
     passed: bool = True
     reasons: list[str] = Field(default_factory=list)
     score: float = Field(0.0, description="ranking score: log10(1 + sharpness) - failed checks")
+    focus: float | None = Field(
+        None,
+        description="blur gate's measure in [0.25, 1] (curation.quality.focus); None only in "
+        "rows written before it existed, which the blur check then skips",
+    )
 
 
 class DedupConfig(BaseModel):

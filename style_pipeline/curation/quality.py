@@ -2,9 +2,11 @@
 
 Every frame is analysed at one resolution (long edge ``analysis_long_edge``, never
 upscaled) as RGB and Rec.601 luminance floats in [0, 1]. Gradient metrics use the 0-255
-scale so the classic thresholds read as usual. Sharpness for the gate is the Laplacian
-variance of the contrast-stretched luminance (1st..99th percentile -> 0..255), which keeps
-a dark but focused frame from being called blurry.
+scale so the classic thresholds read as usual. ``sharpness`` (the ranking score's input)
+is the Laplacian variance of the contrast-stretched luminance (1st..99th percentile ->
+0..255). The blur gate uses ``focus`` instead, a ratio that does not depend on contrast,
+resolution or how much texture the scene has (see ``focus``), so thresholds tuned on one
+set of photographs hold on others (benchmarks/bench_quality_heldout.py).
 """
 
 from __future__ import annotations
@@ -98,6 +100,55 @@ def sharpness(gray: np.ndarray) -> float:
     return laplacian_variance(stretched.astype(np.float32))
 
 
+# Directions of the structure function: right, down and the two diagonals.
+_DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
+FOCUS_TILE = 64  # analysis pixels; tiles overlap by half
+FOCUS_QUANTILE = 75  # of the tiles' ratios: the sharp part of a shallow-focus frame counts
+FOCUS_FLOOR = 3.0 / 255.0  # RMS 4-px difference below which a tile is flat (after stretch)
+
+
+def _squared_step(gray: np.ndarray, dy: int, dx: int, step: int) -> np.ndarray:
+    """``(g(p + step * d) - g(p))**2`` at every p, zero where p + step * d leaves the image."""
+    h, w = gray.shape
+    oy, ox = dy * step, dx * step
+    ahead = gray[max(0, oy) : h + min(0, oy), max(0, ox) : w + min(0, ox)]
+    here = gray[max(0, -oy) : h + min(0, -oy), max(0, -ox) : w + min(0, -ox)]
+    out = np.zeros_like(gray)
+    out[: ahead.shape[0], : ahead.shape[1]] = (ahead - here) ** 2
+    return out
+
+
+def focus(gray: np.ndarray) -> float:
+    """Scale- and content-normalised sharpness in [0.25, 1]: per tile and direction, the RMS
+    1-pixel luminance difference over the RMS 4-pixel difference (the structure function's
+    slope). A surface that is smooth at the pixel scale (any blur wider than a pixel) gives
+    1/4; edges and fine texture in focus give about 1/2; white noise gives 1. Each tile keeps
+    its *smallest* direction, so motion blur (smooth along one direction) counts; flat tiles
+    (sky, walls) are skipped; the result is the 75th percentile over tiles, so a sharp
+    subject before a soft background is in focus. Contrast-stretched first (1st..99th
+    percentile) so the flatness floor means the same in a dark frame."""
+    lo, hi = _percentiles(_histogram(gray), 1, 99)
+    g = ((gray - lo) / max(hi - lo, 1.0 / 255.0)).astype(np.float32)
+    h, w = g.shape
+    half = FOCUS_TILE // 2
+    ys, xs = np.arange(half, h, half), np.arange(half, w, half)
+    if not len(ys) or not len(xs):
+        ys, xs = np.array([h // 2]), np.array([w // 2])
+    fine: list[np.ndarray] = []
+    coarse: list[np.ndarray] = []
+    for dy, dx in _DIRECTIONS:
+        for step, out in ((1, fine), (4, coarse)):
+            energy = cv2.boxFilter(_squared_step(g, dy, dx, step), -1, (FOCUS_TILE, FOCUS_TILE))
+            out.append(energy[np.ix_(ys, xs)])
+    f, c = np.stack(fine), np.stack(coarse)
+    textured = c.min(axis=0) > FOCUS_FLOOR**2
+    if not textured.any():  # no tile has structure: judge the frame as a whole
+        f, c = f.mean(axis=(1, 2), keepdims=True), c.mean(axis=(1, 2), keepdims=True)
+        textured = np.ones(f.shape[1:], bool)
+    ratio = np.sqrt(np.maximum(f, 0.0) / np.maximum(c, 1e-12)).min(axis=0)  # box sums round
+    return float(np.percentile(ratio[textured], FOCUS_QUANTILE))
+
+
 @dataclass(frozen=True)
 class Exposure:
     mean: float
@@ -159,10 +210,13 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 def gate(metrics: QualityRecord, config: QualityConfig) -> tuple[bool, list[str]]:
     """``(passed, reasons)``; reasons are ordered as in ``REASON_CODES``."""
     found = {
-        "blurry": metrics.sharpness < config.blur_sharpness_min,
+        "blurry": metrics.focus is not None and metrics.focus < config.blur_focus_min,
         "underexposed": metrics.luminance_p99 < config.dark_p99_max
         or metrics.mean_luminance < config.dark_mean_max,
-        "overexposed": metrics.highlight_clip > config.bright_clip_max
+        "overexposed": (
+            metrics.highlight_clip > config.bright_clip_max
+            and metrics.mean_luminance > config.bright_clip_mean_min
+        )
         or metrics.mean_luminance > config.bright_mean_max,
         "noisy": metrics.noise_sigma > config.noise_sigma_max,
         "low_resolution": min(metrics.width, metrics.height) < config.min_short_edge,
@@ -211,6 +265,7 @@ def measure(
         largest_face_fraction=None if face is None else face.largest_area_fraction,
         brisque=brisque,
         clip_iqa=clip_iqa,
+        focus=focus(gray),
     )
 
 

@@ -131,6 +131,7 @@ def _metrics(**overrides) -> QualityRecord:
         highlight_clip=0.0,
         noise_sigma=2.0,
         colorfulness=30.0,
+        focus=0.5,
     )
     return QualityRecord(**{**base, **overrides})
 
@@ -142,10 +143,12 @@ FACES_REQUIRED = QualityConfig(faces=FaceConfig(require_face=True, max_faces=2))
     ("overrides", "config", "reasons"),
     [
         ({}, CONFIG, []),
-        ({"sharpness": 50.0}, CONFIG, ["blurry"]),
+        ({"focus": 0.26}, CONFIG, ["blurry"]),
+        ({"focus": None, "sharpness": 1.0}, CONFIG, []),  # rows from before focus existed
         ({"luminance_p99": 0.2, "mean_luminance": 0.1}, CONFIG, ["underexposed"]),
         ({"mean_luminance": 0.05}, CONFIG, ["underexposed"]),
         ({"highlight_clip": 0.2}, CONFIG, ["overexposed"]),
+        ({"highlight_clip": 0.2, "mean_luminance": 0.2}, CONFIG, []),  # white collar, dark frame
         ({"mean_luminance": 0.95}, CONFIG, ["overexposed"]),
         ({"noise_sigma": 25.0}, CONFIG, ["noisy"]),
         ({"width": 200}, CONFIG, ["low_resolution"]),
@@ -156,7 +159,7 @@ FACES_REQUIRED = QualityConfig(faces=FaceConfig(require_face=True, max_faces=2))
         ({"face_count": 3}, FACES_REQUIRED, ["too_many_faces"]),
         ({"face_count": 1}, FACES_REQUIRED, []),
         (
-            {"sharpness": 1.0, "noise_sigma": 40.0, "width": 10},
+            {"focus": 0.25, "noise_sigma": 40.0, "width": 10},
             CONFIG,
             ["blurry", "noisy", "low_resolution"],
         ),
