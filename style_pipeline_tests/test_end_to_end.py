@@ -7,6 +7,7 @@ import json
 import polars as pl
 import pytest
 
+from style_pipeline.contracts.curation import CuratedListDocument
 from style_pipeline.defs.run import materialize_partition, materialized_partitions
 from style_pipeline.demo.samples import populate_drop
 from style_pipeline.settings import load_settings
@@ -31,7 +32,7 @@ def test_whole_graph_on_generated_media(instance, tiny_models, monkeypatch):
     assert summary.success, summary.failed_steps
     assert set(summary.materialized) >= {
         "raw_media", "frames", "quality_scores", "dedup_set", "embeddings", "clusters",
-        "curated_frames", "ontology", "caption_model", "captions",
+        "curated_frames", "curated_list", "ontology", "caption_model", "captions",
         "training_dataset", "reward_model", "lora_weights", "metrics", "promoted_lora",
     }  # fmt: skip
 
@@ -62,6 +63,19 @@ def test_whole_graph_on_generated_media(instance, tiny_models, monkeypatch):
     captions = _table(store, f"captions/{today}.parquet")
     assert curated["keep"].sum() >= 2
     assert sorted(captions["frame_id"]) == sorted(curated.filter(pl.col("keep"))["frame_id"])
+    # today's curated list: valid, every kept frame once, with roles and axis tags
+    listed = CuratedListDocument.model_validate_json(store.read_bytes(f"curated_list/{today}.json"))
+    assert listed.date == today and len(listed.items) == curated["keep"].sum()
+    assert sorted(i.frame_id for i in listed.items) == sorted(
+        curated.filter(pl.col("keep"))["frame_id"]
+    )
+    assert listed.items[0].role == "opener" and all(i.role for i in listed.items)
+    assert all(
+        {"time_of_day", "orientation", "palette", "scene"} <= set(i.tags) for i in listed.items
+    )
+    assert all(f"{a}:{v}" in i.diversity_tags for i in listed.items for a, v in i.tags.items())
+    assert set(listed.coverage) >= {"scene", "palette", "time_of_day", "orientation"}
+    assert all(store.exists(i.artifacts["export"]) for i in listed.items)
     lora = json.loads(store.read_bytes(f"lora_weights/{today}.json"))
     assert store.exists(f"{lora['prefix']}/pytorch_lora_weights.safetensors")
     assert lora["model_profile"] == "tiny"
