@@ -41,11 +41,11 @@ A = _candidate("frame_a", "aaaa", 0.8, q_tech=0.9)
 B = _candidate("frame_b", "bbbb", 0.6, q_tech=0.4)
 
 
-def _theme(server: ChatServer | None = None, **judge) -> Theme:
+def _theme(server: ChatServer | None = None, timeout_s: float = 10.0, **judge) -> Theme:
     theme = load_theme("default", "data/themes")
     endpoint = EndpointConfig(
         base_url=server.base_url if server else "http://127.0.0.1:9/v1", model="vlm-judge",
-        api_key_env=KEY_ENV, timeout_s=0.5, max_attempts=3, backoff_base_s=0.01,
+        api_key_env=KEY_ENV, timeout_s=timeout_s, max_attempts=3, backoff_base_s=0.01,
         backoff_max_s=2.0,
     )  # fmt: skip
     settings = JudgeSettings(kind="endpoint", endpoint=endpoint, input_usd_per_1k_tokens=0.5,
@@ -58,8 +58,8 @@ def judge_for(monkeypatch):
     monkeypatch.setenv(KEY_ENV, SECRET)
     made, slept = [], []
 
-    def make(server, **judge) -> EndpointJudge:
-        judge_ = EndpointJudge(_theme(server, **judge), sleep=slept.append)
+    def make(server, timeout_s: float = 10.0, **judge) -> EndpointJudge:
+        judge_ = EndpointJudge(_theme(server, timeout_s, **judge), sleep=slept.append)
         made.append(judge_)
         return judge_
 
@@ -145,7 +145,7 @@ def test_429_retry_after_is_honoured(chat_server, judge_for):
 
 def test_a_timeout_is_retried(chat_server, judge_for):
     chat_server.script = [Reply(delay_s=1.5)]
-    judge = judge_for(chat_server)
+    judge = judge_for(chat_server, timeout_s=0.3)
     verdict = judge.judge(A, B, "cluster", RUBRIC)
     assert verdict.fallback_reason is None and verdict.winner == "frame_a"
     assert judge.requests_made == 2

@@ -137,7 +137,7 @@ def test_scores_of_another_theme_are_refused(tmp_path):
 
 def _endpoint_theme(server: ChatServer) -> Theme:
     endpoint = EndpointConfig(base_url=server.base_url, model="vlm-judge", api_key_env=KEY_ENV,
-                              max_attempts=2, backoff_base_s=0.0, timeout_s=5)  # fmt: skip
+                              max_attempts=2, backoff_base_s=0.0, timeout_s=30)  # fmt: skip
     return _theme(kind="endpoint", endpoint=endpoint, opener_finalists=2,
                   input_usd_per_1k_tokens=1.0)  # fmt: skip
 
