@@ -152,7 +152,7 @@ def ours_quality(items: list[CorpusImage], config: QualityConfig) -> dict[str, Q
 
 
 SEPARATION = {  # gate metric per defect, and whether the defect makes it low
-    "blurry": ("blur", "sharpness", True),
+    "blurry": ("blur", "focus", True),
     "underexposed": ("dark", "luminance_p99", True),
     "overexposed": ("overexposed", "highlight_clip", False),
 }
@@ -337,17 +337,20 @@ def report(**r) -> str:
         f"Goal >= 0.9 each: "
         f"{'met' if all(a >= 0.9 for a, _ in r['detection'].values()) else 'missed'}. "
         "The thresholds (QualityConfig defaults: "
-        f"sharpness < {cfg_q.blur_sharpness_min:g}, p99 luminance < {cfg_q.dark_p99_max:g} or "
-        f"mean < {cfg_q.dark_mean_max:g}, > {cfg_q.bright_clip_max:g} of pixels at 255 or mean "
-        f"> {cfg_q.bright_mean_max:g}, noise sigma > {cfg_q.noise_sigma_max:g}) were tuned on "
-        "this corpus, so these F1 values are in-sample. Margins on this corpus (worst "
-        "defect image vs worst clean/other image): "
+        f"focus < {cfg_q.blur_focus_min:g}, p99 luminance < {cfg_q.dark_p99_max:g} or "
+        f"mean < {cfg_q.dark_mean_max:g}, > {cfg_q.bright_clip_max:g} of pixels at 255 with "
+        f"mean > {cfg_q.bright_clip_mean_min:g} or mean > {cfg_q.bright_mean_max:g}, noise "
+        f"sigma > {cfg_q.noise_sigma_max:g}) were tuned on the tuning split of "
+        "benchmarks/heldout_corpus.py plus this corpus's images of the same photographs, so "
+        "these F1 values are partly in-sample (see the held-out section). Margins on this "
+        "corpus (worst defect image vs worst clean/other image): "
         + "; ".join(
             f"{code} {metric} {a:.4g} vs {b:.4g}"
             for code, (metric, a, b) in r["separation"].items()
         )
-        + ". The dark margin is thin (the dark defect scales by <= 0.3, night-sky crops "
-        "reach p99 0.32), so expect some error on other data. cleanvision's blurry and light "
+        + ". The dusk crops of `rocket` are as dark as a -2 EV exposure (p99 0.32-0.42) and "
+        "are labelled clean here, so the stricter dark threshold flags them. cleanvision's "
+        "blurry and light "
         "checks use its own defaults, which flag many clean images here. Noise F1 is lower "
         "because fine texture (grass, gravel) raises the wavelet noise estimate.",
         "",
