@@ -1,12 +1,15 @@
 """Server time of the review page of a 1,000-frame day (goal: well under 500 ms).
 
-Writes a synthetic day (the six tables the page reads, one small JPEG per frame) into a
-temporary local Store, then times ``GET /review/<date>`` through FastAPI's TestClient:
-the first request (tables read, joined and rendered), the following ones (nothing
-changed: the rendered page comes from the cache), one after each override (the joined day
-is cached, the page renders again), and the day's JSON. Server time is the app's
-``Server-Timing`` header; the round trip through TestClient is shown beside it.
-Run: ``.venv/bin/python benchmarks/bench_review.py [--frames 1000]``.
+Writes a synthetic day into a temporary local Store: the six tables of ``synthetic_day``
+(one small JPEG per frame), plus the theme-driven curation's ``scores`` and ``ranking``
+tables, ``curated_frames``' theme columns, ``curated_list/<date>.json`` and the judgments
+document (``--without-theme`` leaves those out, as on an older day). Then times
+``GET /review/<date>`` through FastAPI's TestClient: the first request (tables read,
+joined and rendered), the following ones (nothing changed: the rendered page comes from
+the cache), one after each override (the joined day is cached, the page renders again),
+and the day's JSON. Server time is the app's ``Server-Timing`` header; the round trip
+through TestClient is shown beside it.
+Run: ``.venv/bin/python benchmarks/bench_review.py [--frames 1000] [--without-theme]``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from style_pipeline.serving.app import create_app
 from style_pipeline.settings import load_settings
 from style_pipeline.storage.store import Store
 from style_pipeline_tests.serving.synthetic_day import write_day
+from style_pipeline_tests.serving.test_review import write_theme_tables
 
 DATE = "2026-11-10"
 
@@ -40,12 +44,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument(
+        "--without-theme", action="store_true", help="no scores / ranking / roles / list"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "storage"
         settings = load_settings(storage=str(root))
         store = Store(str(root))
         ids = write_day(store, DATE, args.frames)
+        if not args.without_theme:
+            write_theme_tables(store, DATE)
         client = TestClient(create_app(settings, store, overrides_store=Store(tmp)))
         cold, cold_trip, size = _ms(client, f"/review/{DATE}")
         warm = [_ms(client, f"/review/{DATE}") for _ in range(args.repeat)]
@@ -55,8 +64,10 @@ def main() -> None:
             client.app.state.overrides.apply(DATE, ids[i], "exclude", "bench")
             rerender.append(_ms(client, f"/review/{DATE}"))
         json_ms = [_ms(client, f"/v1/days/{DATE}") for _ in range(args.repeat)]
+        theme = "without" if args.without_theme else "with"
         print(
-            f"review page, {args.frames} frames, {size / 1e6:.2f} MB of HTML "
+            f"review page, {args.frames} frames ({theme} theme tables), "
+            f"{size / 1e6:.2f} MB of HTML "
             "(server time from Server-Timing; round trip through TestClient)"
         )
         print(f"  first request (read + join + render): {cold:.0f} ms ({cold_trip:.0f} ms)")

@@ -62,6 +62,12 @@ def review_page(request: Request, date: str) -> Response:
     key, overrides = request.app.state.overrides.read(day.date)
     codes = sorted({f["code"] for f in day.frames if f["status"] != "kept" and f["code"]})
     clusters = sorted({f["cluster"] for f in day.frames if f.get("cluster") is not None})
+    roles = sorted({f["role"] for f in day.frames if f.get("role")})
+    tags: dict[str, set[str]] = {}
+    for f in day.frames:
+        for tag in f.get("diversity_tags") or ():
+            axis, _, value = tag.partition(":")
+            tags.setdefault(axis, set()).add(value)
     context: dict[str, Any] = {
         "nav": "review",
         "date": day.date,
@@ -70,6 +76,8 @@ def review_page(request: Request, date: str) -> Response:
         "tables": day.tables,
         "codes": codes,
         "clusters": clusters,
+        "roles": roles,
+        "tags": {axis: sorted(values) for axis, values in sorted(tags.items())},
         "overrides": overrides,
         "overrides_key": key,
         "active_run": request.app.state.runs.active(day.date),

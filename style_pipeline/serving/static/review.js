@@ -7,7 +7,7 @@
   const run = document.getElementById("run-status");
   const date = run.dataset.date;
   const tokenInput = document.getElementById("token");
-  const filters = { status: "f-status", code: "f-code", cluster: "f-cluster" };
+  const filters = { status: "f-status", code: "f-code", cluster: "f-cluster", role: "f-role", tag: "f-tag" };
 
   if (tokenInput) {
     tokenInput.value = sessionStorage.getItem("style_pipeline_token") || "";
@@ -22,7 +22,9 @@
     for (const card of grid.children) {
       const ok = (!want.status || card.dataset.status === want.status)
         && (!want.code || card.dataset.code === want.code)
-        && (!want.cluster || card.dataset.cluster === want.cluster);
+        && (!want.cluster || card.dataset.cluster === want.cluster)
+        && (!want.role || card.dataset.role === want.role)
+        && (!want.tag || card.dataset.tags.split("|").includes(want.tag));
       card.hidden = !ok;
       if (ok) shown += 1;
     }
@@ -103,6 +105,9 @@
       card.querySelector(".badge").textContent = f.status;
       card.querySelector(".code").textContent = f.code;
       card.querySelector(".reason").textContent = f.reason || "";
+      card.dataset.role = f.role || "";
+      card.dataset.tags = (f.diversity_tags || []).join("|");
+      card.querySelector(".role").textContent = f.role || "";
     }
     const s = day.summary;
     document.getElementById("summary-line").textContent =
@@ -116,9 +121,29 @@
       row.lastElementChild.textContent = state;
       row.className = state === "ok" ? "" : "missing";
     }
+    await refreshSummary();
     applyFilters();
     run.dataset.refreshed = "1";
     showRun(run.textContent + " - decisions refreshed", run.className.replace("run ", ""));
+  }
+
+  // Coverage, role counts and judge spend change with a re-run: take them (and the role and
+  // tag filters' options) from the freshly rendered page rather than re-building them here.
+  async function refreshSummary() {
+    const response = await fetch(`/review/${date}`);
+    if (!response.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    const summary = fresh.getElementById("day-summary");
+    if (summary) document.getElementById("day-summary").replaceWith(summary);
+    for (const id of ["f-role", "f-tag"]) {
+      const select = document.getElementById(id);
+      const next = fresh.getElementById(id);
+      if (!next) continue;
+      const value = select.value;
+      select.innerHTML = next.innerHTML;
+      select.disabled = next.disabled;
+      select.value = [...select.options].some((o) => o.value === value) ? value : "";
+    }
   }
 
   if (run.dataset.runId) poll(run.dataset.runId);
