@@ -72,6 +72,9 @@ def test_browser_exclude_then_see_it_dropped(curated_day, live_server, page):
         assert card.is_visible()
         page.select_option("#f-status", "")
         card.locator("details.why summary").click()
+        # the why-card was re-rendered too: a dropped frame has no role any more
+        why = card.locator("details.why").inner_text()
+        assert "role\tnone" in why or "role\nnone" in why or "role none" in why, why
         # STYLE_PIPELINE_SAVE_SCREENSHOTS=1 refreshes the README's picture; CI leaves it alone
         shot = SCREENSHOT if os.environ.get("STYLE_PIPELINE_SAVE_SCREENSHOTS") == "1" else None
         png = page.screenshot(path=str(shot) if shot else None, full_page=False)

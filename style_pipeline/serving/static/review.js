@@ -135,6 +135,14 @@
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
     const summary = fresh.getElementById("day-summary");
     if (summary) document.getElementById("day-summary").replaceWith(summary);
+    // Why-cards too (role, contest, tags change with the run); keep the open/closed state.
+    for (const why of document.querySelectorAll("#grid details.why")) {
+      const card = why.closest("article.card");
+      const next = card && fresh.getElementById(card.id)?.querySelector("details.why");
+      if (!next) continue;
+      next.open = why.open;
+      why.replaceWith(next);
+    }
     for (const id of ["f-role", "f-tag"]) {
       const select = document.getElementById(id);
       const next = fresh.getElementById(id);
