@@ -221,6 +221,8 @@ def _print_run(summary) -> None:
     colour = "green" if summary.success else "red"
     console.print(f"[{colour}]run {summary.run_id} {'succeeded' if summary.success else 'FAILED'}")
     console.print(f"materialized: {', '.join(summary.materialized) or 'nothing'}")
+    if summary.recorded:
+        console.print(f"ingested files recorded for the hot-folder sensor: {summary.recorded}")
     for step in summary.failed_steps:
         console.print(f"[red]failed step: {step}")
 

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    start_date: dt.date = dt.date(2025, 1, 1)
+    # None: the first day with data (``defs.start_date.resolve_start_date``, ADR 0005)
+    start_date: dt.date | None = None
     drop: str = "data/drop"
     storage: str = "data/storage"
     ingest: IngestSettings = IngestSettings()

@@ -4,6 +4,10 @@ A CLI run executes inside the ``style-pipeline`` process, so when that process i
 (kill -9, OOM, a closed laptop) nothing marks the run finished and it would stay STARTED
 forever. Every CLI run is tagged with its pid, process start time and host; each start
 fails the runs of this host whose process is gone (public instance API only).
+
+A run that materializes ``raw_media`` for a date records the file set it ingested in the
+hot-folder sensor's state (``media.sensor_state.RecordedSet``), so the sensor's next tick
+(``dagster dev`` after ``style-pipeline demo``) does not ingest the same files again.
 """
 
 from __future__ import annotations
@@ -116,6 +120,33 @@ class RunSummary:
     materialized: list[str]
     failed_steps: list[str]
     orphans_failed: tuple[str, ...] = ()  # earlier CLI runs of killed processes, now FAILURE
+    recorded: str | None = None  # the sensor-state record of the ingested set, when written
+
+
+INGEST_ASSET = "raw_media"
+
+
+def _drop_set_for(partition_key: str):
+    """The date's file set in the drop folder, hashed as the sensor would (None: no files)."""
+    from style_pipeline.media.dropfolder import scan_drop
+    from style_pipeline.media.sensor_state import recorded_set
+    from style_pipeline.settings import load_settings
+
+    settings = load_settings()
+    max_mb = settings.ingest.max_file_mb
+    max_bytes = None if max_mb is None else int(max_mb * 1024 * 1024)
+    return recorded_set(scan_drop(settings.drop_path()), partition_key, max_hash_bytes=max_bytes)
+
+
+def record_ingested(recorded, run_id: str) -> str:
+    """Write ``recorded`` (a ``RecordedSet``) into the hot-folder sensor's state; its key."""
+    from style_pipeline.defs.sensors import SENSOR_NAME
+    from style_pipeline.media.sensor_state import SensorStateStore
+    from style_pipeline.settings import load_settings
+    from style_pipeline.storage.store import Store
+
+    states = SensorStateStore(Store(load_settings().storage_root()), SENSOR_NAME)
+    return states.record(recorded.model_copy(update={"run_id": run_id}))
 
 
 def materialize_partition(
@@ -136,6 +167,9 @@ def materialize_partition(
         assets.append(item)
     instance = instance or dg.DagsterInstance.get()
     orphans = fail_orphaned_runs(instance)
+    ingests = dg.AssetKey(INGEST_ASSET) in selection.resolve(defs.resolve_asset_graph())
+    # hashed before the run: a file dropped while it runs is left for the sensor
+    drop_set = _drop_set_for(partition_key) if ingests else None
     result = dg.materialize(
         assets,
         instance=instance,
@@ -153,8 +187,17 @@ def materialize_partition(
         materialized.append(event.asset_key.to_user_string())
     materialized.sort()
     failed = [e.step_key for e in result.all_events if e.is_step_failure and e.step_key]
+    recorded = None
+    if drop_set is not None and INGEST_ASSET in materialized:
+        recorded = record_ingested(drop_set, result.run_id)
     return RunSummary(
-        result.run_id, result.success, partition_key, materialized, failed, tuple(orphans)
+        result.run_id,
+        result.success,
+        partition_key,
+        materialized,
+        failed,
+        tuple(orphans),
+        recorded,
     )
 
 

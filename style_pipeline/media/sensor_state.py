@@ -17,20 +17,34 @@ about 120 bytes whatever the file count.
   which Dagster skips (a sensor's run keys are unique).
 - **Storage errors** other than a missing snapshot propagate (``OSError``); the sensor then
   skips the tick and keeps its cursor.
+- **Work done outside the sensor** (``style-pipeline demo`` / ``materialize`` of
+  ``raw_media`` for a date, in process): ``record_processed`` hashes that date's files as a
+  tick would and writes a small ``RecordedSet`` under ``recorded/<date>.json``. ``load``
+  merges every record into the state (the file rows with their hashes, and the date's
+  requested set digest, the one its run key is made of), so the next tick requests nothing
+  for those files; a new or changed file still makes a new set. A record stays until a
+  committed state already holds its digest for its date, then the next ``save`` deletes
+  it: a tick that fails after merging it merges it again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import hashlib
 import json
+import os
+import time
 import zlib
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from style_pipeline.media.hotfolder import HotFolderState
+from style_pipeline.media.checksum import sha256_file
+from style_pipeline.media.dropfolder import DropEntry
+from style_pipeline.media.hotfolder import FileState, HotFolderState, plan_tick
 from style_pipeline.storage import layout
 from style_pipeline.storage.s3_errors import StorageBucketMissing
 from style_pipeline.storage.store import Store
@@ -47,6 +61,20 @@ class SensorCursor(BaseModel):
     gen: int = Field(ge=0)  # generation: +1 each time a tick changes the state
     index: str = Field(pattern=r"^[0-9a-f]{64}$")  # sha256 of the snapshot = its key
     files: int = Field(ge=0)  # files in the snapshot, for whoever reads the tick
+
+
+class RecordedSet(BaseModel):
+    """A date's file set processed outside the sensor (a CLI / demo run of ``raw_media``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = 1
+    partition_key: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$")  # ``hotfolder.set_digest`` of the set
+    run_key: str  # the run key the sensor would have used for this set
+    files: dict[str, FileState]
+    run_id: str | None = None  # the run that processed it, when known
+    recorded_at: float
 
 
 def encode_cursor(cursor: SensorCursor) -> str:
@@ -97,9 +125,53 @@ class SensorStateStore:
         self.store = store
         self.sensor = sensor
         self.prefix = layout.sensor_state_dir(sensor)
+        self.records_prefix = f"{self.prefix}/recorded"
+        self._settled_records: list[str] = []  # records the loaded state already holds
+
+    def record_key(self, partition_key: str) -> str:
+        dt.date.fromisoformat(partition_key)  # ValueError: not a partition key
+        return f"{self.records_prefix}/{partition_key}.json"
+
+    def record(self, recorded: RecordedSet) -> str:
+        """Store ``recorded`` (replacing an earlier record of its date); returns its key."""
+        key = self.record_key(recorded.partition_key)
+        return self.store.put_bytes(recorded.model_dump_json().encode(), key)
 
     def load(self, cursor_text: str | None) -> LoadedState:
-        """The state the committed cursor points at (see the module docstring)."""
+        """The state the committed cursor points at, with the recorded sets merged in."""
+        return self._merge_records(self._load(cursor_text))
+
+    def _merge_records(self, loaded: LoadedState) -> LoadedState:
+        """Merge every ``RecordedSet`` the state does not hold yet (module docstring)."""
+        self._settled_records = []
+        files = dict(loaded.state.files)
+        requested = dict(loaded.state.requested)
+        warnings = list(loaded.warnings)
+        merged = 0
+        for key in self.store.list(self.records_prefix):
+            if not key.endswith(".json"):
+                continue
+            try:
+                recorded = RecordedSet.model_validate_json(self.store.read_bytes(key))
+            except FileNotFoundError:
+                continue  # deleted by a concurrent save
+            except ValueError as exc:
+                warnings.append(f"recorded set {key} unreadable, ignored ({_first_line(exc)})")
+                continue
+            if loaded.cursor is not None and requested.get(recorded.partition_key) == (
+                recorded.digest
+            ):
+                self._settled_records.append(key)  # committed: deleted at the next save
+                continue
+            files.update(recorded.files)
+            requested[recorded.partition_key] = recorded.digest
+            merged += 1
+        if not merged:
+            return replace(loaded, warnings=warnings)
+        state = HotFolderState(files=files, requested=requested)
+        return replace(loaded, state=state, warnings=warnings)
+
+    def _load(self, cursor_text: str | None) -> LoadedState:
         if not cursor_text:
             return LoadedState(HotFolderState(), None)
         try:
@@ -139,9 +211,10 @@ class SensorStateStore:
         blob = encode_snapshot(state)
         digest = hashlib.sha256(blob).hexdigest()
         key = layout.sensor_state_key(self.sensor, digest)
+        settled = self._delete_settled_records()
         if previous is not None and previous.index == digest:
             cursor = previous
-            return SavedState(cursor, encode_cursor(cursor), key, len(blob), False, 0)
+            return SavedState(cursor, encode_cursor(cursor), key, len(blob), False, 0, settled)
         # Written even when the key exists: a damaged snapshot of the same state (the very
         # one a start-over rebuilds) must be replaced, not trusted by its name.
         self.store.put_bytes(blob, key)
@@ -149,7 +222,20 @@ class SensorStateStore:
         cursor = SensorCursor(gen=generation, index=digest, files=len(state.files))
         keep = {digest} | ({previous.index} if previous is not None else set())
         pruned, warnings = self._prune(keep)
-        return SavedState(cursor, encode_cursor(cursor), key, len(blob), True, pruned, warnings)
+        return SavedState(
+            cursor, encode_cursor(cursor), key, len(blob), True, pruned, settled + warnings
+        )
+
+    def _delete_settled_records(self) -> list[str]:
+        """Delete the records the committed state holds; a failure only warns (retried)."""
+        warnings = []
+        for key in self._settled_records:
+            try:
+                self.store.delete(key)
+            except OSError as exc:
+                warnings.append(f"could not delete recorded set {key} ({_first_line(exc)})")
+        self._settled_records = []
+        return warnings
 
     def _prune(self, keep: set[str]) -> tuple[int, list[str]]:
         """Delete this sensor's snapshots other than ``keep``; a failure only warns."""
@@ -169,3 +255,40 @@ class SensorStateStore:
             None,
             [f"{why}; starting from an empty state (files are hashed again; run keys repeat)"],
         )
+
+
+def recorded_set(
+    entries: Iterable[DropEntry],
+    partition_key: str,
+    run_id: str | None = None,
+    hasher: Callable[[os.PathLike], str] = sha256_file,
+    max_hash_bytes: int | None = None,
+    now_epoch: float | None = None,
+) -> RecordedSet | None:
+    """The file set of ``partition_key`` in ``entries``, hashed as a sensor tick would.
+
+    ``None`` when no file arrived that day. Every file counts as settled (the run that
+    processed them read them as they are), and the hash budget is unlimited.
+    """
+    now = time.time() if now_epoch is None else now_epoch
+    day = [e for e in entries if e.arrival_date.isoformat() == partition_key]
+    plan = plan_tick(
+        day,
+        HotFolderState(),
+        now_epoch=now,
+        settle_seconds=0.0,
+        hash_budget_seconds=float("inf"),
+        hasher=hasher,
+        max_hash_bytes=max_hash_bytes,
+    )
+    request = next((r for r in plan.requests if r.partition_key == partition_key), None)
+    if request is None:
+        return None
+    return RecordedSet(
+        partition_key=partition_key,
+        digest=request.digest,
+        run_key=request.run_key,
+        files=plan.state.files,
+        run_id=run_id,
+        recorded_at=now,
+    )
