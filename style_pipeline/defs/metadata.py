@@ -30,3 +30,22 @@ def sample_table(table: pl.DataFrame, columns: list[str], rows: int = 8) -> dg.M
 def _cell(value) -> str:
     text = "" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
     return text.replace("|", "\\|").replace("\n", "\\n")[:80]
+
+
+def column_schema(table: pl.DataFrame) -> dg.TableSchema:
+    """The table's columns and polars types as a Dagster schema.
+
+    Every table asset's frame is typed from its record contract (``storage.tables``), so
+    this is the contract's schema, empty partitions included.
+    """
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=name, type=str(dtype)) for name, dtype in table.schema.items()]
+    )
+
+
+def table_metadata(table: pl.DataFrame) -> dict[str, dg.MetadataValue]:
+    """``dagster/row_count`` and ``dagster/column_schema`` of a table asset's output."""
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(table)),
+        "dagster/column_schema": dg.MetadataValue.table_schema(column_schema(table)),
+    }

@@ -8,10 +8,11 @@ from typing import TypedDict
 
 import dagster as dg
 
+from style_pipeline.defs.start_date import resolve_start_date
 from style_pipeline.settings import load_settings
 
 DAILY_PARTITIONS = dg.DailyPartitionsDefinition(
-    start_date=load_settings().start_date.isoformat(), timezone="UTC", end_offset=1
+    start_date=resolve_start_date(load_settings()).isoformat(), timezone="UTC", end_offset=1
 )
 
 
@@ -21,3 +22,5 @@ class AssetGroupOptions(TypedDict):
     partitions_def: dg.PartitionsDefinition[str]
     group_name: str
     code_version: str
+    owners: list[str]
+    tags: dict[str, str]

@@ -4,7 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from style_pipeline.defs.jobs import NIGHTLY_SELECTION
+from style_pipeline.defs.jobs import nightly_training_job
 from style_pipeline.defs.partitions import DAILY_PARTITIONS
 
 
@@ -16,11 +16,11 @@ def nightly_partition(scheduled: dt.datetime) -> str:
 @dg.schedule(
     cron_schedule="0 2 * * *",
     execution_timezone="UTC",
-    target=NIGHTLY_SELECTION,
+    target=nightly_training_job,
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 def nightly_training(context: dg.ScheduleEvaluationContext):
-    """Requests the captioning + training groups for yesterday (UTC)."""
+    """Requests ``nightly_training_job`` (captioning + training) for yesterday (UTC)."""
     partition = nightly_partition(context.scheduled_execution_time)
     if partition < DAILY_PARTITIONS.start.date().isoformat():
         return dg.SkipReason(f"{partition} is before the first partition")
@@ -28,4 +28,5 @@ def nightly_training(context: dg.ScheduleEvaluationContext):
         run_key=f"nightly:{partition}",
         partition_key=partition,
         tags={"style_pipeline/trigger": "nightly"},
+        job_name=nightly_training_job.name,
     )

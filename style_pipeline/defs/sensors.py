@@ -1,4 +1,4 @@
-"""``hot_folder_sensor``: one ingest run per settled file set, for the day the files arrived.
+"""``hot_folder_sensor``: one ``ingest_job`` run per settled file set, for the files' day.
 
 The logic lives in ``style_pipeline.media.hotfolder``; this shell scans, plans, logs and
 returns the requests with the new cursor. The per-file state lives in storage
@@ -17,7 +17,7 @@ import time
 
 import dagster as dg
 
-from style_pipeline.defs.jobs import ARRIVAL_SELECTION
+from style_pipeline.defs.jobs import ingest_job
 from style_pipeline.defs.partitions import DAILY_PARTITIONS
 from style_pipeline.defs.resources import DropFolderResource, StorageResource
 from style_pipeline.media.hotfolder import DateWindow, TickPlan, plan_tick
@@ -44,7 +44,7 @@ def partition_window(now: float) -> DateWindow:
 
 @dg.sensor(
     name=SENSOR_NAME,
-    target=ARRIVAL_SELECTION,
+    target=ingest_job,
     minimum_interval_seconds=load_settings().sensor.minimum_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
@@ -96,7 +96,12 @@ def hot_folder_sensor(
         return dg.SensorResult(skip_reason=_skip_reason(plan), cursor=saved.cursor_text)
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key, tags=r.tags)
+            dg.RunRequest(
+                run_key=r.run_key,
+                partition_key=r.partition_key,
+                tags=r.tags,
+                job_name=ingest_job.name,
+            )
             for r in plan.requests
         ],
         cursor=saved.cursor_text,

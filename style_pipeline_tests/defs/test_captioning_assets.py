@@ -35,8 +35,31 @@ def test_caption_model_then_captions(tiny_models):
     trigger = settings.captioning.caption.trigger_word
     assert all(c.split(",")[0].split()[0] == trigger for c in captions["caption"])
     assert captions["source"].unique().to_list() == ["blip"]
+    _assert_table_metadata(result, store)
 
     # same seeds, same config: the version is reused, not retrained
     again = _materialize("caption_model").output_for_node("caption_model").model_dump()
     assert again["trained"] is False
     assert again["version"] == model["version"]
+
+
+def _assert_table_metadata(result, store):
+    """Every table asset (kind parquet) reports its row count and the contract's columns."""
+    from style_pipeline.defs.run import load_defs
+
+    specs = load_defs().resolve_all_asset_specs()
+    tables = {s.key.to_user_string() for s in specs if "parquet" in s.kinds}
+    assert len(tables) == 10
+    seen = set()
+    for event in result.get_asset_materialization_events():
+        name = event.asset_key.to_user_string()
+        if name not in tables:
+            continue
+        seen.add(name)
+        meta = event.materialization.metadata
+        stored = pl.read_parquet(io.BytesIO(store.read_bytes(f"{name}/{DAY}.parquet")))
+        assert meta["dagster/row_count"].value == len(stored), name
+        columns = meta["dagster/column_schema"].value.columns
+        assert [c.name for c in columns] == stored.columns, name
+        assert all(c.type for c in columns), name
+    assert seen == tables

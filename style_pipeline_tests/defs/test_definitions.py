@@ -105,3 +105,63 @@ def test_loading_the_code_location_imports_no_model_library():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+JOB_GROUPS = {
+    "ingest_job": {"ingest", "curation"},
+    "nightly_training_job": {"captioning", "training"},
+    "ingest_group_job": {"ingest"},
+    "curation_job": {"curation"},
+    "captioning_job": {"captioning"},
+    "training_job": {"training"},
+}
+
+
+@pytest.mark.parametrize(("job", "groups"), sorted(JOB_GROUPS.items()))
+def test_named_jobs_select_their_groups_and_their_checks(defs, job, groups):
+    graph = defs.resolve_asset_graph()
+    job_def = defs.resolve_job_def(job)
+    assert job_def.partitions_def == DAILY_PARTITIONS
+    selected = set(job_def.asset_layer.selected_asset_keys)
+    expected = {k for k in graph.get_all_asset_keys() if graph.get(k).group_name in groups}
+    assert selected == expected
+    checks = {c.name for c in job_def.asset_layer.asset_graph.asset_check_keys}
+    expected_checks = {c.name for k in expected for c in graph.get(k).check_keys}
+    assert expected_checks <= checks
+
+
+def test_sensor_and_schedule_target_the_named_jobs(defs):
+    assert defs.resolve_sensor_def("hot_folder_sensor").job_name == "ingest_job"
+    assert defs.resolve_schedule_def("nightly_training").job_name == "nightly_training_job"
+
+
+def _check_specs(defs) -> list[dg.AssetCheckSpec]:
+    return [
+        spec
+        for assets_def in defs.assets
+        if isinstance(assets_def, dg.AssetsDefinition)
+        for spec in assets_def.check_specs
+    ]
+
+
+def test_every_check_is_described_and_daily_partitioned(defs):
+    specs = _check_specs(defs)
+    assert len(specs) >= 5
+    for spec in specs:
+        assert spec.description and len(spec.description) > 20, spec.key
+        assert spec.partitions_def == DAILY_PARTITIONS, spec.key
+
+
+def test_every_asset_has_owners_and_group_domain_tags(defs):
+    from style_pipeline.defs.ownership import OWNERSHIP
+
+    for spec in defs.resolve_all_asset_specs():
+        group = spec.group_name
+        assert spec.owners == list(OWNERSHIP[group].owners), spec.key
+        assert spec.tags["group"] == group and spec.tags["domain"] == OWNERSHIP[group].domain
+
+
+def test_nightly_outputs_have_freshness_policies(defs):
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    for name in ("metrics", "promoted_lora"):
+        assert specs[name].freshness_policy is not None, name

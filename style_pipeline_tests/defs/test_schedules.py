@@ -33,6 +33,7 @@ def test_schedule_requests_yesterday():
     assert isinstance(request, dg.RunRequest)
     assert request.partition_key == "2026-11-20"
     assert request.run_key == "nightly:2026-11-20"
+    assert request.job_name == "nightly_training_job"
 
 
 def test_schedule_skips_before_the_first_partition():
@@ -45,3 +46,4 @@ def test_schedule_skips_before_the_first_partition():
 def test_schedule_definition():
     assert nightly_training.cron_schedule == "0 2 * * *"
     assert nightly_training.execution_timezone == "UTC"
+    assert nightly_training.job_name == "nightly_training_job"

@@ -91,6 +91,7 @@ def test_sensor_is_wired_for_the_daemon():
     interval = load_settings().sensor.minimum_interval_seconds
     assert sensors.hot_folder_sensor.minimum_interval_seconds == interval
     assert sensors.hot_folder_sensor.required_resource_keys == {"drop_folder", "storage"}
+    assert sensors.hot_folder_sensor.job_name == "ingest_job"  # runs named, not anonymous
 
 
 def test_empty_drop_folder_skips(drop, clock):
@@ -120,6 +121,7 @@ def test_dated_subfolder_gives_its_partition(drop, clock):
     assert keys(result) == [(DAY, expected_key(b"x"))]
     tags = result.run_requests[0].tags
     assert tags["style_pipeline/files"] == "1" and tags["style_pipeline/trigger"]
+    assert result.run_requests[0].job_name == "ingest_job"
 
 
 def test_duplicate_content_under_two_names_is_one_request(drop, clock):

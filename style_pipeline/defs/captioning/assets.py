@@ -14,14 +14,12 @@ import polars as pl
 
 from style_pipeline.contracts.captioning import CaptionModelDocument
 from style_pipeline.contracts.curation import Ontology
-from style_pipeline.defs.metadata import counts_by, sample_table
-from style_pipeline.defs.partitions import DAILY_PARTITIONS, AssetGroupOptions
+from style_pipeline.defs.metadata import counts_by, sample_table, table_metadata
+from style_pipeline.defs.ownership import group_options
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.redaction import redact
 
-CAPTIONING = AssetGroupOptions(
-    partitions_def=DAILY_PARTITIONS, group_name="captioning", code_version="1"
-)
+CAPTIONING = group_options("captioning")
 
 
 @dg.asset(**CAPTIONING, kinds={"peft", "json"}, io_manager_key="json_io_manager")
@@ -84,6 +82,7 @@ def captions(
     return dg.Output(
         table,
         metadata={
+            **table_metadata(table),
             **facts,
             "by_source": counts_by(table, "source"),
             "seconds": round(time.perf_counter() - started, 3),

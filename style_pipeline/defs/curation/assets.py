@@ -14,15 +14,14 @@ import dagster as dg
 import polars as pl
 
 from style_pipeline.contracts.curation import OntologySnapshot
-from style_pipeline.defs.metadata import counts_by, sample_table
-from style_pipeline.defs.partitions import DAILY_PARTITIONS, AssetGroupOptions
+from style_pipeline.defs.metadata import counts_by, sample_table, table_metadata
+from style_pipeline.defs.ownership import group_options
+from style_pipeline.defs.partitions import DAILY_PARTITIONS
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.paths import resolve_root
 from style_pipeline.storage.store import Store
 
-CURATION = AssetGroupOptions(
-    partitions_def=DAILY_PARTITIONS, group_name="curation", code_version="1"
-)
+CURATION = group_options("curation")
 
 
 def _elapsed(started: float) -> float:
@@ -41,7 +40,15 @@ def coverage_markdown(coverage: dict[str, dict[str, int]], low: dict[str, str]) 
 @dg.asset(
     **CURATION,
     kinds={"opencv", "parquet"},
-    check_specs=[dg.AssetCheckSpec("gate_pass_rate", asset="quality_scores")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "gate_pass_rate",
+            asset="quality_scores",
+            partitions_def=DAILY_PARTITIONS,
+            description="share of the day's frames that pass the quality gate is at least "
+            "curation.min_pass_rate (warns only; an empty day passes)",
+        )
+    ],
 )
 def quality_scores(
     context: dg.AssetExecutionContext,
@@ -62,6 +69,7 @@ def quality_scores(
     yield dg.Output(
         table,
         metadata={
+            **table_metadata(table),
             "frames": facts.frames,
             "passed": facts.passed,
             "pass_rate": round(facts.pass_rate, 4),
@@ -84,7 +92,15 @@ def quality_scores(
 @dg.asset(
     **CURATION,
     kinds={"imagehash", "parquet"},
-    check_specs=[dg.AssetCheckSpec("duplicate_rate", asset="dedup_set")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "duplicate_rate",
+            asset="dedup_set",
+            partitions_def=DAILY_PARTITIONS,
+            description="share of the day's frames that are near-duplicates (within the day "
+            "or of earlier kept frames) is at most curation.max_duplicate_rate (warns only)",
+        )
+    ],
 )
 def dedup_set(
     context: dg.AssetExecutionContext,
@@ -105,6 +121,7 @@ def dedup_set(
     yield dg.Output(
         table,
         metadata={
+            **table_metadata(table),
             "frames": facts.frames,
             "groups": facts.groups,
             "duplicates": facts.duplicates,
@@ -162,7 +179,13 @@ def embeddings(
         "cache_rewritten": len(facts.unreadable),
     }
     return dg.Output(
-        table, metadata={**metadata, "frames": len(table), "seconds": _elapsed(started)}
+        table,
+        metadata={
+            **table_metadata(table),
+            **metadata,
+            "frames": len(table),
+            "seconds": _elapsed(started),
+        },
     )
 
 
@@ -180,6 +203,7 @@ def clusters(
     return dg.Output(
         table,
         metadata={
+            **table_metadata(table),
             "frames": len(table),
             "clusters": facts.clusters,
             "outliers": facts.outliers,
@@ -199,7 +223,9 @@ def clusters(
             "min_curated_count",
             asset="curated_frames",
             blocking=True,
-            description="enough frames kept to train on; blocks training when it fails",
+            partitions_def=DAILY_PARTITIONS,
+            description="at least curation.min_curated_per_day frames kept that day; "
+            "blocks that day's captioning and training when it fails",
         )
     ],
 )
@@ -243,6 +269,7 @@ def curated_frames(
     yield dg.Output(
         table,
         metadata={
+            **table_metadata(table),
             "frames": facts.frames,
             "kept": facts.kept,
             "budget": cfg.selection.budget,

@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from style_pipeline.defs.curation.assets import CURATION
-from style_pipeline.defs.metadata import sample_table
+from style_pipeline.defs.metadata import sample_table, table_metadata
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 
 HERO_COLUMNS = ["cluster", "frame_id", "elo", "wins", "losses", "judge", "rationale"]
@@ -50,7 +50,7 @@ def ranking(
     return dg.Output(
         table,
         metadata={
-            "dagster/row_count": facts.frames,
+            **table_metadata(table),
             "theme": theme.name,
             "theme_hash": theme.theme_hash(),
             "judge": spend.judge,

@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 
 from style_pipeline.defs.curation.assets import CURATION
-from style_pipeline.defs.metadata import sample_table
+from style_pipeline.defs.metadata import sample_table, table_metadata
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 
 TOP_COLUMNS = ["frame_id", "total_prelim", "q_tech", "aesthetic", "vibe", "typography"]
@@ -39,7 +39,7 @@ def scores(
     return dg.Output(
         table,
         metadata={
-            "dagster/row_count": facts.frames,
+            **table_metadata(table),
             "theme": facts.theme,
             "theme_hash": facts.theme_hash,
             "scorecard_version": SCORECARD_VERSION,

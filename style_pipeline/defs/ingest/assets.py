@@ -12,17 +12,14 @@ import time
 import dagster as dg
 import polars as pl
 
-from style_pipeline.defs.metadata import counts_by, sample_table
-from style_pipeline.defs.partitions import DAILY_PARTITIONS
+from style_pipeline.defs.metadata import counts_by, sample_table, table_metadata
+from style_pipeline.defs.ownership import group_options
 from style_pipeline.defs.resources import DropFolderResource, SettingsResource, StorageResource
 
+INGEST = group_options("ingest")
 
-@dg.asset(
-    partitions_def=DAILY_PARTITIONS,
-    group_name="ingest",
-    kinds={"python", "parquet"},
-    code_version="1",
-)
+
+@dg.asset(**INGEST, kinds={"python", "parquet"})
 def raw_media(
     context: dg.AssetExecutionContext,
     settings: SettingsResource,
@@ -42,6 +39,7 @@ def raw_media(
     return dg.Output(
         table,
         metadata={
+            **table_metadata(table),
             "files": facts.files,
             "accepted": facts.accepted,
             "rejected": facts.rejected,
@@ -57,12 +55,7 @@ def raw_media(
     )
 
 
-@dg.asset(
-    partitions_def=DAILY_PARTITIONS,
-    group_name="ingest",
-    kinds={"ffmpeg", "parquet"},
-    code_version="1",
-)
+@dg.asset(**INGEST, kinds={"ffmpeg", "parquet"})
 def frames(
     context: dg.AssetExecutionContext,
     settings: SettingsResource,
@@ -83,6 +76,7 @@ def frames(
     return dg.Output(
         table,
         metadata={
+            **table_metadata(table),
             "frames": len(table),
             "media_in": facts.media_in,
             "media_failed": len(facts.failures),

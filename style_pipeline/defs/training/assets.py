@@ -5,6 +5,7 @@ the daemon, every step's subprocess) then imports no model library, and a step p
 only for the libraries of its own stage.
 """
 
+import datetime as dt
 import time
 
 import dagster as dg
@@ -16,18 +17,22 @@ from style_pipeline.contracts.training import (
     RewardModelDocument,
     TrainingDatasetDocument,
 )
-from style_pipeline.defs.partitions import DAILY_PARTITIONS, AssetGroupOptions
+from style_pipeline.defs.ownership import group_options
+from style_pipeline.defs.partitions import DAILY_PARTITIONS
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.settings import load_settings
 
-TRAINING = AssetGroupOptions(
-    partitions_def=DAILY_PARTITIONS, group_name="training", code_version="1"
-)
+TRAINING = group_options("training")
 # The caption window is part of the asset graph (a partition mapping), and Dagster builds
 # the graph before any run has a SettingsResource: so this one value is read when the
 # definitions load, through the same load_settings a run uses (it honours
 # STYLE_PIPELINE_CONFIG). Nothing else reads config at import time.
 WINDOW = load_settings().training.window_days
+# metrics and promoted_lora are rebuilt by nightly_training every day at 02:00 UTC: warn
+# when the newest materialization is older than a day and two hours, fail after 30 hours.
+NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(hours=30), warn_window=dt.timedelta(hours=26)
+)
 
 
 def _elapsed(started: float) -> float:
@@ -128,12 +133,15 @@ def lora_weights(
     **TRAINING,
     kinds={"diffusers", "json"},
     io_manager_key="json_io_manager",
+    freshness_policy=NIGHTLY_FRESHNESS,
     check_specs=[
         dg.AssetCheckSpec(
             "no_regression",
             asset="metrics",
             blocking=True,
-            description="no metric worse than the previous run beyond its tolerance",
+            partitions_def=DAILY_PARTITIONS,
+            description="no metric of the day's LoRA worse than the previous run's beyond "
+            "its tolerance; blocks that day's promotion when it fails",
         ),
         # On metrics, not lora_weights: a blocking check skips everything downstream of its
         # asset, and a tiny-model LoRA should still be evaluated, just never promoted.
@@ -141,7 +149,9 @@ def lora_weights(
             "trained_on_real_weights",
             asset="metrics",
             blocking=True,
-            description="the LoRA was trained on a real base model (tiny: allow_tiny_promotion)",
+            partitions_def=DAILY_PARTITIONS,
+            description="the day's LoRA was trained on a real base model, not the tiny "
+            "random-init one (unless training.allow_tiny_promotion); blocks promotion",
         ),
     ],
 )
@@ -183,7 +193,12 @@ def metrics(
     )
 
 
-@dg.asset(**TRAINING, kinds={"json"}, io_manager_key="json_io_manager")
+@dg.asset(
+    **TRAINING,
+    kinds={"json"},
+    io_manager_key="json_io_manager",
+    freshness_policy=NIGHTLY_FRESHNESS,
+)
 def promoted_lora(
     context: dg.AssetExecutionContext,
     settings: SettingsResource,
