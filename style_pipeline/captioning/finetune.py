@@ -29,6 +29,7 @@ from style_pipeline.contracts.captioning import (
 from style_pipeline.models.blip import LoadedBlip
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
+from style_pipeline.training.estimates import is_logged_step
 
 METADATA = "metadata.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -111,10 +112,13 @@ def train_lora(
     config: CaptionFinetuneConfig,
     out_dir: Path,
     log: Callable[[str], None] | None = None,
+    log_every_n_steps: int = 25,
 ) -> list[float]:
     """Train the LoRA adapter and save it to ``out_dir``; returns the loss of every step.
 
     LoRA layers are injected into ``base.model`` for the run and removed afterwards.
+    Progress goes to ``log`` at step 1, every ``log_every_n_steps``-th and the last step
+    (``training.log_every_n_steps``, the same steps the LoRA trainer logs).
     """
     from peft import LoraConfig, get_peft_model
 
@@ -149,7 +153,7 @@ def train_lora(
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(float(loss.item()))
-                if log:
+                if log and is_logged_step(step, config.steps, log_every_n_steps):
                     log(f"caption finetune step {step}/{config.steps} loss {losses[-1]:.4f}")
             model.save_pretrained(str(out_dir), safe_serialization=True)
         finally:
@@ -173,6 +177,7 @@ def finetune_caption_model(
     *,
     version: str | None = None,
     log: Callable[[str], None] | None = None,
+    log_every_n_steps: int = 25,
 ) -> FinetuneResult:
     """Fine-tune, then write ``caption_model/<version>/`` (adapter first, metadata last)."""
     config = config or CaptionFinetuneConfig()
@@ -185,7 +190,7 @@ def finetune_caption_model(
     if store.exists(layout.caption_model_file(version, METADATA)):
         raise FileExistsError(f"caption model version {version} already exists in {store}")
     with tempfile.TemporaryDirectory(prefix="caption_lora_") as tmp:
-        losses = train_lora(base, pairs, config, Path(tmp), log)
+        losses = train_lora(base, pairs, config, Path(tmp), log, log_every_n_steps)
         files = sorted(p for p in Path(tmp).iterdir() if p.suffix in (".json", ".safetensors"))
         for path in files:
             store.put_file(path, layout.caption_model_file(version, path.name))

@@ -156,6 +156,11 @@ class TrainingSettings(BaseModel):
     allow_tiny_promotion: bool = Field(
         False, description="let a LoRA trained on the tiny random-init model go live (demo)"
     )
+    log_every_n_steps: int = Field(
+        25,
+        ge=1,
+        description="every trainer (LoRA, caption fine-tune) logs step 1, every Nth and the last",
+    )
 
 
 class TrainingDatasetDocument(BaseModel):

@@ -26,8 +26,12 @@ def ensure_caption_model(
     store: Store,
     config: CaptioningSettings,
     log: Callable[[str], None] | None = None,
+    log_every_n_steps: int = 25,
 ) -> tuple[CaptionModelDocument, dict[str, FactValue]]:
     """The caption-model version for the current seed data, base model and config.
+
+    A fine-tune logs its progress through ``log`` at step 1, every ``log_every_n_steps``-th
+    (``training.log_every_n_steps``) and the last step.
 
     An existing complete version trained on the same inputs is reused (``trained`` False);
     otherwise BLIP is fine-tuned with PEFT and a new version written (``trained`` True).
@@ -43,7 +47,9 @@ def ensure_caption_model(
         same = (meta["data_hash"], meta["config_hash"], meta["base_model"])
         if same == (data_hash, config_hash, base.model_id):
             return _document(key, meta, trained=False)
-    result = finetune_caption_model(store, pairs, base, config.finetune, log=log)
+    result = finetune_caption_model(
+        store, pairs, base, config.finetune, log=log, log_every_n_steps=log_every_n_steps
+    )
     return _document(result.key, result.metadata, trained=True)
 
 

@@ -4,6 +4,7 @@ new ``lora_weights/<version>/`` (old versions pruned)."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from style_pipeline.contracts.training import LoraWeightsDocument, TrainingSettings
@@ -18,9 +19,17 @@ from style_pipeline.training.trainer import train_and_publish
 
 
 def train_lora(
-    store: Store, partition: str, settings: TrainingSettings, progress: ProgressCallback
+    store: Store,
+    partition: str,
+    settings: TrainingSettings,
+    progress: ProgressCallback | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[LoraWeightsDocument, dict[str, FactValue]]:
-    """Download the day's dataset, resolve the base model and publish one LoRA version."""
+    """Download the day's dataset, resolve the base model and publish one LoRA version.
+
+    ``progress`` sees every optimisation step; ``log`` gets the VRAM/time estimate before
+    training starts, then step 1, every ``settings.log_every_n_steps``-th and the last step.
+    """
     config = load_preset(settings.preset)
     model = resolve_diffusion(
         config.profile,
@@ -32,8 +41,9 @@ def train_lora(
     with tempfile.TemporaryDirectory(prefix="dataset_") as tmp:
         dataset_dir = download_dataset(store, partition, Path(tmp) / "dataset")
         published = train_and_publish(
-            store, partition, config, dataset_dir, model, progress=progress
-        )
+            store, partition, config, dataset_dir, model, progress=progress,
+            log_line=log, log_every_n_steps=settings.log_every_n_steps,
+        )  # fmt: skip
     document = LoraWeightsDocument(
         prefix=published.prefix, pruned=list(published.pruned), **published.metadata
     )

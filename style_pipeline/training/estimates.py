@@ -29,6 +29,14 @@ import torch
 
 from style_pipeline.contracts.training import LoraTrainingConfig
 
+
+def is_logged_step(step: int, total: int, every: int) -> bool:
+    """Whether a trainer logs its progress at ``step`` (1-based) of ``total``: the first
+    step, every ``every``-th and the last. Every trainer uses this with the same
+    ``training.log_every_n_steps``, so the LoRA and the caption fine-tune log alike."""
+    return step == 1 or step == total or step % max(every, 1) == 0
+
+
 # Calibration (see module docstring).
 CPU_OVERHEAD_S = 0.9  # CPU-seconds per step that do not scale with the model
 CPU_SECONDS_PER_UNIT = 17.0  # CPU-seconds per unit

@@ -12,6 +12,7 @@ import json
 import logging
 import platform
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,10 +26,10 @@ from style_pipeline.training.backends import (
     TrainingBackend,
     TrainingRequest,
 )
-from style_pipeline.training.estimates import estimate_resources
+from style_pipeline.training.estimates import estimate_resources, is_logged_step
 from style_pipeline.training.lora_models import WEIGHT_NAME
 from style_pipeline.training.promotion import PromotionError, live_lock, read_live
-from style_pipeline.training.train_loop import ProgressCallback
+from style_pipeline.training.train_loop import ProgressCallback, TrainingProgress
 from style_pipeline.training.versions import (
     METADATA_NAME,
     list_versions,
@@ -95,6 +96,22 @@ def dataset_hash_of(dataset_dir: Path) -> str:
     return json.loads(manifest.read_text())["dataset_hash"]
 
 
+def _logged(
+    progress: ProgressCallback | None, log_line: Callable[[str], None] | None, every: int
+) -> ProgressCallback | None:
+    """``progress`` plus a ``log_line`` of the steps :func:`is_logged_step` picks."""
+    if log_line is None:
+        return progress
+
+    def on_step(p: TrainingProgress) -> None:
+        if progress:
+            progress(p)
+        if is_logged_step(p.step, p.total_steps, every):
+            log_line(str(p))
+
+    return on_step
+
+
 def train_and_publish(
     store: Store,
     partition: str,
@@ -103,8 +120,16 @@ def train_and_publish(
     model: ResolvedDiffusion,
     backend: TrainingBackend | None = None,
     progress: ProgressCallback | None = None,
+    log_line: Callable[[str], None] | None = None,
+    log_every_n_steps: int = 25,
 ) -> PublishedLora:
-    """Estimate, train, hash and publish one LoRA version, then prune old versions."""
+    """Estimate, train, hash and publish one LoRA version, then prune old versions.
+
+    The VRAM/time estimate is logged before training starts: to this module's logger and,
+    when given, to ``log_line`` (a Dagster asset passes ``context.log.info``), which then
+    gets step 1, every ``log_every_n_steps``-th and the last step; ``progress`` sees every
+    step.
+    """
     import diffusers
     import peft
     import torch
@@ -114,9 +139,11 @@ def train_and_publish(
     n_images = sum(1 for line in (Path(dataset_dir) / "metadata.jsonl").open() if line.strip())
     estimate = estimate_resources(config, Path(model.path), n_images)
     log.info("training estimate: %s", estimate.summary())
+    if log_line:
+        log_line(f"training estimate: {estimate.summary()}")
     with tempfile.TemporaryDirectory(prefix="lora_") as tmp:
         request = TrainingRequest(Path(dataset_dir), Path(tmp), config, model)
-        outcome = backend.train(request, progress)
+        outcome = backend.train(request, _logged(progress, log_line, log_every_n_steps))
         weights_sha = sha256_file(outcome.weights_path)
         version = next_version(store, partition)
         prefix = layout.lora_version_dir(version)

@@ -117,3 +117,16 @@ def test_factory_uses_the_newest_matching_caption_model(seed_dir, tmp_path, tiny
     selected = make_captioner(config, categories={}, store=store, words=WORDS)
     assert "fine-tuned adapter caption_model/20250102T000000Z-b" in selected.reason
     assert selected.captioner.model_id.endswith("+lora:20250102T000000Z-b")
+
+
+def test_finetune_logs_first_every_nth_and_last_step(seed_dir, tmp_path, tiny_blip):
+    """The same steps as the LoRA trainer for the same N (training/test_progress_log.py)."""
+    from style_pipeline_tests.training.test_progress_log import LOGGED_N2_OF_5, logged_steps
+
+    logs: list[str] = []
+    finetune_caption_model(
+        Store(tmp_path / "storage"), load_seed_pairs(seed_dir), tiny_blip,
+        CONFIG.model_copy(update={"steps": 5}), version="v0001", log=logs.append,
+        log_every_n_steps=2,
+    )  # fmt: skip
+    assert logged_steps(logs) == LOGGED_N2_OF_5

@@ -33,11 +33,13 @@ def caption_model(
     from style_pipeline.stages.caption_model import ensure_caption_model
 
     started = time.perf_counter()
+    loaded = settings.load()
     document, facts = ensure_caption_model(
         Ontology.model_validate(ontology["ontology"]),
         storage.store(),
-        settings.load().captioning,
+        loaded.captioning,
         log=context.log.info,
+        log_every_n_steps=loaded.training.log_every_n_steps,
     )
     if document.base_profile == "tiny":
         context.log.warning("caption model base is the TINY random-init BLIP (no pretrained cache)")

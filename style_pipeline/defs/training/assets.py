@@ -57,7 +57,13 @@ def training_dataset(
     storage: StorageResource,
     captions: dict[str, pl.DataFrame],
 ) -> dg.Output[TrainingDatasetDocument]:
-    """Image + .txt folder (kohya / diffusers), metadata.jsonl and a sha256 manifest."""
+    """Image + .txt folder (kohya / diffusers), metadata.jsonl and a sha256 manifest.
+
+    Built from the captions of the last ``training.window_days`` days. Days of the window
+    without captions (a first day: all but one) are skipped, and Dagster's UPathIOManager
+    logs one "Couldn't load partition ... allow_missing_partitions=True" warning for each:
+    expected, not an error (Dagster offers no public switch to silence it).
+    """
     from style_pipeline.stages.training_dataset import build_dataset
 
     started = time.perf_counter()
@@ -110,12 +116,12 @@ def lora_weights(
 
     def progress(p) -> None:
         last.update(step=p.step, loss=p.loss)
-        if p.step == 1 or p.step == p.total_steps or p.step % 25 == 0:
-            context.log.info(str(p))
 
+    # The estimate and every training.log_every_n_steps-th step go to the event log.
     document, facts = train_lora(
-        storage.store(), context.partition_key, settings.load().training, progress
-    )
+        storage.store(), context.partition_key, settings.load().training, progress,
+        log=context.log.info,
+    )  # fmt: skip
     if document.model_profile == "tiny":
         context.log.warning(f"TRAINED ON THE TINY MODEL: {document.model_profile_reason}")
     return dg.Output(
