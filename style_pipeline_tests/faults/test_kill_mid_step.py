@@ -30,8 +30,14 @@ _STORE_TEMP = re.compile(r"(^|/)\.[^/]+\.[^/]+\.tmp$")
 
 
 def stored_files(roots: Roots) -> list[str]:
-    """Stored keys, without the temp files a killed writer leaves (checked on their own)."""
-    return [key for key in roots.files() if not _STORE_TEMP.search(key)]
+    """Stored outputs: without the temp files a killed writer leaves (checked on their own)
+    and without the hot-folder sensor's state (``raw_media/sensor/``), which records when
+    each file was first seen: operational state, not an output of the run."""
+    return [
+        key
+        for key in roots.files()
+        if not _STORE_TEMP.search(key) and not key.startswith("raw_media/sensor/")
+    ]
 
 
 def assert_same_as_clean(rerun: Roots, clean: Roots) -> None:
