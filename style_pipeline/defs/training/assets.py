@@ -7,6 +7,7 @@ only for the libraries of its own stage.
 
 import datetime as dt
 import time
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -55,7 +56,7 @@ def training_dataset(
     context: dg.AssetExecutionContext,
     settings: SettingsResource,
     storage: StorageResource,
-    captions: dict[str, pl.DataFrame],
+    captions: Any,  # dict[str, pl.DataFrame]; one DataFrame when the window is one day
 ) -> dg.Output[TrainingDatasetDocument]:
     """Image + .txt folder (kohya / diffusers), metadata.jsonl and a sha256 manifest."""
     # Built from the captions of the last ``training.window_days`` days. Days of the window
@@ -67,11 +68,27 @@ def training_dataset(
 
     started = time.perf_counter()
     document, facts = build_dataset(
-        captions, storage.store(), context.partition_key, settings.load().training
-    )
+        window_tables(context, captions), storage.store(), context.partition_key,
+        settings.load().training,
+    )  # fmt: skip
     for item in document.skipped:
         context.log.warning(f"skipped {item}")
     return dg.Output(document, metadata={**facts, "seconds": _elapsed(started)})
+
+
+def window_tables(context: dg.AssetExecutionContext, captions: Any) -> dict[str, pl.DataFrame]:
+    """The window's captions by partition.
+
+    Dagster's UPathIOManager hands a multi-partition input over as a dict, but a window
+    that holds one partition (the first day after the partitions' start date) as the bare
+    table: both become ``{partition: table}``.
+    """
+    if isinstance(captions, dict):
+        return captions
+    if isinstance(captions, pl.DataFrame):
+        (key,) = context.asset_partition_keys_for_input("captions")
+        return {key: captions}
+    raise TypeError(f"captions: expected a table or tables by partition, got {type(captions)}")
 
 
 @dg.asset(**TRAINING, kinds={"pytorch", "json"}, io_manager_key="json_io_manager")
