@@ -22,6 +22,7 @@ from pathlib import Path
 import dagster as dg
 
 from style_pipeline.paths import PROJECT_ROOT
+from style_pipeline.processes import pid_alive
 
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster"
 TRIGGER_TAG = "style_pipeline/trigger"
@@ -59,12 +60,8 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
 
 def process_alive(pid: int, started: str | None = None) -> bool:
     """Whether ``pid`` runs (not a zombie) and, when ``started`` is given, is that process."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:  # it exists, owned by another user
-        pass
     stat = _proc_stat(pid)
     if stat is None:  # no /proc (macOS): the signal check is all there is
         return True

@@ -25,6 +25,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from style_pipeline.processes import pid_alive
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".owner.lock"
@@ -44,17 +46,6 @@ def owner_pid(name: str) -> int | None:
     """The pid a scratch folder name starts with (``1234-frames_x``, ``.1234-frames_x``)."""
     head = name.removeprefix(".").split("-", 1)[0]
     return int(head) if head.isdigit() else None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (one of another user counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 from fsspec.spec import AbstractBufferedFile
 from upath import UPath
 
+from style_pipeline.processes import pid_alive
 from style_pipeline.storage.s3_errors import s3_errors_explained
 
 _CHUNK = 8 * 1024 * 1024
@@ -77,16 +78,6 @@ def temp_name(target_name: str, pid: int, token: str) -> str:
     return f".{target_name}.{_HOST_TAG}-{pid}-{token}.tmp"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by another user
-    return True
-
-
 def sweep_stale_temps(directory: Path) -> list[Path]:
     """Remove temp files in ``directory`` left by dead writers of this host; return them.
 
@@ -101,7 +92,7 @@ def sweep_stale_temps(directory: Path) -> list[Path]:
             match = _TEMP_NAME.match(entry.name)
             if match is None or match.group(1) != _HOST_TAG:
                 continue
-            if not _pid_alive(int(match.group(2))):
+            if not pid_alive(int(match.group(2))):
                 Path(entry.path).unlink(missing_ok=True)
                 removed.append(Path(entry.path))
     return removed
