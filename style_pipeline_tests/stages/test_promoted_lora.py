@@ -6,9 +6,8 @@ import pytest
 
 from style_pipeline.contracts.training import TrainingSettings
 from style_pipeline.stages.promoted_lora import promote_day
-from style_pipeline.storage.store import Store
 from style_pipeline.training.promotion import PromotionError, promote, read_live
-from style_pipeline_tests.training.published import publish_version
+from style_pipeline_tests.training.published import store_with_three_days
 
 REAL = TrainingSettings()
 ALLOW_TINY = TrainingSettings(allow_tiny_promotion=True)
@@ -41,10 +40,7 @@ def _metrics(version: str, regressions: list | None = None) -> dict:
 
 @pytest.fixture
 def store(tmp_path):
-    store = Store(tmp_path / "storage")
-    for version in ("2026-01-01.001", "2026-01-02.001", "2026-01-03.001"):
-        publish_version(store, version)
-    return store
+    return store_with_three_days(tmp_path)
 
 
 def test_first_promotion_then_next_day_then_rerun(store):

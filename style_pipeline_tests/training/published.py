@@ -27,3 +27,14 @@ def publish_version(store: Store, version: str, profile: str = "pretrained") -> 
     }
     store.put_bytes(json.dumps(metadata).encode(), layout.lora_version_file(version, METADATA_NAME))
     return sha256
+
+
+THREE_DAYS = ("2026-01-01.001", "2026-01-02.001", "2026-01-03.001")
+
+
+def store_with_three_days(root) -> Store:
+    """A store under ``root`` with one published version on each of three days."""
+    store = Store(root / "storage")
+    for version in THREE_DAYS:
+        publish_version(store, version)
+    return store

@@ -29,15 +29,12 @@ from style_pipeline.training.promotion import (
 )
 from style_pipeline.training.train_loop import TrainingOutcome
 from style_pipeline.training.trainer import list_versions, prune_versions, train_and_publish
-from style_pipeline_tests.training.published import publish_version
+from style_pipeline_tests.training.published import publish_version, store_with_three_days
 
 
 @pytest.fixture
 def store(tmp_path):
-    store = Store(tmp_path / "storage")
-    for version in ("2026-01-01.001", "2026-01-02.001", "2026-01-03.001"):
-        publish_version(store, version)
-    return store
+    return store_with_three_days(tmp_path)
 
 
 def test_empty_before_any_promotion(store):
