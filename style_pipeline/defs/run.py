@@ -12,6 +12,7 @@ hot-folder sensor's state (``media.sensor_state.RecordedSet``), so the sensor's 
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -33,6 +34,25 @@ PID_START_TAG = "style_pipeline/pid_start"
 UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 log = logging.getLogger(__name__)
+
+
+def open_instance() -> dg.DagsterInstance:
+    """The ``DAGSTER_HOME`` instance, opened under a lock on that folder.
+
+    Opening a new SQLite instance creates its tables; two commands starting at once on a
+    fresh ``DAGSTER_HOME`` raced there ("table secondary_indexes already exists"). The
+    lock makes the second wait until the first has created them.
+    """
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return dg.DagsterInstance.get()  # raises Dagster's own clear error
+    Path(home).mkdir(parents=True, exist_ok=True)
+    with open(Path(home) / ".style_pipeline-open.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return dg.DagsterInstance.get()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def ensure_dagster_home() -> Path:
@@ -162,7 +182,7 @@ def materialize_partition(
         if not isinstance(item, dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset):
             raise TypeError(f"cannot materialize {type(item).__name__} {item!r}")
         assets.append(item)
-    instance = instance or dg.DagsterInstance.get()
+    instance = instance or open_instance()
     orphans = fail_orphaned_runs(instance)
     ingests = dg.AssetKey(INGEST_ASSET) in selection.resolve(defs.resolve_asset_graph())
     # hashed before the run: a file dropped while it runs is left for the sensor
@@ -200,7 +220,7 @@ def materialize_partition(
 
 def materialized_partitions(instance: dg.DagsterInstance | None = None) -> dict[str, set[str]]:
     """``{asset_key: {partition, ...}}`` of what has been materialized."""
-    instance = instance or dg.DagsterInstance.get()
+    instance = instance or open_instance()
     out = {}
     for key in load_defs().resolve_all_asset_keys():
         out[key.to_user_string()] = set(instance.get_materialized_partitions(key))
