@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from style_pipeline.contracts.captioning import CaptioningSettings
 from style_pipeline.contracts.curation import CurationSettings
 from style_pipeline.contracts.ingest import FrameSettings, IngestSettings, SensorSettings
+from style_pipeline.contracts.orchestration import ExecutorSettings, PictureSettings
 from style_pipeline.contracts.serving import ServingSettings
 from style_pipeline.contracts.training import TrainingSettings
 from style_pipeline.paths import PROJECT_ROOT, resolve_local, resolve_root
@@ -55,6 +56,8 @@ class Settings(BaseSettings):
     captioning: CaptioningSettings = CaptioningSettings()
     training: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
+    executor: ExecutorSettings = ExecutorSettings()
+    pictures: PictureSettings = PictureSettings()
 
     @field_validator("drop", "storage")
     @classmethod

@@ -18,6 +18,7 @@ from style_pipeline.contracts import (
     ingest,
     media,
     models,
+    orchestration,
     serving,
     themes,
     training,
@@ -40,7 +41,17 @@ def export_json_schemas(models: Iterable[type[BaseModel]], out_dir: Path) -> lis
 def _public_models() -> list[type[BaseModel]]:
     """Every pydantic model defined in a contracts module, in module then name order."""
     found: list[type[BaseModel]] = []
-    for module in (media, ingest, models, curation, captioning, training, serving, themes):
+    for module in (
+        media,
+        ingest,
+        models,
+        curation,
+        captioning,
+        training,
+        serving,
+        themes,
+        orchestration,
+    ):
         for name in sorted(vars(module)):
             value = getattr(module, name)
             if (

@@ -12,6 +12,11 @@ class ServingSettings(Section):
 
     host: str = Field("127.0.0.1", description="a non-loopback host needs an API token")
     port: int = Field(8000, ge=1, le=65535)
+    public_url: str | None = Field(
+        None,
+        description="the app's address as a browser reaches it (pictures in the Dagster "
+        "UI link to it); None: http://<host>:<port>",
+    )
     token_env: str = Field(
         "STYLE_PIPELINE_API_TOKEN",
         description="NAME of the environment variable holding the bearer token for writes",
@@ -28,3 +33,10 @@ class ServingSettings(Section):
     max_generation_edge: int = Field(1536, ge=64, description="largest width/height served")
     max_generation_steps: int = Field(100, ge=1)
     max_queue: int = Field(16, ge=1, description="waiting generations per device; more get 429")
+
+    def base_url(self) -> str:
+        """Where a browser reaches the app, without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"

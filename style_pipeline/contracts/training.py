@@ -246,6 +246,16 @@ class LoraWeightsDocument(BaseModel):
     versions: dict[str, str]
 
 
+class SampleRef(BaseModel):
+    """One evaluation sample saved in storage."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str
+    seed: int
+    key: str = Field(description="store key of the PNG")
+
+
 class MetricsDocument(BaseModel):
     """``metrics/<partition>.json``: evaluation of the day's LoRA and its regressions."""
 
@@ -256,6 +266,11 @@ class MetricsDocument(BaseModel):
     previous_partition: str | None = Field(description="the run compared with (None: first)")
     regressions: list[dict[str, Any]] = Field(description="metrics worse beyond tolerance")
     compared: list[str] = Field(description="metrics present in both runs")
+    samples: list[SampleRef] = Field(
+        default_factory=list, description="every generated sample, in prompt x seed order"
+    )
+    grid: str | None = Field(None, description="store key of the prompt x seed sample grid")
+    previous_grid: str | None = Field(None, description="the compared run's grid, if stored")
 
 
 class PromotionEvent(BaseModel):
