@@ -19,7 +19,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from style_pipeline.paths import resolve_root
-from style_pipeline.serving import generate, routes_loras, routes_overrides, routes_review
+from style_pipeline.serving import (
+    generate,
+    routes_loras,
+    routes_overrides,
+    routes_pictures,
+    routes_review,
+)
 from style_pipeline.serving.errors import install_error_handlers
 from style_pipeline.serving.override_writer import OverridesWriter
 from style_pipeline.serving.review import ReviewData
@@ -118,6 +124,7 @@ def create_app(
     app.include_router(routes_overrides.router)
     app.include_router(generate.router)
     app.include_router(routes_loras.router)
+    app.include_router(routes_pictures.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz")

@@ -54,7 +54,6 @@ def train_lora(
         "config_hash": document.config_hash,
         "seed": document.seed,
         "model_profile": document.model_profile,
-        "estimate": str(document.estimate),
         "pruned": ", ".join(document.pruned) or "-",
     }
     return document, facts

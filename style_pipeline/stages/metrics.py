@@ -13,15 +13,18 @@ import polars as pl
 from PIL import Image
 
 from style_pipeline.contracts.models import ModelConfig
+from style_pipeline.contracts.orchestration import PictureSettings
 from style_pipeline.contracts.training import (
     LoraWeightsDocument,
     MetricsDocument,
     RewardModelDocument,
+    SampleRef,
     TrainingSettings,
 )
 from style_pipeline.models import load_model
 from style_pipeline.models.diffusion import load_pipeline
 from style_pipeline.stages import FactValue
+from style_pipeline.stages.reports import sample_grid_picture
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 from style_pipeline.training.evaluation import compare, generate_samples, regressions, score_samples
@@ -39,10 +42,13 @@ def evaluate_lora(
     settings: TrainingSettings,
     trigger_word: str,
     log: Callable[[str], None],
+    pictures: PictureSettings | None = None,
 ) -> tuple[MetricsDocument, dict[str, FactValue]]:
     """Generate fixed prompts/seeds with the LoRA, score them and compare with the previous run.
 
     ``lora_weights`` and ``reward_model`` are the upstream documents as loaded (dicts).
+    Every sample is saved under ``metrics/<date>/samples/``; with ``pictures`` enabled, a
+    prompt x seed grid too (and the compared run's grid is named beside it).
     """
     lora = LoraWeightsDocument.model_validate(lora_weights)
     reward = RewardModelDocument.model_validate(reward_model)
@@ -64,9 +70,21 @@ def evaluate_lora(
     metrics = score_samples(samples, reference, load_model(clip), brand)
     previous = previous_metrics(store, partition)
     flags = compare(metrics, previous["metrics"] if previous else None)
-    for sample in samples[:4]:
-        name = f"{_slug(sample.prompt)}-{sample.seed}.png"
-        store.put_bytes(_png(sample.image), layout.metrics_sample_key(partition, name))
+    refs = []
+    order = {prompt: n for n, prompt in enumerate(dict.fromkeys(s.prompt for s in samples))}
+    for sample in samples:
+        name = f"p{order[sample.prompt]:02d}-{_slug(sample.prompt)}-s{sample.seed}.png"
+        key = layout.metrics_sample_key(partition, name)
+        store.put_bytes(_png(sample.image), key)
+        refs.append(SampleRef(prompt=sample.prompt, seed=sample.seed, key=key))
+    grid = previous_grid = None
+    if pictures is not None and pictures.enabled and samples:
+        title = f"{lora.version} ({partition})"
+        cells = [(s.prompt, s.seed, s.image) for s in samples]
+        grid = sample_grid_picture(cells, title, store, partition, pictures)
+        if previous:
+            earlier = layout.report_key(layout.METRICS, previous["partition"], "grid.jpg")
+            previous_grid = earlier if store.exists(earlier) else None
     log(f"metrics {json.dumps({k: v for k, v in metrics.items() if isinstance(v, float)})}")
     document = MetricsDocument(
         lora_version=lora.version,
@@ -74,6 +92,9 @@ def evaluate_lora(
         previous_partition=previous["partition"] if previous else None,
         regressions=regressions(flags),
         compared=[f.metric for f in flags],
+        samples=refs,
+        grid=grid,
+        previous_grid=previous_grid,
     )
     numbers = {k: v for k, v in document.metrics.items() if isinstance(v, int | float)}
     facts: dict[str, FactValue] = {
@@ -81,6 +102,7 @@ def evaluate_lora(
         "fid_feature": str(document.metrics.get("fid_feature", "")),
         "previous_partition": document.previous_partition or "-",
         "regressions": len(document.regressions),
+        "samples": len(refs),
     }
     return document, facts
 
@@ -105,7 +127,7 @@ def _with_trigger(prompt: str, trigger: str) -> str:
 
 
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text.lower())[:40]
+    return "".join(c if c.isascii() and c.isalnum() else "_" for c in text.lower())[:40]
 
 
 def _png(image: Image.Image) -> bytes:

@@ -26,6 +26,9 @@ PROMOTED_LORA = "promoted_lora"
 SCORES = "scores"
 RANKING = "ranking"
 CURATED_LIST = "curated_list"
+CURATED_FRAMES = "curated_frames"
+# Pictures for the Dagster UI (frame strips, sample grids, loss curves), per asset and day.
+REPORTS = "reports"
 
 RAW_OBJECTS = f"{RAW_MEDIA}/objects"
 RAW_QUARANTINE = f"{RAW_MEDIA}/quarantine"
@@ -99,6 +102,27 @@ def frame_key(partition: str, frame_id: str) -> str:
 def metrics_sample_key(partition: str, name: str) -> str:
     """A sample image generated while evaluating the day's LoRA."""
     return f"{partition_dir(METRICS, partition)}/samples/{name}"
+
+
+def report_key(asset: str, partition: str, name: str) -> str:
+    """A picture about one day of ``asset`` shown in its Dagster metadata."""
+    if "/" in name or not _PICTURE_NAME.match(name):
+        raise ValueError(f"not a picture file name: {name!r}")
+    return f"{REPORTS}/{asset}/{check_partition(partition)}/{name}"
+
+
+_PICTURE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.(?:jpg|png)$")
+_DAY = r"\d{4}-\d{2}-\d{2}"
+_PUBLIC_PICTURE = re.compile(
+    rf"^(?:{REPORTS}/[a-z_]+/{_DAY}|{METRICS}/{_DAY}/samples)/"
+    r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.(?:jpg|png)$"
+)
+
+
+def is_public_picture(key: str) -> bool:
+    """Whether ``key`` is a report picture or an evaluation sample: what the web app may
+    serve to the Dagster UI by key (nothing else of the store is reachable that way)."""
+    return _PUBLIC_PICTURE.match(key) is not None
 
 
 def lora_version_dir(version: str) -> str:

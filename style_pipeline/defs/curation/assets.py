@@ -14,7 +14,12 @@ import dagster as dg
 import polars as pl
 
 from style_pipeline.contracts.curation import OntologySnapshot
-from style_pipeline.defs.metadata import counts_by, sample_table, table_metadata
+from style_pipeline.defs.metadata import (
+    counts_by,
+    frame_strip_metadata,
+    sample_table,
+    table_metadata,
+)
 from style_pipeline.defs.ownership import group_options
 from style_pipeline.defs.partitions import DAILY_PARTITIONS
 from style_pipeline.defs.resources import SettingsResource, StorageResource
@@ -247,7 +252,8 @@ def curated_frames(
     from style_pipeline.stages.curated_frames import DayTables, curate_day
 
     started = time.perf_counter()
-    cfg = settings.load().curation
+    everything = settings.load()
+    cfg = everything.curation
     theme = load_theme(cfg.theme, cfg.themes_dir)
     table, facts = curate_day(
         DayTables(frames, quality_scores, dedup_set, embeddings, clusters, scores, ranking),
@@ -285,6 +291,9 @@ def curated_frames(
             "low_coverage": dict(facts.low_coverage),
             "seconds": _elapsed(started),
             "sample": sample_table(table, ["frame_id", "keep", "role", "reason"]),
+            **frame_strip_metadata(
+                table, storage.store(), context.partition_key, everything, context.log.warning
+            ),
         },
     )
     yield dg.AssetCheckResult(

@@ -18,10 +18,12 @@ from style_pipeline.contracts.training import (
     RewardModelDocument,
     TrainingDatasetDocument,
 )
+from style_pipeline.defs.metadata import loss_metadata, samples_metadata
 from style_pipeline.defs.ownership import group_options
 from style_pipeline.defs.partitions import DAILY_PARTITIONS
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.settings import load_settings
+from style_pipeline.storage import layout
 
 TRAINING = group_options("training")
 # The caption window is part of the asset graph (a partition mapping), and Dagster builds
@@ -133,19 +135,27 @@ def lora_weights(
     def progress(p) -> None:
         last.update(step=p.step, loss=p.loss)
 
+    cfg = settings.load()
+    store = storage.store()
     # The estimate and every training.log_every_n_steps-th step go to the event log.
     document, facts = train_lora(
-        storage.store(), context.partition_key, settings.load().training, progress,
-        log=context.log.info,
-    )  # fmt: skip
+        store, context.partition_key, cfg.training, progress, log=context.log.info
+    )
     if document.model_profile == "tiny":
         context.log.warning(f"TRAINED ON THE TINY MODEL: {document.model_profile_reason}")
+    weights = store.path(layout.lora_version_file(document.version, document.weights))
+    title = f"{document.version}: {document.n_images} images, {document.family}"
     return dg.Output(
         document,
         metadata={
             **facts,
             "steps": last.get("step", 0),
             "final_loss": float(last.get("loss", float("nan"))),
+            "estimate": dg.MetadataValue.json(document.estimate),
+            "weights": dg.MetadataValue.path(str(weights)),
+            **loss_metadata(
+                document.losses, title, store, context.partition_key, cfg, context.log.warning
+            ),
             "seconds": _elapsed(started),
         },
     )
@@ -193,8 +203,10 @@ def metrics(
     document, facts = evaluate_lora(
         lora_weights, reward_model, curated_frames, storage.store(), context.partition_key,
         cfg.curation.clip, cfg.training, cfg.captioning.caption.trigger_word, context.log.info,
+        cfg.pictures if cfg.pictures.enabled else None,
     )  # fmt: skip
-    yield dg.Output(document, metadata={**facts, "seconds": _elapsed(started)})
+    pictures = samples_metadata(document, context.partition_key, storage.store(), cfg)
+    yield dg.Output(document, metadata={**facts, **pictures, "seconds": _elapsed(started)})
     yield dg.AssetCheckResult(
         check_name="no_regression",
         passed=not document.regressions,
