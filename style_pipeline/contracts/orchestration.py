@@ -47,5 +47,5 @@ class PictureSettings(Section):
     enabled: bool = True
     frames_per_strip: int = Field(8, ge=1, le=32, description="kept / dropped frames shown")
     thumbnail_edge: int = Field(160, ge=48, le=512, description="long edge of a strip tile")
-    grid_edge: int = Field(192, ge=48, le=1024, description="long edge of a sample-grid cell")
+    grid_edge: int = Field(128, ge=48, le=1024, description="long edge of a sample-grid cell")
     loss_points: int = Field(200, ge=10, le=5000, description="step/loss rows kept in metadata")

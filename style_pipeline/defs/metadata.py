@@ -127,7 +127,7 @@ def loss_markdown(url: str, location: str, losses: Sequence[float]) -> dg.Metada
 def series_table(series: Sequence[tuple[int, float]]) -> dg.MetadataValue:
     """``(step, loss)`` rows as a Dagster table."""
     return dg.MetadataValue.table(
-        records=[dg.TableRecord({"step": step, "loss": loss}) for step, loss in series],
+        records=[dg.TableRecord({"step": step, "loss": round(loss, 6)}) for step, loss in series],
         schema=dg.TableSchema(
             columns=[dg.TableColumn("step", "int"), dg.TableColumn("loss", "float")]
         ),

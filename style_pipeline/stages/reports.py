@@ -31,6 +31,8 @@ from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 
 SHORT_ID = 8
+# 4 tiles a row: a sheet of 8 fits the width of Dagster's markdown dialog (~1,000 px)
+STRIP_COLUMNS = 4
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ def frame_strips(
             for item in items
         ]
         key = layout.report_key(layout.CURATED_FRAMES, partition, name)
-        store.put_bytes(jpeg_bytes(contact_sheet(tiles, settings.thumbnail_edge)), key)
+        sheet = contact_sheet(tiles, settings.thumbnail_edge, columns=STRIP_COLUMNS)
+        store.put_bytes(jpeg_bytes(sheet), key)
         keys.append(key)
     return FrameStrips(keys[0], keys[1], kept, dropped, len(kept_rows), len(dropped_rows))
 
