@@ -28,9 +28,11 @@ COV_MIN ?= 80
 test: $(BIN)/.installed
 	$(BIN)/pytest --cov=style_pipeline --cov-report=term:skip-covered --cov-fail-under=$(COV_MIN)
 
+# The Dagster UI, plus the web app that serves the pictures in its metadata (and /review).
 dev: $(BIN)/.installed
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/style-pipeline serve & serve=$$!; trap "kill $$serve" EXIT INT TERM; \
+		$(BIN)/dagster dev -w workspace.yaml
 
 bench: $(BIN)/.bench-installed
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

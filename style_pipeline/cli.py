@@ -87,11 +87,11 @@ def demo(
     _print_outputs(settings.storage_root(), partition, summary.materialized)
     console.print(f"\nstorage root : {settings.storage_root()}")
     console.print(f"DAGSTER_HOME : {home}")
-    console.print(f"open the UI  : DAGSTER_HOME={home} dagster dev -w workspace.yaml")
-    serving = settings.serving
+    console.print(f"open the UI  : DAGSTER_HOME={home} dagster dev -w workspace.yaml (or make dev)")
+    base = settings.serving.base_url()
     console.print(
-        f"review, try : style-pipeline serve, then http://{serving.host}:{serving.port}"
-        f"/review/{partition} and /generate"
+        f"review, try : style-pipeline serve, then {base}/review/{partition} and /generate"
+        " (it also serves the pictures on the UI's asset pages)"
     )
     if not summary.success:
         raise typer.Exit(1)
