@@ -39,6 +39,14 @@ class _RootedIOManager(dg.UPathIOManager):
         with s3_errors_explained(self.root, path):
             return path.read_bytes()
 
+    def get_missing_partition_log_message(self, partition_key: str) -> str:
+        # Dagster logs this at WARNING for each day of a window input (training_dataset's
+        # captions) that was never materialized; say that it is expected and what happens.
+        return (
+            f"no stored {partition_key} for this window input (never materialized): "
+            "that day is left out, as allow_missing_partitions asks"
+        )
+
 
 class ParquetIOManager(_RootedIOManager):
     """polars DataFrames as zstd Parquet files."""

@@ -30,8 +30,7 @@ def _jpeg(shade: int) -> bytes:
     return buffer.getvalue()
 
 
-def test_training_dataset_when_the_window_holds_one_day(tmp_path):
-    store = Store(tmp_path / "storage")
+def _store_captions(store: Store) -> None:
     records = []
     for i in range(2):
         key = layout.frame_key(DAY, f"{i:064x}")
@@ -53,6 +52,11 @@ def test_training_dataset_when_the_window_holds_one_day(tmp_path):
     buffer = io.BytesIO()
     records_to_frame(records, CaptionRecord).write_parquet(buffer)
     store.put_bytes(buffer.getvalue(), layout.table_key("captions", DAY))
+
+
+def test_training_dataset_when_the_window_holds_one_day(tmp_path):
+    store = Store(tmp_path / "storage")
+    _store_captions(store)
     (tmp_path / "home").mkdir()
     env = {
         **os.environ,
@@ -72,3 +76,25 @@ def test_training_dataset_when_the_window_holds_one_day(tmp_path):
         store.read_bytes(layout.document_key("training_dataset", DAY))
     )
     assert document.images == 2 and document.partitions == [DAY]
+
+
+def test_days_of_the_window_never_materialized_are_left_out_with_a_clear_line(tmp_path):
+    """The suite's partitions start in 2025: DAY's 7-day window has six days without captions."""
+    from style_pipeline.settings import load_settings
+    from style_pipeline_tests.conftest import materialize_day
+
+    store = Store(load_settings().storage_root())
+    _store_captions(store)
+    import dagster as dg
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize_day(DAY, "key:training_dataset", instance=instance)
+    assert result.success
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    lines = [m for m in messages if "for this window input" in m]
+    assert len(lines) == 6 and all("left out" in line for line in lines)
+    assert not any("Couldn't load partition" in m for m in messages)
+    document = TrainingDatasetDocument.model_validate_json(
+        store.read_bytes(layout.document_key("training_dataset", DAY))
+    )
+    assert document.partitions == [DAY]

@@ -63,9 +63,9 @@ def training_dataset(
     """Image + .txt folder (kohya / diffusers), metadata.jsonl and a sha256 manifest."""
     # Built from the captions of the last ``training.window_days`` days. Days of the window
     # without captions (a first day: all but one) are skipped, and Dagster's UPathIOManager
-    # logs one "Couldn't load partition ... allow_missing_partitions=True" warning for each:
-    # expected, not an error (Dagster offers no public switch to silence it). The docstring
-    # stays one line: it is the asset's description in the UI.
+    # logs one warning for each (worded by storage/io_managers.py: "no stored <day> for this
+    # window input ... left out"): expected, not an error (Dagster offers no public switch
+    # to lower its level). The docstring stays one line: it is the asset's description.
     from style_pipeline.stages.training_dataset import build_dataset
 
     started = time.perf_counter()
