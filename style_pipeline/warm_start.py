@@ -6,9 +6,10 @@ from the server starts with all of that in memory. A module that fails to import
 definitions that fail to build, cost one line on stderr: the steps then import or load
 them themselves and report the real error in the run.
 
-Fork safety: this only imports and builds Python objects. It starts no thread and
-touches no CUDA device (both would be broken in the forked children); polars' thread
-pool is created lazily, on a step's first query, after the fork.
+Fork safety: this only imports and builds Python objects. It starts no thread of its own
+and touches no CUDA device (both would be broken in the forked children); the idle helper
+threads some native libraries start at import are not copied into the children, and
+polars' query thread pool is created lazily, on a step's first query, after the fork.
 
 Nothing here may raise: the forkserver ignores an ``ImportError`` of a preload module but
 dies of any other error, and with it every step of the run.
