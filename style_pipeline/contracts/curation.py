@@ -66,6 +66,9 @@ class QualityConfig(BaseModel):
     ssim_redundant_min: float = Field(0.92, ge=-1, le=1, description="redundant at or above")
     faces: FaceConfig = FaceConfig()
     iqa: IqaConfig = IqaConfig()
+    workers: int = Field(
+        0, ge=0, description="processes measuring frames (0: one per CPU, 1: in the step)"
+    )
 
 
 class QualityRecord(BaseModel):
@@ -114,6 +117,9 @@ class DedupConfig(BaseModel):
         None, ge=1, description="compare with this many earlier days only (None: all)"
     )
     index_prefix: str = "dedup_set/index"
+    workers: int = Field(
+        0, ge=0, description="processes hashing frames (0: one per CPU, 1: in the step)"
+    )
 
 
 class EmbeddingConfig(BaseModel):

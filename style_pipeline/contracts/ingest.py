@@ -28,6 +28,12 @@ class FrameSettings(Section):
     include_first_frame: bool = True
     still_max_edge: int = Field(2048, ge=64)
     jpeg_quality: int = Field(95, ge=50, le=100)
+    workers: int = Field(
+        0,
+        ge=0,
+        description="processes standardising stills (0: one per CPU, 1: in the step); "
+        "videos run one at a time (ffmpeg threads its own decoding)",
+    )
     # ffmpeg's time limit per video: floor + per_media_s * duration, at most max_s (also
     # used when the duration is unknown); past it ffmpeg is killed and the file fails
     # ``timeout``.
