@@ -17,6 +17,7 @@ from style_pipeline.paths import DEFAULT_MODEL_DIR, resolve_local
 
 Profile = Literal["pretrained", "tiny", "auto"]
 DevicePreference = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["fp32", "fp16", "bf16"]
 DiffusionProfile = Profile
 ModelFamily = Literal["sd", "sdxl"]
 DEFAULT_PRETRAINED = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -105,7 +106,11 @@ class ModelConfig(BaseModel):
         None, description="Hugging Face hub cache to search (None: the library default)"
     )
     device: DevicePreference = "auto"
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    precision: Precision = Field(
+        "fp32",
+        description="weights' dtype; inputs are cast to it, vectors come out float32. A "
+        "precision the device cannot run falls back (fp16 -> bf16 -> fp32), said in metadata",
+    )
     tiny: ClipArch = ClipArch()
 
     def cache_path(self) -> Path:

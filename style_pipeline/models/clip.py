@@ -5,18 +5,26 @@ directory / checkpoint file), ``tiny`` (random-init model built from
 :class:`ClipArch`, saved to the cache and re-loaded through the ``local-dir:`` path)
 and ``auto`` (pretrained when loadable offline, else tiny, saying why loudly). The
 open_clip file handling lives in ``clip_files.py``.
+
+Precision: ``fp16``/``bf16`` load the weights in that dtype (open_clip keeps LayerNorms in
+float32); callers cast inputs to :attr:`LoadedModel.input_dtype`. Each half precision is
+tried by a forward pass on a dummy image and text at load time; if the device cannot run
+it (an op not implemented for the dtype, or non-finite outputs) the model is loaded again
+in the next one (fp16 -> bf16 -> fp32) and ``precision_note`` says why, also in metadata.
+With torch 2.x both fp16 and bf16 run on CPU; the fallback is for older builds and devices.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 import torch
 
-from style_pipeline.contracts.models import ClipArch, ModelConfig, Profile
+from style_pipeline.contracts.models import ClipArch, ModelConfig, Precision, Profile
 from style_pipeline.models.cache import sha256_of
 from style_pipeline.models.clip_files import (
     CONFIG_NAME,
@@ -30,9 +38,12 @@ from style_pipeline.models.clip_files import (
     register_arch,
     save_random_clip,
 )
-from style_pipeline.models.device import pick_device
+from style_pipeline.models.device import pick_device, precision_candidates, weight_dtype
 from style_pipeline.models.profiles import PretrainedUnavailable, resolve_profile
 from style_pipeline.paths import resolve_local
+
+log = logging.getLogger(__name__)
+Created = tuple[torch.nn.Module, Callable, Callable]
 
 
 @dataclass
@@ -52,6 +63,14 @@ class LoadedModel:
     profile_used: Literal["pretrained", "tiny"]
     fallback_reason: str | None
     source: str
+    precision_requested: Precision = "fp32"
+    precision: Precision = "fp32"  # what the weights are in (after any fallback)
+    precision_note: str | None = None  # why precision != precision_requested
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The dtype image batches must be cast to (the image tower's first layer)."""
+        return weight_dtype(getattr(self.model, "visual", self.model))
 
     def metadata(self) -> dict[str, str | int]:
         """Flat facts for asset metadata (``fallback_reason`` is '' when none)."""
@@ -66,6 +85,9 @@ class LoadedModel:
             "profile_used": self.profile_used,
             "fallback_reason": self.fallback_reason or "",
             "source": self.source,
+            "precision_requested": self.precision_requested,
+            "precision": self.precision,
+            "precision_note": self.precision_note or "",
         }
 
 
@@ -80,21 +102,70 @@ def build_tiny(config: ModelConfig, arch: ClipArch | None = None) -> Path:
     return save_random_clip(arch or config.tiny, tiny_dir(config, arch))
 
 
+def _image_size(model: torch.nn.Module) -> int:
+    size: Any = getattr(model.visual, "image_size")  # noqa: B009 (nn.Module types it loosely)
+    return int(size[0] if isinstance(size, tuple | list) else size)
+
+
+def probe_precision(
+    model: torch.nn.Module, tokenizer: Callable, device: torch.device
+) -> str | None:
+    """Why ``model`` cannot run in its dtype on ``device`` (None: it can).
+
+    One forward of a mid-grey image and a short text, inputs cast like the real ones.
+    """
+    visual = cast(torch.nn.Module, model.visual)
+    size = _image_size(model)
+    image = torch.full((1, 3, size, size), 0.5, device=device, dtype=weight_dtype(visual))
+    try:
+        with torch.inference_mode():
+            outs = (
+                model.encode_image(image),  # type: ignore[operator]
+                model.encode_text(tokenizer(["a photo"]).to(device)),  # type: ignore[operator]
+            )
+    except (RuntimeError, NotImplementedError, TypeError) as err:
+        return f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+    if not all(bool(torch.isfinite(o.float()).all()) for o in outs):
+        return "non-finite embeddings"
+    return None
+
+
+def create_checked(
+    create: Callable[[str], Created], precision: Precision, device: torch.device
+) -> tuple[Created, Precision, str | None]:
+    """``create(p)`` for the first precision, from ``precision`` down, the device can run.
+
+    fp32 is not probed (it always runs); a fallback is logged and explained in the note.
+    """
+    problems: list[str] = []
+    for candidate in precision_candidates(precision):
+        created = create(candidate)
+        if candidate == "fp32":
+            break
+        problem = probe_precision(created[0], created[2], device)
+        if problem is None:
+            break
+        problems.append(f"{candidate} does not run on {device} ({problem})")
+    note = None
+    if problems:
+        note = "; ".join(problems) + f": running in {candidate}"
+        log.warning("CLIP precision fell back: %s", note)
+    return created, candidate, note
+
+
 def _finish(model, preprocess, tokenizer, device, **facts) -> LoadedModel:
     model.eval()
     visual = model.visual
     dim = getattr(visual, "output_dim", None)
     if not isinstance(dim, int):
         raise RuntimeError(f"cannot read the embedding dim of {type(visual).__name__}")
-    size = visual.image_size
-    size = size[0] if isinstance(size, tuple | list) else size
     return LoadedModel(
         model=model,
         preprocess=preprocess,
         tokenizer=tokenizer,
         device=device,
         dim=dim,
-        image_size=int(size),
+        image_size=_image_size(model),
         **facts,
     )
 
@@ -107,13 +178,18 @@ def load_tiny(
     device = pick_device(config.device)
     path = build_tiny(config, arch)
     register_arch(path)
-    model, preprocess, tokenizer = create_from_local_dir(path, device, config.precision)
+    (model, preprocess, tokenizer), precision, note = create_checked(
+        lambda p: create_from_local_dir(path, device, p), config.precision, device
+    )
     digest = sha256_of(path / WEIGHTS_NAME)
     return _finish(
         model,
         preprocess,
         tokenizer,
         device,
+        precision_requested=config.precision,
+        precision=precision,
+        precision_note=note,
         model_name=path.name,
         pretrained=f"random-init(seed={arch.seed})",
         model_id=f"{path.name}@sha256:{digest[:16]}",
@@ -131,11 +207,21 @@ def _looks_like_path(value: str) -> bool:
 def load_pretrained(config: ModelConfig) -> LoadedModel:
     """Load pretrained weights from local files only; raises :class:`PretrainedUnavailable`."""
     device = pick_device(config.device)
-    facts = dict(profile_requested=config.profile, profile_used="pretrained", fallback_reason=None)
+    facts: dict = dict(
+        profile_requested=config.profile, profile_used="pretrained", fallback_reason=None
+    )
+
+    def checked(create: Callable[[str], Created]) -> Created:
+        created, facts["precision"], facts["precision_note"] = create_checked(
+            create, config.precision, device
+        )
+        return created
+
+    facts["precision_requested"] = config.precision
     if _looks_like_path(config.pretrained):
         path = resolve_local(config.pretrained)
         if path.is_dir() and local_dir_has_model(path):
-            model, preprocess, tokenizer = create_from_local_dir(path, device, config.precision)
+            model, preprocess, tokenizer = checked(lambda p: create_from_local_dir(path, device, p))
             found = checkpoint_in_dir(path)
             if found is None:  # local_dir_has_model found one a moment ago
                 raise PretrainedUnavailable(f"{path}: its checkpoint file disappeared")
@@ -143,8 +229,8 @@ def load_pretrained(config: ModelConfig) -> LoadedModel:
             name = path.name
         elif path.is_dir() or path.is_file():
             weights = path if path.is_file() else _single_checkpoint(path)
-            model, preprocess, tokenizer = create_from_checkpoint(
-                config.model_name, weights, device, config.precision
+            model, preprocess, tokenizer = checked(
+                lambda p: create_from_checkpoint(config.model_name, weights, device, p)
             )
             name = config.model_name
         else:
@@ -164,8 +250,10 @@ def load_pretrained(config: ModelConfig) -> LoadedModel:
     checkpoint, _ = find_cached_checkpoint(
         config.model_name, config.pretrained, config.cache_path(), config.hf_cache_dir
     )
-    model, preprocess, tokenizer = create_from_checkpoint(
-        config.model_name, checkpoint, device, config.precision, tag=config.pretrained
+    model, preprocess, tokenizer = checked(
+        lambda p: create_from_checkpoint(
+            config.model_name, checkpoint, device, p, tag=config.pretrained
+        )
     )
     return _finish(
         model,

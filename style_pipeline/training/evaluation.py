@@ -1,6 +1,8 @@
 """Evaluate a LoRA: generate at fixed prompts and seeds, score, compare with the previous version.
 
-Metrics (all from the registry's CLIP model unless noted):
+Metrics (all from the registry's CLIP model unless noted; in fp16/bf16 too, the
+inputs are cast to the weights' dtype and the vectors are float32 unit length, and
+``clip_precision`` records which precision ran):
 
 - ``clip_score``: 100 x mean of max(cos(image, prompt), 0), the torchmetrics definition.
 - ``brand_score``: mean reward-model score of the generated images (needs the reward model
@@ -114,6 +116,7 @@ def score_samples(
         "aesthetic_method": "clip_antonym_prompts",
         "brand_score": None,
         "clip_model": clip.model_id,
+        "clip_precision": clip.precision,  # vectors are float32 unit length in any precision
         "n_samples": len(samples),
         "n_reference": len(reference),
     }

@@ -67,9 +67,7 @@ class RewardModel:
         x = torch.as_tensor(np.asarray(vectors, dtype=np.float32))
         if x.ndim != 2 or x.shape[1] != self.info["dim"]:
             raise ValueError(f"expected (n, {self.info['dim']}) embeddings, got {tuple(x.shape)}")
-        self.mlp.eval()
-        with torch.inference_mode():
-            return torch.sigmoid(self.mlp(x)).numpy()
+        return model_scores(self.mlp, x)
 
 
 def parse_label(value: object) -> int:
@@ -171,9 +169,13 @@ def train_reward_model(
 
 
 def model_scores(mlp: BrandMLP, x: torch.Tensor) -> np.ndarray:
+    """float32 scores in [0, 1]; the input is cast to the MLP's device and dtype first, so a
+    half-precision MLP scores the float32 embeddings too."""
+    weight = next(mlp.parameters())
     mlp.eval()
     with torch.inference_mode():
-        return torch.sigmoid(mlp(x)).numpy()
+        logits = mlp(x.to(weight.device, weight.dtype))
+        return torch.sigmoid(logits.float()).cpu().numpy()
 
 
 def save_reward_model(model: RewardModel, store: Store, partition: str) -> str:
