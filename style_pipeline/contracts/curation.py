@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -123,11 +123,23 @@ class DedupConfig(BaseModel):
 
 
 class EmbeddingConfig(BaseModel):
-    """Batching and cache location of the ``embeddings`` asset."""
+    """Batching, image decoding and cache location of the ``embeddings`` asset."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    batch_size: int = Field(32, gt=0)
+    batch_size: Annotated[int, Field(gt=0)] | Literal["auto"] = Field(
+        "auto", description="images per forward; auto: from free CUDA memory, 32 on CPU"
+    )
+    decode_workers: int = Field(
+        0, ge=0, description="threads reading, decoding and preprocessing images (0: one per core)"
+    )
+    gpu_decode: bool = Field(
+        True, description="on CUDA, decode JPEGs and resize them on the GPU (nvJPEG)"
+    )
+    jpeg_draft: bool = Field(
+        True, description="CPU decode: JPEGs at the smallest DCT scale covering the model input"
+    )
+    prefetch_batches: int = Field(2, ge=1, description="batches decoded ahead of the forward")
     text_batch_size: int = Field(256, gt=0)
     cache_prefix: str = "embeddings/cache"
 

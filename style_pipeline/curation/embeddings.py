@@ -1,5 +1,9 @@
 """OpenCLIP image and text embeddings, batched, L2-normalised float32, cached by content.
 
+Images are read, decoded and preprocessed in parallel and ahead of the forward
+(:mod:`.image_loading`); inputs are cast to the model's dtype (fp32, fp16 or bf16) and
+the vectors always come back float32 and unit length.
+
 The cache maps (image sha256, model id) to one ``.npy`` object in a :class:`Store`:
 ``embeddings/cache/<model_key>/<sha[:2]>/<sha>.npy``. A re-run of the same frames with
 the same model reads every vector back and calls the model zero times. An entry that
@@ -13,16 +17,18 @@ import io
 import logging
 import re
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Literal, cast
 
 import numpy as np
 import polars as pl
 import torch
 from PIL import Image
 
+from style_pipeline.curation.image_loading import BatchLoader, LoaderOptions, plan_preprocess
 from style_pipeline.models import LoadedModel
+from style_pipeline.models.device import auto_batch_size
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 
@@ -48,6 +54,8 @@ class EmbeddingResult:
     n_computed: int
     n_cached: int
     unreadable: tuple[str, ...] = ()  # cache keys that could not be read: misses, rewritten
+    batch_size: int = 0  # the batch size used (``auto`` resolved)
+    decode: str = ""  # how images were decoded, e.g. "cpu:16 threads, jpeg draft"
 
 
 def model_cache_key(model_id: str) -> str:
@@ -123,22 +131,29 @@ def _encoder(loaded: LoadedModel, name: str) -> Callable[[torch.Tensor], torch.T
     return cast(Callable[[torch.Tensor], torch.Tensor], getattr(loaded.model, name))
 
 
+def encode_image_batch(loaded: LoadedModel, batch: torch.Tensor) -> torch.Tensor:
+    """Image features of a preprocessed batch, cast to the model's device and input dtype
+    first (fp16/bf16 weights need fp16/bf16 inputs); the features come back as float32."""
+    batch = batch.to(loaded.device, loaded.input_dtype, non_blocking=True)
+    return _encoder(loaded, "encode_image")(batch).float()
+
+
 def embed_images(
     loaded: LoadedModel, images: Sequence[Image.Image], batch_size: int = 32
 ) -> np.ndarray:
-    """(n, dim) float32 unit vectors of PIL images, in order, under ``inference_mode``."""
+    """(n, dim) float32 unit vectors of in-memory PIL images, in order (any precision)."""
     out = np.zeros((len(images), loaded.dim), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             batch = torch.stack([loaded.preprocess(im.convert("RGB")) for im in chunk])
-            feats = _encoder(loaded, "encode_image")(batch.to(loaded.device))
-            out[start : start + len(chunk)] = feats.float().cpu().numpy()
+            out[start : start + len(chunk)] = encode_image_batch(loaded, batch).cpu().numpy()
     return l2_normalize(out)
 
 
 def embed_texts(loaded: LoadedModel, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-    """(n, dim) float32 unit vectors of texts (for zero-shot labels)."""
+    """(n, dim) float32 unit vectors of texts (for zero-shot labels); tokens stay integer,
+    open_clip casts the token embeddings to the weights' dtype itself."""
     out = np.zeros((len(texts), loaded.dim), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
@@ -149,12 +164,71 @@ def embed_texts(loaded: LoadedModel, texts: Sequence[str], batch_size: int = 256
     return l2_normalize(out)
 
 
-def _open_image(store: Store, key: str) -> Image.Image:
-    try:
-        with store.local_copy(key) as path, Image.open(path) as im:
-            return im.convert("RGB")
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read image {key!r} from {store}: {err}") from err
+def image_bytes_per_item(loaded: LoadedModel, gpu_decode: bool) -> int:
+    """Rough peak device bytes one image costs in a forward (for ``batch_size: auto``).
+
+    Transformer activations (~24 x tokens x width values, attention maps included for
+    ViT sizes), the float input twice, and with GPU decode a decoded 1080p frame plus the
+    float copy its resize makes.
+    """
+    visual = loaded.model.visual
+    grid = getattr(visual, "grid_size", None)
+    tokens = int(grid[0] * grid[1]) + 1 if isinstance(grid, tuple) else 257
+    width = int(getattr(getattr(visual, "transformer", None), "width", 1024))
+    elem = torch.finfo(loaded.input_dtype).bits // 8
+    activations = 24 * tokens * width * elem
+    inputs = 2 * 3 * loaded.image_size**2 * 4
+    decoded = 3 * 1920 * 1080 * (1 + 4 + 4) if gpu_decode else 0
+    return activations + inputs + decoded
+
+
+def resolve_batch_size(
+    loaded: LoadedModel, batch_size: int | Literal["auto"], gpu_decode: bool = False
+) -> int:
+    """``batch_size`` itself, or for ``auto`` one from free CUDA memory (32 on CPU/MPS)."""
+    if batch_size != "auto":
+        return int(batch_size)
+    return auto_batch_size(loaded.device, image_bytes_per_item(loaded, gpu_decode))
+
+
+def _to_host(feats: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+    """Start copying features to the host; on CUDA without waiting (pinned + event)."""
+    if feats.device.type != "cuda":
+        return feats.cpu(), None
+    host = torch.empty(feats.shape, dtype=feats.dtype, pin_memory=True)
+    host.copy_(feats, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record()
+    return host, event
+
+
+def encode_batches(
+    loaded: LoadedModel, batches: Iterator[tuple[int, torch.Tensor]]
+) -> Generator[tuple[int, np.ndarray], None, None]:
+    """``(start, unit vectors)`` per batch, one batch behind the forward: on CUDA the next
+    batch is assembled and queued while the GPU still runs this one. A loading error is
+    raised only after the vectors already computed were handed out (and cached)."""
+    pending: tuple[int, torch.Tensor, torch.cuda.Event | None] | None = None
+
+    def done(item: tuple[int, torch.Tensor, torch.cuda.Event | None]) -> tuple[int, np.ndarray]:
+        start, host, event = item
+        if event is not None:
+            event.synchronize()
+        return start, l2_normalize(host.numpy())
+
+    with torch.inference_mode():
+        try:
+            for start, batch in batches:
+                queued = (start, *_to_host(encode_image_batch(loaded, batch)))
+                if pending is not None:
+                    yield done(pending)
+                pending = queued
+        except Exception:
+            if pending is not None:
+                yield done(pending)
+            raise
+        if pending is not None:
+            yield done(pending)
 
 
 def embed_refs(
@@ -162,13 +236,22 @@ def embed_refs(
     refs: Sequence[ImageRef],
     image_store: Store,
     cache: EmbeddingCache | None = None,
-    batch_size: int = 32,
+    batch_size: int | Literal["auto"] = 32,
+    *,
+    workers: int = 0,
+    draft: bool = True,
+    gpu_decode: bool = True,
+    prefetch_batches: int = 2,
 ) -> EmbeddingResult:
     """Embeddings of ``refs`` (images in ``image_store``), computing only cache misses.
 
     Identical content (same sha256) is embedded once. New vectors are written to
     ``cache`` as soon as each batch finishes, so an interrupted run keeps its progress;
     unreadable entries count as misses (``n_computed``) and are listed in ``unreadable``.
+    Images are read, decoded and preprocessed by ``workers`` threads (0: one per core),
+    JPEGs through ``Image.draft`` unless ``draft`` is off, on the GPU with ``gpu_decode``
+    on CUDA (see :mod:`.image_loading`); an image that cannot be read raises a
+    ``ValueError`` naming its key.
     """
     if cache is not None and cache.dim != loaded.dim:
         raise ValueError(f"cache dim {cache.dim} != model dim {loaded.dim}")
@@ -185,18 +268,40 @@ def embed_refs(
             found[ref.sha256] = vec
     n_cached = len(found)
     todo = list(missing.items())
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        vecs = embed_images(loaded, [_open_image(image_store, key) for _, key in chunk], batch_size)
-        for (sha, _), vec in zip(chunk, vecs, strict=True):
-            found[sha] = vec
-            if cache is not None:
-                cache.put(sha, vec)
+    plan = plan_preprocess(loaded.preprocess, loaded.image_size)
+    options = LoaderOptions(
+        batch_size=resolve_batch_size(loaded, batch_size, gpu_decode),
+        workers=workers,
+        draft=draft,
+        gpu_decode=gpu_decode,
+        prefetch_batches=prefetch_batches,
+    )
+    loader = BatchLoader(
+        image_store, [key for _, key in todo], plan, loaded.device, loaded.input_dtype, options
+    )
+    if todo:
+        batches = encode_batches(loaded, iter(loader))
+        try:
+            for start, vecs in batches:
+                for (sha, _), vec in zip(todo[start : start + len(vecs)], vecs, strict=True):
+                    found[sha] = vec
+                    if cache is not None:
+                        cache.put(sha, vec)
+        finally:
+            batches.close()
     vectors = np.zeros((len(refs), loaded.dim), dtype=np.float32)
     for i, ref in enumerate(refs):
         vectors[i] = found[ref.sha256]
     unreadable = tuple(cache.unreadable[unreadable_before:]) if cache is not None else ()
-    return EmbeddingResult(vectors, n_computed=len(todo), n_cached=n_cached, unreadable=unreadable)
+    return EmbeddingResult(
+        vectors,
+        n_computed=len(todo),
+        n_cached=n_cached,
+        unreadable=unreadable,
+        batch_size=options.batch_size,
+        decode=f"{loader.mode}:{options.thread_count()} threads"
+        + (", jpeg draft" if draft and loader.mode == "cpu" else ""),
+    )
 
 
 def embeddings_frame(

@@ -1,14 +1,15 @@
 """The ``embeddings`` stage: OpenCLIP image embeddings of the day's frames.
 
-Unit-length float32 vectors, batched, cached by (frame sha256, model id) under
-``embedding.cache_prefix`` so a re-run computes nothing new. The model comes from
+Unit-length float32 vectors (whatever the model's precision), batched (``auto``: from
+free GPU memory), decoded in parallel ahead of the forward, cached by (frame sha256,
+model id) under ``embedding.cache_prefix`` so a re-run computes nothing new. The model comes from
 ``load_model`` (pretrained, or the tiny model when allowed and the weights are absent).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -33,6 +34,7 @@ class EmbeddingFacts:
     computed: int
     cached: int
     unreadable: tuple[str, ...] = ()  # cache keys that could not be read (recomputed)
+    loading: Mapping[str, str | int] = field(default_factory=dict)  # batch size, decode path
 
 
 def embed_partition(
@@ -42,7 +44,17 @@ def embed_partition(
     loaded = load_model(model)
     refs = [ImageRef(sha, key) for sha, key in zip(frames["sha256"], frames["path"], strict=True)]
     cache = EmbeddingCache(store, loaded.model_id, loaded.dim, prefix=config.cache_prefix)
-    result = embed_refs(loaded, refs, store, cache, config.batch_size)
+    result = embed_refs(
+        loaded,
+        refs,
+        store,
+        cache,
+        config.batch_size,
+        workers=config.decode_workers,
+        draft=config.jpeg_draft,
+        gpu_decode=config.gpu_decode,
+        prefetch_batches=config.prefetch_batches,
+    )
     table = embeddings_frame(frames["frame_id"].to_list(), refs, result.vectors, loaded)
     facts = EmbeddingFacts(
         model=loaded.metadata(),
@@ -50,5 +62,6 @@ def embed_partition(
         computed=result.n_computed,
         cached=result.n_cached,
         unreadable=result.unreadable,
+        loading={"batch_size": result.batch_size, "decode": result.decode},
     )
     return table, facts
