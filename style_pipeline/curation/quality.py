@@ -12,9 +12,10 @@ set of photographs hold on others (benchmarks/bench_quality_heldout.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
-from itertools import groupby
+from functools import partial
 
 import cv2
 import numpy as np
@@ -24,6 +25,7 @@ from PIL import Image
 from style_pipeline.contracts.curation import QualityConfig, QualityRecord
 from style_pipeline.curation.faces import FaceDetector, FaceStats
 from style_pipeline.curation.iqa import IqaScorer
+from style_pipeline.parallel import ItemError, Progress, map_bounded, resolve_workers
 
 REASON_CODES = (
     "blurry",
@@ -285,32 +287,100 @@ class FrameInput:
     timestamp_s: float = 0.0
 
 
+# What measuring one frame sends back: its metrics without ``ssim_prev`` and its analysis
+# luminance, for the comparison with the next frames of its media.
+_Measured = tuple[QualityRecord, np.ndarray]
+
+
+def _measure_with(
+    config: QualityConfig, faces: FaceDetector | None, iqa: IqaScorer | None, frame: FrameInput
+) -> _Measured:
+    image = load_analysis_image(frame.path, config.analysis_long_edge)
+    return measure(image, frame.frame_id, frame.media_id, None, faces, iqa), image.gray
+
+
+_WORKER_SCORERS: dict[QualityConfig, tuple[FaceDetector, IqaScorer]] = {}
+
+
+def _measure_file(config: QualityConfig, frame: FrameInput) -> _Measured:
+    """``_measure_with`` in a pool worker: the scorers are built once per worker process."""
+    if config not in _WORKER_SCORERS:
+        _WORKER_SCORERS[config] = FaceDetector(config.faces), IqaScorer(config.iqa)
+    return _measure_with(config, *_WORKER_SCORERS[config], frame)
+
+
+def _worker_setup() -> None:
+    """One OpenCV thread per worker: the pool already runs one worker per core."""
+    cv2.setNumThreads(1)
+
+
+# Below this many frames a pool's start-up (a worker imports cv2 and numpy: ~0.3 s)
+# costs more than it saves; such days are scored inline.
+MIN_POOL_FRAMES = 16
+
+
 def score_frames(
     frames: Iterable[FrameInput],
     config: QualityConfig,
     faces: FaceDetector | None = None,
     iqa: IqaScorer | None = None,
+    *,
+    workers: int = 1,
+    progress: Progress | None = None,
+    every_s: float = 10.0,
 ) -> list[QualityRecord]:
     """Measure and gate frames; SSIM compares each frame with the previous *kept* frame of
     the same media (a frame is kept when it passes every other check), so a run of
-    near-identical frames keeps only its first. Output follows the input order."""
+    near-identical frames keeps only its first. Output follows the input order.
+
+    ``workers`` processes (0: one per CPU) measure the frames, each on its own, while this
+    process compares each with the media's kept frame and gates it (the only step that
+    depends on earlier frames), in media and timestamp order; the records are the same
+    for any ``workers``. A pool's workers build their face detector and IQA scorer from
+    ``config``, so ``faces`` and ``iqa`` objects can only be given with ``workers=1``.
+    A frame that cannot be read raises its decoder's error, noting the frame.
+    ``progress(done, total, elapsed_s)`` as in ``parallel.map_bounded``.
+    """
     items: Sequence[FrameInput] = list(frames)
     if len({f.frame_id for f in items}) != len(items):
         raise ValueError("frame ids must be unique")
-    faces = faces if faces is not None else FaceDetector(config.faces)
+    if workers != 1 and (faces is not None or iqa is not None):
+        raise ValueError("faces and iqa objects run inline only: pass workers=1 with them")
+    pooled = resolve_workers(workers) > 1 and len(items) >= MIN_POOL_FRAMES
+    faces = faces if faces is not None else FaceDetector(config.faces)  # checks the config
     iqa = iqa if iqa is not None else IqaScorer(config.iqa)
-    out: dict[str, QualityRecord] = {}
 
     def media_key(f: FrameInput) -> str:
         return f.media_id if f.media_id is not None else f"\0{f.frame_id}"
 
     ordered = sorted(items, key=lambda f: (media_key(f), f.timestamp_s, f.frame_id))
-    for _, group in groupby(ordered, key=media_key):
-        kept: AnalysisImage | None = None
-        for frame in group:
-            image = load_analysis_image(frame.path, config.analysis_long_edge)
-            record = measure(image, frame.frame_id, frame.media_id, kept, faces, iqa)
+    if pooled:
+        fn: Callable[[FrameInput], _Measured] = partial(_measure_file, config)
+        results = map_bounded(
+            fn,
+            ordered,
+            workers,
+            progress=progress,
+            every_s=every_s,
+            min_items=0,
+            initializer=_worker_setup,
+        )
+    else:
+        fn = partial(_measure_with, config, faces, iqa)
+        results = map_bounded(fn, ordered, 1, progress=progress, every_s=every_s)
+    out: dict[str, QualityRecord] = {}
+    group: str | None = None
+    kept: np.ndarray | None = None  # luminance of the media's last kept frame
+    with closing(results):  # a raise below stops the pool at once
+        for frame, result in zip(ordered, results, strict=True):
+            if isinstance(result, ItemError):
+                result.reraise(f"quality_scores: frame {frame.frame_id} ({frame.path})")
+            record, gray = result
+            if media_key(frame) != group:
+                group, kept = media_key(frame), None
+            if kept is not None:
+                record = record.model_copy(update={"ssim_prev": ssim(gray, kept)})
             out[frame.frame_id] = record = with_gate(record, config)
             if record.passed:
-                kept = image
+                kept = gray
     return [out[f.frame_id] for f in items]
