@@ -60,12 +60,13 @@ class PreprocessPlan:
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
     resize_mode: Literal["shortest", "squash"] | None = None
     interpolation: InterpolationMode = InterpolationMode.BICUBIC
+    resize_short: int = 0  # ``shortest``: the short side before the crop (0: size)
 
     @property
     def draft_size(self) -> tuple[int, int]:
         """(width, height) ``Image.draft`` must keep covering (both sides at least)."""
         height, width = self.size
-        side = max(height, width)
+        side = max(height, width, self.resize_short)
         return (width, height) if self.resize_mode == "squash" else (side, side)
 
     @property
@@ -117,11 +118,13 @@ def plan_preprocess(preprocess: Callable[[Image.Image], Any], image_size: int) -
         if crop is None:
             return generic
         size, mode = crop, ("shortest" if shortest and crop[0] == crop[1] else None)
+        short = _pair(resize.size)
+        resize_short = short[0] if shortest and short else 0
     else:
         pair = _pair(resize.size)
         if pair is None or isinstance(resize.size, int):
             return generic  # a short-side resize without a crop: sizes would vary
-        size, mode = pair, "squash"
+        size, mode, resize_short = pair, "squash", 0
     if converts and any(getattr(c, "mode", "RGB") != "RGB" for c in converts):
         mode = None
     interpolation = resize.interpolation
@@ -134,6 +137,7 @@ def plan_preprocess(preprocess: Callable[[Image.Image], Any], image_size: int) -
         *_mean_std(normalize),
         resize_mode=mode,
         interpolation=interpolation,
+        resize_short=resize_short,
     )
 
 
@@ -235,9 +239,10 @@ def resize_tensors(images: Sequence[torch.Tensor], plan: PreprocessPlan) -> torc
             if plan.resize_mode == "squash":
                 target = [height, width]
             else:
+                new_short = plan.resize_short or height
                 short, long = min(h, w), max(h, w)
-                new_long = int(height * long / short)
-                target = [height, new_long] if h <= w else [new_long, height]
+                new_long = int(new_short * long / short)
+                target = [new_short, new_long] if h <= w else [new_long, new_short]
             if [h, w] != target:
                 batch = tvf.resize(batch, target, interpolation=plan.interpolation, antialias=True)
             if plan.resize_mode == "shortest":
@@ -278,13 +283,17 @@ class LoaderOptions:
     """How :func:`iter_batches` reads: threads, JPEG draft, GPU decode, look-ahead."""
 
     batch_size: int = 32
-    workers: int = 0  # 0: os.cpu_count()
+    workers: int = 0  # 0: one per usable core
     draft: bool = True
     gpu_decode: bool = True
     prefetch_batches: int = 2
 
     def thread_count(self) -> int:
-        return self.workers or os.cpu_count() or 1
+        """``workers``, or for 0 the cores this process may run on."""
+        if self.workers:
+            return self.workers
+        affinity = getattr(os, "sched_getaffinity", None)
+        return len(affinity(0)) if affinity else (os.cpu_count() or 1)
 
 
 def decode_mode(plan: PreprocessPlan, device: torch.device, options: LoaderOptions) -> DecodeMode:

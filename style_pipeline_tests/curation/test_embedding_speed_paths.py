@@ -131,6 +131,32 @@ def test_the_plan_is_read_from_the_open_clip_preprocess(tiny):
     assert not plan_preprocess(lambda im: im, 64).batched
 
 
+def test_a_resize_larger_than_the_crop_is_followed_on_both_paths(tiny, tmp_path):
+    """Resize(80) + CenterCrop(64): the tensor path resizes the short side to 80 too."""
+    from torchvision import transforms as T
+
+    preprocess = T.Compose(
+        [
+            T.Resize(80, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(64),
+            T.ToTensor(),
+            T.Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
+        ]
+    )
+    plan = plan_preprocess(preprocess, 64)
+    assert (plan.resize_mode, plan.resize_short, plan.draft_size) == ("shortest", 80, (80, 80))
+    store = Store(str(tmp_path))
+    keys = [store.put_bytes(_jpeg(s, 120, 200), f"f/{s}.jpg") for s in range(3)]
+    cpu = torch.device("cpu")
+    options = LoaderOptions(batch_size=3, workers=2, draft=False)
+    pil = next(iter(BatchLoader(store, keys, plan, cpu, torch.float32, options)))[1]
+    gpu_style = BatchLoader(store, keys, plan, cpu, torch.float32, options, decode_device=cpu)
+    tensors = next(iter(gpu_style))[1]
+    assert (tensors - pil).abs().mul(0.25 * 255).max() <= 6
+    reference = torch.stack([preprocess(decode_pil(store.read_bytes(k))) for k in keys])
+    np.testing.assert_allclose(pil.numpy(), reference.numpy(), atol=1e-6)
+
+
 @pytest.mark.parametrize("mode", ["squash", "longest"])
 def test_other_resize_modes_match_the_sequential_path(tiny, tmp_path, mode):
     loaded = replace(tiny, preprocess=image_transform(64, False, resize_mode=mode))
