@@ -66,6 +66,22 @@ class LoraTrainingConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     deterministic: bool = True
     keep_versions: int = Field(3, ge=1)
+    cache_latents: bool = Field(
+        True,
+        description="encode each (image, bucket, flip) with the VAE once and keep its posterior "
+        "in storage (training_dataset/cache/latents/); bypassed with random crops",
+    )
+    cache_text_embeddings: bool = Field(
+        True,
+        description="encode each caption once and keep the frozen text encoders' outputs in "
+        "storage (training_dataset/cache/text/); bypassed when train_text_encoder is on",
+    )
+    dataloader_workers: int | None = Field(
+        None, ge=0, description="image decoding processes; None: 0 on CPU, up to 8 on CUDA"
+    )
+    compile_unet: bool = Field(
+        False, description="torch.compile the UNet (CUDA only: ignored with a note on CPU)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LoraTrainingConfig:
@@ -237,6 +253,10 @@ class LoraWeightsDocument(BaseModel):
     n_images: int
     lora_parameters: int
     notes: list[str]
+    cache: dict[str, Any] = Field(
+        default_factory=dict, description="latent and text cache hits, misses and bypasses"
+    )
+    determinism: str = Field("", description="which reproducibility holds for this run")
     model_path: str
     model_profile: str
     model_profile_requested: str
