@@ -36,6 +36,7 @@ RAW_LEDGER = f"{RAW_MEDIA}/ledger"
 DEDUP_INDEX = f"{DEDUP_SET}/index"
 EMBEDDING_CACHE = f"{EMBEDDINGS}/cache"
 CAPTION_CACHE = f"{CAPTIONS}/cache"
+TRAINING_CACHE = f"{TRAINING_DATASET}/cache"
 
 _PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -185,6 +186,24 @@ def caption_model_version_of(key: str) -> str:
 def training_dataset_file(partition: str, rel: str) -> str:
     """A file of one day's training folder (``rel``: its path inside the folder)."""
     return f"{partition_dir(TRAINING_DATASET, partition)}/{rel}"
+
+
+def training_cache_dir(kind: str, model_hash: str) -> str:
+    """The cached encoder outputs of one model for LoRA training: ``kind`` is ``latents``
+    (VAE posteriors) or ``text`` (frozen text-encoder states); ``model_hash`` (hex) names
+    the encoder, its dtype and device, so another model or precision never reads them."""
+    if kind not in ("latents", "text"):
+        raise ValueError(f"not a training cache kind: {kind!r}")
+    if not re.fullmatch(r"[0-9a-f]{16,64}", model_hash):
+        raise ValueError(f"not a hex model hash: {model_hash!r}")
+    return f"{TRAINING_CACHE}/{kind}/{model_hash}"
+
+
+def training_cache_key(cache_dir: str, digest: str) -> str:
+    """One cached entry under ``training_cache_dir``, by the sha256 of what it encodes."""
+    if not _SHA256.match(digest):
+        raise ValueError(f"not a sha256 hex digest: {digest!r}")
+    return f"{cache_dir}/{digest[:2]}/{digest}.safetensors"
 
 
 def reward_model_file(partition: str, name: str) -> str:

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from style_pipeline.contracts.training import LoraTrainingConfig
 from style_pipeline.models.diffusion import ResolvedDiffusion, load_pipeline
+from style_pipeline.storage.store import Store
 from style_pipeline.training.train_loop import (
     ProgressCallback,
     TrainingOutcome,
@@ -26,6 +27,7 @@ class TrainingRequest:
     output_dir: Path
     config: LoraTrainingConfig
     model: ResolvedDiffusion
+    cache_store: Store | None = None  # where the latent/text caches live (None: this run only)
 
 
 class TrainingBackend(Protocol):
@@ -49,4 +51,7 @@ class LocalDiffusersBackend:
         config = request.config
         with deterministic_mode(config.deterministic, config.seed):
             pipe = load_pipeline(request.model.path)
-            return train_pipeline(pipe, request.dataset_dir, request.output_dir, config, progress)
+            return train_pipeline(
+                pipe, request.dataset_dir, request.output_dir, config, progress,
+                cache_store=request.cache_store,
+            )  # fmt: skip

@@ -3,16 +3,21 @@
 Transforms match diffusers' ``train_text_to_image_lora.py`` (resize, centre/random crop,
 optional flip, ``ToTensor``, ``Normalize([0.5], [0.5])``); with buckets each image is resized
 to cover its aspect-ratio bucket and cropped to it, and batches never mix buckets.
-All randomness comes from one seeded ``torch.Generator``.
+All randomness comes from one seeded ``torch.Generator`` in the main process: each
+example's crop and flip are drawn there (:func:`plan_augment`), so the images themselves can
+be decoded in DataLoader workers (:func:`pixel_loader`) with the same results as inline.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -79,6 +84,64 @@ def assign_buckets(
     return [select_bucket(r.width, r.height, buckets) for r in records]
 
 
+@dataclass(frozen=True)
+class Augment:
+    """Where an example is cropped in its resized image (before any flip), and the flip."""
+
+    left: int
+    top: int
+    flip: bool
+
+
+BatchJob = tuple[tuple[int, Augment], ...]  # (record index, augment) of each example
+
+
+def plan_augment(
+    record: TrainingRecord,
+    bucket: Bucket,
+    center_crop: bool,
+    random_flip: bool,
+    generator: torch.Generator,
+) -> Augment:
+    """The crop and flip of one example; draws from ``generator`` exactly as the transforms
+    of the diffusers example do: crop offsets (random crop only), then the flip."""
+    (new_w, new_h), (left, top, _, _) = resize_crop_box(record.width, record.height, bucket)
+    if not center_crop:
+        left = int(torch.randint(0, new_w - bucket[0] + 1, (1,), generator=generator))
+        top = int(torch.randint(0, new_h - bucket[1] + 1, (1,), generator=generator))
+    flip = random_flip and float(torch.rand((), generator=generator)) < 0.5
+    return Augment(left, top, flip)
+
+
+def crop_top_left(record: TrainingRecord, bucket: Bucket, augment: Augment) -> tuple[int, int]:
+    """(top, left) of the crop as SDXL's micro-conditioning sees it (mirrored when flipped)."""
+    if not augment.flip:
+        return augment.top, augment.left
+    new_w = resize_crop_box(record.width, record.height, bucket)[0][0]
+    return augment.top, new_w - augment.left - bucket[0]
+
+
+def render_example(record: TrainingRecord, bucket: Bucket, augment: Augment) -> Example:
+    """Pixels in [-1, 1], shape (3, bucket_h, bucket_w), plus SDXL size/crop conditioning."""
+    with Image.open(record.image) as img:
+        image = img.convert("RGB")
+    if image.size != (record.width, record.height):
+        raise ValueError(
+            f"{record.image}: metadata says {record.width}x{record.height}, "
+            f"the image is {image.size[0]}x{image.size[1]}"
+        )
+    new_size = resize_crop_box(*image.size, bucket)[0]
+    image = image.resize(new_size, Image.Resampling.LANCZOS)
+    image = image.crop(
+        (augment.left, augment.top, augment.left + bucket[0], augment.top + bucket[1])
+    )
+    if augment.flip:
+        image = TF.hflip(image)
+    pixels = TF.normalize(TF.to_tensor(image), [0.5], [0.5])
+    crop = crop_top_left(record, bucket, augment)
+    return Example(pixels, record.caption, (record.height, record.width), crop)
+
+
 def load_example(
     record: TrainingRecord,
     bucket: Bucket,
@@ -86,20 +149,10 @@ def load_example(
     random_flip: bool,
     generator: torch.Generator,
 ) -> Example:
-    """Pixels in [-1, 1], shape (3, bucket_h, bucket_w), plus SDXL size/crop conditioning."""
-    with Image.open(record.image) as img:
-        image = img.convert("RGB")
-    (new_w, new_h), (left, top, right, bottom) = resize_crop_box(*image.size, bucket)
-    if not center_crop:
-        left = int(torch.randint(0, new_w - bucket[0] + 1, (1,), generator=generator))
-        top = int(torch.randint(0, new_h - bucket[1] + 1, (1,), generator=generator))
-    image = image.resize((new_w, new_h), Image.Resampling.LANCZOS)
-    image = image.crop((left, top, left + bucket[0], top + bucket[1]))
-    if random_flip and float(torch.rand((), generator=generator)) < 0.5:
-        image = TF.hflip(image)
-        left = new_w - left - bucket[0]
-    pixels = TF.normalize(TF.to_tensor(image), [0.5], [0.5])
-    return Example(pixels, record.caption, (record.height, record.width), (top, left))
+    """:func:`plan_augment` then :func:`render_example`: one example, inline."""
+    return render_example(
+        record, bucket, plan_augment(record, bucket, center_crop, random_flip, generator)
+    )
 
 
 def epoch_batches(
@@ -133,4 +186,65 @@ def collate(examples: list[Example]) -> dict:
         "captions": [e.caption for e in examples],
         "original_sizes": [e.original_size for e in examples],
         "crop_top_lefts": [e.crop_top_left for e in examples],
+        "target_size": tuple(pixel_values.shape[-2:]),
     }
+
+
+class PixelBatches(torch.utils.data.Dataset):
+    """Map-style dataset whose "indices" are :data:`BatchJob` s: one collated batch each.
+
+    Decoding, resizing and cropping are deterministic given the job, so workers give the
+    same tensors as the main process.
+    """
+
+    def __init__(self, records: Sequence[TrainingRecord], buckets: Sequence[Bucket]):
+        self.records = list(records)
+        self.buckets = list(buckets)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, job: BatchJob) -> dict:  # type: ignore[override]
+        return collate([render_example(self.records[i], self.buckets[i], a) for i, a in job])
+
+
+class JobSampler(torch.utils.data.Sampler):
+    """Yields the jobs it is given; set ``jobs`` before each pass (epoch)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[BatchJob] = []
+
+    def __iter__(self) -> Iterator[BatchJob]:
+        return iter(self.jobs)
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+
+def _unchanged(batch: Any) -> Any:
+    return batch
+
+
+def default_workers(device: torch.device) -> int:
+    """0 on CPU (the cores already run the model; worker start-up costs more than it
+    saves); on CUDA one decode process per spare core, at most 8."""
+    if device.type != "cuda":
+        return 0
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def pixel_loader(
+    dataset: PixelBatches, sampler: JobSampler, workers: int, device: torch.device
+) -> torch.utils.data.DataLoader:
+    """A DataLoader over ``sampler``'s jobs: ``workers`` persistent decode processes,
+    pinned memory on CUDA; batches are collated in the workers."""
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=_unchanged,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+    )

@@ -8,10 +8,13 @@ pipelines (two text encoders) alike. The loss is in ``objective.py``, the loop i
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -27,6 +30,7 @@ if TYPE_CHECKING:  # diffusers is imported lazily (heavy)
     from peft import PeftConfig
 
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,9 +49,49 @@ class LoraModels:
     train_text_encoder: bool
     autocast_dtype: torch.dtype | None = None
     params: list[torch.nn.Parameter] = field(default_factory=list)
+    # What the loss calls for the noise prediction: the UNet, or its torch.compile wrapper
+    # (same parameters; ``unet`` stays the plain module for saving).
+    denoiser: Callable[..., Any] | None = None
 
     def lora_parameter_count(self) -> int:
         return sum(p.numel() for p in self.params)
+
+    def predict_noise(self, *args, **kwargs):
+        if self.denoiser is not None:
+            return self.denoiser(*args, **kwargs)
+        return self.unet(*args, **kwargs)
+
+
+def autocast_context(models: LoraModels) -> contextlib.AbstractContextManager:
+    """The mixed-precision autocast of training (a no-op in fp32)."""
+    if models.autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(models.device.type, dtype=models.autocast_dtype)
+
+
+def speed_up(models: LoraModels, compile_unet: bool) -> list[str]:
+    """CUDA-only speed-ups: channels_last UNet and VAE (convolutions run in NHWC on tensor
+    cores), and ``torch.compile`` of the UNet when asked. Returns notes for the metadata.
+
+    Attention needs nothing here: diffusers picks ``AttnProcessor2_0`` (PyTorch SDPA) on
+    torch 2 and nothing in this project sets another processor; the note says which runs.
+    """
+    processors = {type(p).__name__ for p in getattr(models.unet, "attn_processors", {}).values()}
+    notes = [f"attention: {', '.join(sorted(processors)) or 'none'}"]
+    if models.device.type != "cuda":
+        if compile_unet:
+            notes.append("compile_unet ignored on CPU: the UNet runs eagerly")
+            log.info(notes[-1])
+        return notes
+    models.unet.to(memory_format=torch.channels_last)
+    torch.nn.Module.to(
+        models.vae, memory_format=torch.channels_last
+    )  # ModelMixin.to is typed narrower
+    notes.append("cuda: channels_last UNet and VAE")
+    if compile_unet:
+        models.denoiser = torch.compile(models.unet)
+        notes.append("cuda: UNet compiled with torch.compile (first steps of each bucket compile)")
+    return notes
 
 
 def _sorted_metadata(module: torch.nn.Module) -> dict:

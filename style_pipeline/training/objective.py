@@ -2,19 +2,19 @@
 
 ``compute_loss`` is the forward pass of diffusers' ``train_text_to_image_lora.py``:
 latents from the frozen VAE, seeded noise and timesteps, noise-prediction MSE (optionally
-Min-SNR weighted), SD and SDXL conditioning. ``Optimization`` is AdamW, a diffusers LR
-schedule, gradient accumulation, clipping and fp16 loss scaling.
+Min-SNR weighted), SD and SDXL conditioning. A batch brings either pixels (encoded here)
+or cached VAE posteriors (``moments``, sampled here with the same generator), and either
+captions (encoded here) or cached text states (``hidden``/``pooled``). ``Optimization`` is
+AdamW, a diffusers LR schedule, gradient accumulation, clipping and fp16 loss scaling.
 """
 
 from __future__ import annotations
-
-import contextlib
 
 import torch
 import torch.nn.functional as F
 
 from style_pipeline.contracts.training import LoraTrainingConfig
-from style_pipeline.training.lora_models import LoraModels
+from style_pipeline.training.lora_models import LoraModels, autocast_context
 
 
 def encode_captions(models: LoraModels, captions: list[str]):
@@ -39,8 +39,8 @@ def encode_captions(models: LoraModels, captions: list[str]):
     return torch.cat(hidden, dim=-1), pooled
 
 
-def _sdxl_time_ids(batch: dict, pixel_values: torch.Tensor, device) -> torch.Tensor:
-    target = tuple(pixel_values.shape[-2:])
+def _sdxl_time_ids(batch: dict, device) -> torch.Tensor:
+    target = tuple(batch["target_size"])
     rows = [
         [*orig, *crop, *target]
         for orig, crop in zip(batch["original_sizes"], batch["crop_top_lefts"], strict=True)
@@ -48,20 +48,30 @@ def _sdxl_time_ids(batch: dict, pixel_values: torch.Tensor, device) -> torch.Ten
     return torch.tensor(rows, dtype=torch.float32, device=device)
 
 
+def sample_latents(models: LoraModels, batch: dict, generator: torch.Generator) -> torch.Tensor:
+    """Scaled latents: a sample of the VAE posterior of the batch's pixels, or of its
+    cached posterior parameters (same draw from ``generator`` either way)."""
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+    if "moments" in batch:
+        dist = DiagonalGaussianDistribution(batch["moments"])
+    else:
+        pixel_values = batch["pixel_values"].to(
+            models.device, dtype=models.vae.dtype, non_blocking=True
+        )
+        if models.device.type == "cuda":
+            pixel_values = pixel_values.to(memory_format=torch.channels_last)
+        dist = models.vae.encode(pixel_values).latent_dist
+    latents = dist.sample(generator=generator) * models.vae.config["scaling_factor"]
+    return latents.to(models.weight_dtype)
+
+
 def compute_loss(
     models: LoraModels, batch: dict, config: LoraTrainingConfig, generator: torch.Generator
 ) -> torch.Tensor:
     """Noise-prediction loss of one batch (the diffusers example's forward pass)."""
-    autocast = (
-        torch.autocast(models.device.type, dtype=models.autocast_dtype)
-        if models.autocast_dtype is not None
-        else contextlib.nullcontext()
-    )
-    with autocast:
-        pixel_values = batch["pixel_values"].to(models.device, dtype=models.vae.dtype)
-        dist = models.vae.encode(pixel_values).latent_dist
-        latents = dist.sample(generator=generator) * models.vae.config["scaling_factor"]
-        latents = latents.to(models.weight_dtype)
+    with autocast_context(models):
+        latents = sample_latents(models, batch, generator)
         noise = torch.randn(
             latents.shape, generator=generator, device=latents.device, dtype=latents.dtype
         )
@@ -81,10 +91,13 @@ def compute_loss(
         ).to(latents.device, dtype=torch.long)
         # diffusers annotates timesteps as IntTensor; the long tensor is what it indexes with.
         noisy_latents = scheduler.add_noise(latents, noise, timesteps)  # type: ignore[arg-type]
-        encoder_hidden_states, pooled = encode_captions(models, batch["captions"])
+        if "hidden" in batch:
+            encoder_hidden_states, pooled = batch["hidden"], batch.get("pooled")
+        else:
+            encoder_hidden_states, pooled = encode_captions(models, batch["captions"])
         extra = {}
         if models.family == "sdxl":
-            time_ids = _sdxl_time_ids(batch, pixel_values, latents.device)
+            time_ids = _sdxl_time_ids(batch, latents.device)
             extra["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
         if scheduler.config["prediction_type"] == "epsilon":
             target = noise
@@ -92,7 +105,7 @@ def compute_loss(
             target = scheduler.get_velocity(latents, noise, timesteps)  # type: ignore[arg-type]
         else:
             raise ValueError(f"unknown prediction type {scheduler.config['prediction_type']}")
-        model_pred = models.unet(
+        model_pred = models.predict_noise(
             noisy_latents, timesteps, encoder_hidden_states, return_dict=False, **extra
         )[0]
     if config.snr_gamma is None:
@@ -120,6 +133,9 @@ class Optimization:
             betas=(config.adam_beta1, config.adam_beta2),
             weight_decay=config.adam_weight_decay,
             eps=config.adam_epsilon,
+            # One fused kernel for all LoRA tensors on CUDA (hundreds of small ones: the
+            # per-tensor launches were overhead); the CPU path keeps its exact arithmetic.
+            fused=models.device.type == "cuda" or None,
         )
         self.lr_scheduler = get_scheduler(
             config.lr_scheduler,

@@ -1,7 +1,8 @@
 """The LoRA training loop: bucketed epochs, accumulation, progress, the outcome.
 
-``train_pipeline`` attaches LoRA adapters to a loaded pipeline (``lora_models.py``), runs
-the optimisation steps over the training folder (``data.py``) and saves the weights.
+``train_pipeline`` attaches LoRA adapters to a loaded pipeline (``lora_models.py``), fills
+the latent and text caches (``feed.py``), runs the optimisation steps over the training
+folder (``data.py``) and saves the weights.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,10 @@ import torch.utils.deterministic
 
 from style_pipeline.contracts.training import LoraTrainingConfig
 from style_pipeline.models.device import pick_device
+from style_pipeline.storage.store import Store
 from style_pipeline.training import data
-from style_pipeline.training.lora_models import attach_lora, save_lora
+from style_pipeline.training.feed import BatchFeed, build_feed
+from style_pipeline.training.lora_models import attach_lora, save_lora, speed_up
 from style_pipeline.training.objective import Optimization, compute_loss
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,8 @@ class TrainingOutcome:
     n_images: int
     lora_parameters: int
     notes: tuple[str, ...] = ()
+    cache: dict = field(default_factory=dict)  # BatchFeed.metadata(): hits, misses, bypasses
+    determinism: str = ""
 
 
 def effective_mixed_precision(requested: str, device: torch.device) -> tuple[str, str | None]:
@@ -92,6 +98,8 @@ def deterministic_mode(enabled: bool, seed: int) -> Iterator[None]:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
         torch.backends.cudnn.benchmark = False
+    else:  # let cuDNN time its kernels once per shape (a no-op on CPU)
+        torch.backends.cudnn.benchmark = True
     try:
         yield
     finally:
@@ -107,16 +115,42 @@ def plan_steps(batches_per_epoch: int, config: LoraTrainingConfig) -> tuple[int,
     return total, math.ceil(total / updates_per_epoch)
 
 
+def determinism_note(device: torch.device, compiled: bool = False) -> str:
+    """Which reproducibility holds for a run on ``device`` under the current torch flags."""
+    forced = torch.are_deterministic_algorithms_enabled()
+    if device.type != "cuda":
+        if forced:
+            return (
+                f"{device.type}: seeded generators, deterministic algorithms: bit-identical "
+                "weights for the same inputs, config, machine type and library versions"
+            )
+        return f"{device.type}: seeded generators only (deterministic: false)"
+    cudnn = torch.backends.cudnn
+    workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG", "unset")
+    return (
+        f"cuda: seeded generators, use_deterministic_algorithms={forced} (warn only), "
+        f"cudnn.deterministic={cudnn.deterministic}, cudnn.benchmark={cudnn.benchmark}, "
+        f"CUBLAS_WORKSPACE_CONFIG={workspace}, compiled={compiled}; repeatable at best on "
+        "the same GPU model, driver and CUDA/cuDNN versions, not bit-identical across GPUs"
+    )
+
+
 def train_pipeline(
     pipe,
     dataset_dir: Path,
     output_dir: Path,
     config: LoraTrainingConfig,
     progress: ProgressCallback | None = None,
+    cache_store: Store | None = None,
 ) -> TrainingOutcome:
-    """Attach LoRA to a loaded ``pipe``, train on ``dataset_dir``, save into ``output_dir``."""
+    """Attach LoRA to a loaded ``pipe``, train on ``dataset_dir``, save into ``output_dir``.
+
+    Latents and text states are encoded once per run; with ``cache_store`` they are also
+    read from and written to its ``training_dataset/cache/`` (reused across nights).
+    """
     device = pick_device(config.device)
     mixed_precision, note = effective_mixed_precision(config.mixed_precision, device)
+    notes = [note] if note else []
     if note:
         log.warning(note)
     started = time.perf_counter()
@@ -129,13 +163,21 @@ def train_pipeline(
             f"config {config.name!r} is for model_family={config.model_family} but the "
             f"pipeline ({type(pipe).__name__}) is {models.family}"
         )
+    notes += speed_up(models, config.compile_unet)
+    workers = (
+        config.dataloader_workers
+        if config.dataloader_workers is not None
+        else data.default_workers(device)
+    )
+    feed = build_feed(models, config, dataset_dir, records, buckets, cache_store, workers)
     total, epochs = plan_steps(data.batches_per_epoch(buckets, config.train_batch_size), config)
     optimization = Optimization(models, config, total)
     noise_gen = torch.Generator(device).manual_seed(config.seed)
     data_gen = torch.Generator().manual_seed(config.seed)
-    losses = _loop(
-        models, optimization, records, buckets, total, epochs, noise_gen, data_gen, progress
-    )
+    try:
+        losses = _loop(models, optimization, feed, total, epochs, noise_gen, data_gen, progress)
+    finally:
+        feed.close()
     weights = save_lora(models, output_dir)
     return TrainingOutcome(
         weights_path=weights,
@@ -149,11 +191,37 @@ def train_pipeline(
         family=models.family,
         n_images=len(records),
         lora_parameters=models.lora_parameter_count(),
-        notes=(note,) if note else (),
+        notes=tuple(notes),
+        cache=feed.metadata(),
+        determinism=determinism_note(device, models.denoiser is not None),
     )
 
 
-def _loop(models, optimization, records, buckets, total, epochs, noise_gen, data_gen, progress):
+def epoch_jobs(
+    feed: BatchFeed, config: LoraTrainingConfig, generator: torch.Generator
+) -> list[data.BatchJob]:
+    """The epoch's batches and every example's crop and flip, drawn from ``generator`` in
+    the order the inline loop drew them (batches first, then example by example)."""
+    batches = data.epoch_batches(feed.buckets, config.train_batch_size, generator)
+    return [
+        tuple(
+            (
+                i,
+                data.plan_augment(
+                    feed.records[i],
+                    feed.buckets[i],
+                    config.center_crop,
+                    config.random_flip,
+                    generator,
+                ),
+            )
+            for i in indices
+        )  # fmt: skip
+        for indices in batches
+    ]
+
+
+def _loop(models, optimization, feed, total, epochs, noise_gen, data_gen, progress):
     """Epochs of bucketed batches; one optimisation step per ``gradient_accumulation_steps``."""
     config = optimization.config
     accumulation = config.gradient_accumulation_steps
@@ -163,20 +231,14 @@ def _loop(models, optimization, records, buckets, total, epochs, noise_gen, data
         models.unet.train()
         for te in models.text_encoders if models.train_text_encoder else ():
             te.train()
-        batches = data.epoch_batches(buckets, config.train_batch_size, data_gen)
+        jobs = epoch_jobs(feed, config, data_gen)
         step_loss, micro = 0.0, 0
-        for index, indices in enumerate(batches):
-            examples = [
-                data.load_example(
-                    records[i], buckets[i], config.center_crop, config.random_flip, data_gen
-                )
-                for i in indices
-            ]
-            loss = compute_loss(models, data.collate(examples), config, noise_gen)
+        for index, batch in enumerate(feed.epoch(jobs)):
+            loss = compute_loss(models, batch, config, noise_gen)
             optimization.backward(loss)
             step_loss += loss.detach().item() / accumulation
             micro += 1
-            if micro < accumulation and index < len(batches) - 1:
+            if micro < accumulation and index < len(jobs) - 1:
                 continue
             optimization.step()
             losses.append(step_loss)

@@ -4,6 +4,8 @@
 ``pytorch_lora_weights.safetensors`` and ``metadata.json`` (written last: dataset hash,
 config hash, seed, sha256 of the weights, steps, losses, model profile, estimates).
 Only the newest ``config.keep_versions`` versions are kept, and never the live one.
+The VAE latents and frozen text-encoder states of the images are cached in the same Store
+(``training_dataset/cache/``), so the next night's training encodes only new images.
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ def train_and_publish(
     if log_line:
         log_line(f"training estimate: {estimate.summary()}")
     with tempfile.TemporaryDirectory(prefix="lora_") as tmp:
-        request = TrainingRequest(Path(dataset_dir), Path(tmp), config, model)
+        request = TrainingRequest(Path(dataset_dir), Path(tmp), config, model, cache_store=store)
         outcome = backend.train(request, _logged(progress, log_line, log_every_n_steps))
         weights_sha = sha256_file(outcome.weights_path)
         version = next_version(store, partition)
