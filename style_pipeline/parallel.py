@@ -15,32 +15,40 @@ their per-file work through it. Properties they rely on:
   the calling process, no pool, same results and same error values (tests, debugging).
 
 Start method: ``forkserver`` where the platform has it, else ``spawn``; never plain
-``fork``. The stages run inside Dagster step processes that have threads (Dagster's
-event and heartbeat threads, polars' and torch's pools, the executor's own queue thread):
-``fork`` copies only the calling thread, so a lock another thread held at that moment
-(logging, malloc, an OpenMP runtime) stays locked in the child forever. The forkserver is a
-fresh single-threaded interpreter started once per process; each worker is forked from
-it, and it outlives the pool, so the next stage in the same process starts its workers
-faster. ``spawn`` gives the same safety at the cost of a fresh interpreter per worker.
-What a worker runs must be importable by name: ``fn`` a module-level function, items and
-results picklable (local paths and plain values, never a ``Store`` or an open file).
+``fork``. The stages run inside Dagster step processes that may have threads (polars',
+torch's and OpenCV's pools once used, threads libraries start, this pool's own queue
+threads): ``fork`` copies only the calling thread, so a lock another thread held at that
+moment (logging, malloc, an OpenMP runtime) stays locked in the child forever. The
+forkserver is a fresh single-threaded interpreter, started once per process, that forks
+each worker; ``spawn`` is as safe and starts a fresh interpreter per worker (measured on
+the 2-core machine: a pool of a trivial function starts in 0.07 s with forkserver, 0.09 s
+with spawn; a worker importing ``curation/quality.py`` adds ~0.25 s either way).
+What a worker runs must be importable by name: ``fn`` a module-level function in a light
+module (its imports are the worker's start-up), items and results picklable (local paths
+and plain values, never a ``Store`` or an open file). Workers do not import the parent's
+``__main__`` (in a Dagster step, the ``dagster`` command: ~2 s per worker) unless ``fn``
+is defined there.
 
 Workers limit BLAS/OpenMP threads to one each (``OMP_NUM_THREADS`` and friends, set in
 the worker before it imports numpy or torch): N single-threaded workers on N cores beat N
-workers each starting N threads. Standard library only, so any layer may use it.
+workers each starting N threads. A worker ends as soon as the process that made the pool
+is gone (``kill -9`` included). Standard library only, so any layer may use it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
 import select
+import sys
 import threading
 import time
 import traceback
+import types
 from collections import deque
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
@@ -61,14 +69,16 @@ _THREAD_ENV = (
 
 @dataclass(frozen=True)
 class ItemError:
-    """``fn`` raised on one item: where, what, and the exception itself when it survived
-    pickling (``None`` when it could not travel back from the worker)."""
+    """``fn`` raised on one item: where, what, the exception itself when it survived
+    pickling (``None`` when it could not travel back from the worker), and how long ``fn``
+    ran before it raised."""
 
     index: int
     type_name: str
     message: str
     traceback: str
     exception: Exception | None = None
+    seconds: float = 0.0
 
     def __str__(self) -> str:
         return f"{self.type_name}: {self.message}"
@@ -172,6 +182,7 @@ def _pooled(
     initializer: Callable[[], None] | None,
 ) -> Generator[R | ItemError, None, None]:
     context = multiprocessing.get_context(start_method())
+    hide_main = _defined_in(fn) != "__main__"
     source = enumerate(items)
     queue: deque[Future[R | ItemError]] = deque()
     pool = ProcessPoolExecutor(
@@ -189,7 +200,8 @@ def _pooled(
                 except StopIteration:
                     exhausted = True
                     break
-                queue.append(pool.submit(_call, fn, index, item))
+                with _main_hidden(hide_main):  # a submit may start a worker
+                    queue.append(pool.submit(_call, fn, index, item))
             if not queue:
                 return
             yield queue.popleft().result()
@@ -197,6 +209,29 @@ def _pooled(
         for future in queue:
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _defined_in(fn: Callable[..., object]) -> str | None:
+    """The module of ``fn`` (of the function a ``functools.partial`` wraps)."""
+    return getattr(getattr(fn, "func", fn), "__module__", None)
+
+
+@contextlib.contextmanager
+def _main_hidden(hide: bool) -> Iterator[None]:
+    """While a worker starts, ``__main__`` is an empty module, so the worker does not
+    import the parent's main script before its first task: in a Dagster step that is the
+    ``dagster`` command, ~1,000 modules and ~2 s per worker. Only when ``fn`` comes from
+    elsewhere (a worker finds it by its module's name); items must not be ``__main__``
+    objects either (they are pickled by a queue thread, possibly inside this window)."""
+    main = sys.modules.get("__main__")
+    if not hide or main is None:
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _init_worker(owner: int, initializer: Callable[[], None] | None) -> None:
@@ -243,12 +278,14 @@ def _alive(pid: int) -> bool:
 
 
 def _call(fn: Callable[[T], R], index: int, item: T, in_worker: bool = True) -> R | ItemError:
+    started = time.perf_counter()
     try:
         return fn(item)
     except Exception as exc:  # noqa: BLE001 - one item's failure is a value; the caller decides
+        seconds = time.perf_counter() - started
         text = "".join(traceback.format_exception(exc))
         travels = exc if not in_worker or _round_trips(exc) else None
-        return ItemError(index, type(exc).__name__, str(exc), text, travels)
+        return ItemError(index, type(exc).__name__, str(exc), text, travels, seconds)
 
 
 def _round_trips(exc: Exception) -> bool:

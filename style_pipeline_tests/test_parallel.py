@@ -59,6 +59,7 @@ def test_results_in_input_order_and_errors_are_values(workers):
     )
     assert isinstance(error.exception, ValueError)
     assert "square_or_fail" in error.traceback
+    assert error.seconds >= 0
 
 
 def test_inline_and_pooled_give_the_same_values():
@@ -208,6 +209,40 @@ def test_a_pool_inside_a_process_with_busy_threads(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     expected = [x * x if x != 3 else "ValueError: bad item 3" for x in range(30)]
     assert done.stdout.strip() == str(expected)
+
+
+def test_workers_do_not_import_the_parents_main_script(tmp_path):
+    """In a Dagster step ``__main__`` is the ``dagster`` command: importing it again in
+    every worker cost ~2 s. Workers skip it unless ``fn`` itself lives there."""
+    marker = tmp_path / "imports.txt"
+    code = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        Path({str(marker)!r}).open("a").write(__name__ + "\\n")  # runs on every import
+
+        def local_fn(x):
+            return -x
+
+        if __name__ == "__main__":
+            from style_pipeline.parallel import map_bounded
+            from style_pipeline_tests.test_parallel import square_or_fail
+            assert list(map_bounded(square_or_fail, [1, 2, 4, 5], 2, min_items=0)) == [1, 4, 16, 25]
+            print(marker_lines := Path({str(marker)!r}).read_text().split())
+            assert list(map_bounded(local_fn, [1, 2, 3], 2, min_items=0)) == [-1, -2, -3]
+        """
+    )
+    script = tmp_path / "main_script.py"
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["['__main__']"]  # the first pool's workers never ran it
+    assert "__mp_main__" in marker.read_text().split()  # the second's did: local_fn is there
 
 
 def _descendants(pid: int) -> set[int]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import math
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +110,22 @@ def standardize_still(src: Path, dst: Path, *, max_edge: int, jpeg_quality: int)
     dst.parent.mkdir(parents=True, exist_ok=True)
     img.save(dst, format="JPEG", quality=jpeg_quality, optimize=True, subsampling="4:2:0")
     return img.size
+
+
+@dataclass(frozen=True)
+class StillJob:
+    """One photo to standardise, as plain values a pool worker can receive."""
+
+    src: Path
+    dst: Path
+    max_edge: int
+    jpeg_quality: int
+
+
+def standardize_job(job: StillJob) -> tuple[tuple[int, int], float]:
+    """:func:`standardize_still` of ``job``: the output's (width, height) and seconds taken.
+    Module-level in this light module (Pillow and numpy only), so a pool worker that runs
+    it starts fast."""
+    started = time.perf_counter()
+    size = standardize_still(job.src, job.dst, max_edge=job.max_edge, jpeg_quality=job.jpeg_quality)
+    return size, time.perf_counter() - started

@@ -27,8 +27,9 @@ from style_pipeline.contracts.ingest import FrameSettings
 from style_pipeline.contracts.media import FrameRecord, MediaKind, MediaStatus, RejectReason
 from style_pipeline.media.checksum import sha256_file
 from style_pipeline.media.errors import without_content
-from style_pipeline.media.extract import extract_local, failure_reason
+from style_pipeline.media.extract import STILL_MODE, extract_local, failure_reason
 from style_pipeline.media.frames import ExtractedFrame, frame_id
+from style_pipeline.media.stills import StillJob, standardize_job
 from style_pipeline.media.workdirs import clean_stale_work_dirs, work_dir
 from style_pipeline.parallel import ItemError, Progress, map_bounded, progress_log
 from style_pipeline.storage import layout
@@ -89,13 +90,14 @@ def extract_frames(
 def _publish(
     row: Mapping[str, Any],
     kind: MediaKind,
-    extracted: _Extracted,
+    mode: str,
+    frames: list[ExtractedFrame],
     store: Store,
     partition_key: str,
 ) -> list[FrameRecord]:
     records = []
-    for frame in extracted.frames:
-        fid = frame_id(row["media_id"], frame.timestamp_s, extracted.mode)
+    for frame in frames:
+        fid = frame_id(row["media_id"], frame.timestamp_s, mode)
         key = store.put_file(frame.path, layout.frame_key(partition_key, fid))
         records.append(
             FrameRecord(
@@ -103,7 +105,7 @@ def _publish(
                 media_id=row["media_id"],
                 source_name=row["source_name"],
                 kind=kind,
-                mode=extracted.mode,
+                mode=mode,
                 timestamp_s=round(frame.timestamp_s, 6),
                 path=key,
                 width=frame.width,
@@ -115,46 +117,14 @@ def _publish(
     return records
 
 
-# A worker imports Pillow and the extraction modules (~0.2 s) and standardises a 1280x720
-# photo in ~15 ms: from about this many stills on, a pool pays off.
-MIN_POOL_STILLS = 16
+def _failure(row: Mapping[str, Any], reason: RejectReason, text: str) -> ExtractionFailure:
+    # ffmpeg's stderr tail (up to 3000 characters) stays whole
+    detail = without_content(text, limit=4000)
+    return ExtractionFailure(row["media_id"], row["source_name"], reason.value, detail)
 
 
-@dataclass(frozen=True)
-class _Job:
-    """One file to extract: everything a pool worker needs, as plain picklable values."""
-
-    media_id: str
-    source_name: str
-    kind: MediaKind
-    local: Path
-    work: Path
-    settings: FrameSettings
-    duration_s: float | None
-
-
-@dataclass(frozen=True)
-class _Extracted:
-    """Frames of a job (``failure`` None) or why there are none, and seconds spent."""
-
-    mode: str
-    frames: list[ExtractedFrame]
-    failure: ExtractionFailure | None
-    seconds: float
-
-
-def _extract(job: _Job) -> _Extracted:
-    """``extract_local`` on one file; an error becomes its ``ExtractionFailure``."""
-    started = time.perf_counter()
-    try:
-        mode, frames = extract_local(job.kind, job.local, job.work, job.settings, job.duration_s)
-    except Exception as exc:  # one undecodable file must not fail the partition
-        reason = failure_reason(exc).value
-        # ffmpeg's stderr tail (up to 3000 characters) stays whole
-        detail = without_content(f"{type(exc).__name__}: {exc}", limit=4000)
-        failure = ExtractionFailure(job.media_id, job.source_name, reason, detail)
-        return _Extracted("", [], failure, time.perf_counter() - started)
-    return _Extracted(mode, frames, None, time.perf_counter() - started)
+# What the stage knows of each media id, in row order: its records, its failure, seconds.
+_Done = dict[str, tuple[list[FrameRecord], ExtractionFailure | None, float | None]]
 
 
 def extract_partition(
@@ -169,36 +139,43 @@ def extract_partition(
     Work folders of runs that were killed (``kill -9``) are removed first. Stills are
     standardised by ``settings.workers`` processes (0: one per CPU; ``log``, default this
     module's logger, gets a progress line at most every 10 s), then videos one at a time
-    (ffmpeg threads its own decoding). The result lists frames and failures in row order,
-    whatever the order of the work.
+    (ffmpeg threads its own decoding). Frames and failures are listed in row order.
     """
     clean_stale_work_dirs()
-    done: dict[str, tuple[list[FrameRecord], ExtractionFailure | None, float | None]] = {}
-    stills: list[tuple[dict, MediaKind]] = []
+    done: _Done = {}
+    stills: list[dict] = []
     videos: list[tuple[dict, MediaKind]] = []
     for row in media_rows:
-        media_id, source = row["media_id"], row["source_name"]
+        media_id = row["media_id"]
         if media_id in done:
             continue  # the same content twice would write the same frame ids twice
         try:
             kind = MediaKind(row["kind"])
         except ValueError:
             kind = MediaKind.UNKNOWN
-        done[media_id] = ([], None, None)  # placeholder: keeps the row order
+        done[media_id] = ([], None, None)  # holds the row's place
         if kind not in (MediaKind.VIDEO, MediaKind.IMAGE) or not row.get("object_path"):
             detail = f"kind {row['kind']!r}, object_path {row.get('object_path')!r}"
-            unsupported = RejectReason.UNSUPPORTED_TYPE.value
-            done[media_id] = ([], ExtractionFailure(media_id, source, unsupported, detail), None)
+            done[media_id] = ([], _failure(row, RejectReason.UNSUPPORTED_TYPE, detail), None)
+        elif kind is MediaKind.IMAGE:
+            stills.append(row)
         else:
-            (stills if kind is MediaKind.IMAGE else videos).append((row, kind))
+            videos.append((row, kind))
     progress = progress_log(log or _log.info, "frames: stills standardised", "stills")
     _standardize_stills(stills, store, partition_key, settings, done, progress)
     for row, kind in videos:
         started = time.perf_counter()
         with store.local_copy(row["object_path"]) as local, work_dir("frames_") as tmp:
-            extracted = _extract(_job(row, kind, Path(local), tmp, settings))
-            records = _publish(row, kind, extracted, store, partition_key)
-        done[row["media_id"]] = (records, extracted.failure, time.perf_counter() - started)
+            try:
+                duration = row.get("duration_s")
+                mode, frames = extract_local(kind, Path(local), tmp, settings, duration)
+            except Exception as exc:  # one undecodable file must not fail the partition
+                text = f"{type(exc).__name__}: {exc}"
+                failed = _failure(row, failure_reason(exc), text)
+                done[row["media_id"]] = ([], failed, time.perf_counter() - started)
+                continue
+            records = _publish(row, kind, mode, frames, store, partition_key)
+        done[row["media_id"]] = (records, None, time.perf_counter() - started)
     result = ExtractionResult()
     for media_id, (records, failure, seconds) in done.items():
         result.frames.extend(records)
@@ -209,38 +186,38 @@ def extract_partition(
     return result
 
 
-def _job(
-    row: Mapping[str, Any], kind: MediaKind, local: Path, work: Path, settings: FrameSettings
-) -> _Job:
-    return _Job(
-        row["media_id"], row["source_name"], kind, local, work, settings, row.get("duration_s")
-    )
+# A worker starts in ~0.3 s (it imports Pillow and numpy) and standardises a 1280x720
+# JPEG in ~15 ms, a 12-megapixel photo in ~0.2 s: from a few dozen stills on, a pool pays.
+MIN_POOL_STILLS = 32
 
 
 def _standardize_stills(
-    stills: list[tuple[dict, MediaKind]],
+    stills: list[dict],
     store: Store,
     partition_key: str,
     settings: FrameSettings,
-    done: dict[str, tuple[list[FrameRecord], ExtractionFailure | None, float | None]],
+    done: _Done,
     progress: Progress,
 ) -> None:
-    """Stills through ``map_bounded``: a still's local copy and work folder are opened
-    when it is submitted and closed once its JPEG is uploaded, so at most the pool's
-    ``max_pending`` of them exist at a time."""
-    opened: deque[tuple[ExitStack, float]] = deque()
+    """Stills through ``map_bounded`` (``media/stills.py``'s light ``standardize_job``):
+    a still's local copy and work folder are opened when it is submitted and closed once
+    its JPEG is uploaded, so at most the pool's ``max_pending`` of them exist at a time.
+    A still that fails gets the reject reason ``extract_local`` would give it."""
+    opened: deque[tuple[ExitStack, StillJob, float]] = deque()
 
-    def jobs() -> Iterator[_Job]:
-        for row, kind in stills:
+    def jobs() -> Iterator[StillJob]:
+        for row in stills:
             started = time.perf_counter()
             with ExitStack() as stack:
                 local = stack.enter_context(store.local_copy(row["object_path"]))
                 tmp = stack.enter_context(work_dir("frames_"))
-                opened.append((stack.pop_all(), time.perf_counter() - started))
-            yield _job(row, kind, Path(local), tmp, settings)
+                target = tmp / "still.jpg"
+                job = StillJob(Path(local), target, settings.still_max_edge, settings.jpeg_quality)
+                opened.append((stack.pop_all(), job, time.perf_counter() - started))
+            yield job
 
     results = map_bounded(
-        _extract,
+        standardize_job,
         jobs(),
         settings.workers,
         total=len(stills),
@@ -248,15 +225,24 @@ def _standardize_stills(
         min_items=MIN_POOL_STILLS,
     )
     try:
-        for (row, kind), extracted in zip(stills, results, strict=True):
-            if isinstance(extracted, ItemError):  # _extract returns failures: a bug
-                extracted.reraise(f"frames: still {row['source_name']} ({row['media_id']})")
-            stack, fetch_s = opened.popleft()
+        for row, result in zip(stills, results, strict=True):
+            stack, job, seconds = opened.popleft()
+            failure: ExtractionFailure | None = None
             with stack:
                 started = time.perf_counter()
-                records = _publish(row, kind, extracted, store, partition_key)
-            seconds = fetch_s + extracted.seconds + time.perf_counter() - started
-            done[row["media_id"]] = (records, extracted.failure, seconds)
+                if isinstance(result, ItemError):
+                    exc = result.exception
+                    reason = failure_reason(exc) if exc is not None else RejectReason.CORRUPT
+                    records, failure = [], _failure(row, reason, str(result))
+                    seconds += result.seconds
+                else:
+                    (width, height), worker_s = result
+                    frame = ExtractedFrame(0.0, job.dst, width, height, None)
+                    records = _publish(
+                        row, MediaKind.IMAGE, STILL_MODE, [frame], store, partition_key
+                    )
+                    seconds += worker_s
+            done[row["media_id"]] = (records, failure, seconds + time.perf_counter() - started)
     finally:
         results.close()
         while opened:
