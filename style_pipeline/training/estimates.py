@@ -7,15 +7,21 @@ pipeline's safetensors headers (no weights loaded), the latent size and the batc
 - memory = frozen weights x bytes per weight + LoRA params x 16 bytes (fp32 weight, grad,
   two AdamW moments) + ``ACT_GB_PER_UNIT x units`` of activations (halved for 16-bit,
   x0.35 with gradient checkpointing) + runtime overhead.
-- step time = (overhead + ``CPU_SECONDS_PER_UNIT x units``) CPU-seconds spread over the
-  torch threads, per micro-batch.
+- step time = (overhead + ``CPU_SECONDS_PER_UNIT x units`` + encoding) CPU-seconds spread
+  over the torch threads, per micro-batch. Encoding is the VAE (``VAE_CPU_SECONDS_PER_MP``
+  per megapixel) and the text encoders (``TEXT_CPU_SECONDS`` per caption), scaled by their
+  parameter counts; it leaves the steps when cached (``cache_latents`` with centre crops,
+  ``cache_text_embeddings`` with frozen text encoders) and is paid once before step 1
+  instead (``cache_fill_seconds``: a cold cache, every image and flip; a warm one is ~0).
 
 CPU constants come from ``benchmarks/bench_training.py`` (fp32, batch 1, 2 threads):
-SD-1.5-sized models at 512 px took ~58 CPU-s per step (median) and peaked at ~9.0 GB RSS;
-the tiny models ~0.9 CPU-s and ~1.2 GB RSS, which is the runtime overhead of torch,
-diffusers and transformers. The GPU constants assume ~0.3 s/step for SD 1.5 at 512 px (fp16) and
-~1.2 s/step for SDXL at 1024 px (bf16, gradient checkpointing) on a 24 GB card, commonly
-reported figures rather than measurements here; fp32 on GPU is taken as 2.5x slower.
+SD-1.5-sized models at 512 px took ~58 CPU-s per step uncached (median), of which the VAE
+encode ~16 CPU-s and the text encoder ~1 CPU-s, and peaked at ~9.0 GB RSS; the tiny models
+~0.9 CPU-s and ~1.2 GB RSS, which is the runtime overhead of torch, diffusers and
+transformers. The GPU constants assume ~0.3 s/step for SD 1.5 at 512 px (fp16) and ~1.2
+s/step for SDXL at 1024 px (bf16, gradient checkpointing) on a 24 GB card uncached,
+commonly reported figures rather than measurements here; fp32 on GPU is taken as 2.5x
+slower, and the cached share of a GPU step as the CPU-measured share of the encoders.
 """
 
 from __future__ import annotations
@@ -39,7 +45,10 @@ def is_logged_step(step: int, total: int, every: int) -> bool:
 
 # Calibration (see module docstring).
 CPU_OVERHEAD_S = 0.9  # CPU-seconds per step that do not scale with the model
-CPU_SECONDS_PER_UNIT = 17.0  # CPU-seconds per unit
+CPU_SECONDS_PER_UNIT = 11.4  # CPU-seconds per unit: UNet forward + backward + update
+VAE_CPU_SECONDS_PER_MP = 61.0  # SD's VAE encoder (83.65M-param VAE), per megapixel
+TEXT_CPU_SECONDS = 1.0  # SD's text encoder (123M params), per caption
+SD_VAE_PARAMETERS, SD_TEXT_PARAMETERS = 83_653_863, 123_060_480
 GPU_OVERHEAD_S = 0.02
 GPU_SECONDS_PER_UNIT = {"sd": 0.3 / 3.52, "sdxl": 1.2 / 42.06}
 ACT_GB_PER_UNIT = 1.0  # fp32 activations kept for backward, per unit
@@ -70,13 +79,18 @@ class ResourceEstimate:
     total_steps: int
     total_seconds: float
     basis: str
+    cached: tuple[str, ...] = ()  # "latents" and/or "text": encoders out of the steps
+    cache_fill_seconds: float = 0.0  # encoding them once before step 1 (cold cache)
 
     def summary(self) -> str:
+        cached = "+".join(self.cached) or "nothing"
         return (
             f"{self.device}: ~{self.memory_gb:.1f} GB peak, ~{self.step_seconds:.2f} s/step, "
             f"{self.total_steps} steps ~{self.total_seconds / 60:.1f} min "
             f"(UNet {self.parameters.get('unet', 0) / 1e6:.1f}M params, "
-            f"LoRA {self.lora_parameters / 1e6:.2f}M, latents {self.latent_size}px; {self.basis})"
+            f"LoRA {self.lora_parameters / 1e6:.2f}M, latents {self.latent_size}px; "
+            f"cached {cached}, filling a cold cache <= {self.cache_fill_seconds:.0f} s of the "
+            f"total; {self.basis})"
         )
 
     def as_metadata(self) -> dict:
@@ -145,16 +159,30 @@ def estimate_resources(
         activations *= 0.35
     memory = (sum(params.values()) * weight_bytes + lora * 16 + activations) / 1e9
     memory += RUNTIME_OVERHEAD_GB[device]
+    vae_cpu, text_cpu = _encoder_cpu_seconds(config, params)
+    cached = _cached_parts(config)
+    encode_cpu = (0 if "latents" in cached else vae_cpu) + (0 if "text" in cached else text_cpu)
+    unet_cpu = CPU_SECONDS_PER_UNIT * units
     if device == "cpu":
-        step = (CPU_OVERHEAD_S + CPU_SECONDS_PER_UNIT * units) / max(1, torch.get_num_threads())
+        threads = max(1, torch.get_num_threads())
+        step = (CPU_OVERHEAD_S + unet_cpu + encode_cpu) / threads
+        per_cpu_second = 1 / threads
     else:
-        per_unit = GPU_SECONDS_PER_UNIT[config.model_family]
-        step = GPU_OVERHEAD_S + per_unit * units * (1.0 if half else 2.5)
+        per_unit = GPU_SECONDS_PER_UNIT[config.model_family] * (1.0 if half else 2.5)
+        # the reported GPU figures include encoding: keep the share the CPU runs measured
+        uncached_compute = per_unit * units
+        per_cpu_second = uncached_compute / (unet_cpu + vae_cpu + text_cpu)
+        step = GPU_OVERHEAD_S + per_cpu_second * (unet_cpu + encode_cpu)
     step *= config.gradient_accumulation_steps
     per_epoch = math.ceil(
         math.ceil(n_images / config.train_batch_size) / config.gradient_accumulation_steps
     )
     total = config.max_train_steps or config.num_train_epochs * max(1, per_epoch)
+    flips = 2 if config.random_flip else 1
+    fill_cpu = (vae_cpu * flips if "latents" in cached else 0) + (
+        text_cpu if "text" in cached else 0
+    )
+    fill = per_cpu_second * fill_cpu * n_images / config.train_batch_size
     return ResourceEstimate(
         device=device,
         parameters=params,
@@ -163,6 +191,27 @@ def estimate_resources(
         memory_gb=round(memory, 3),
         step_seconds=round(step, 4),
         total_steps=total,
-        total_seconds=round(step * total, 2),
+        total_seconds=round(step * total + fill, 2),
         basis=basis,
+        cached=cached,
+        cache_fill_seconds=round(fill, 2),
     )
+
+
+def _cached_parts(config: LoraTrainingConfig) -> tuple[str, ...]:
+    """Which encoders the loop will run once instead of every step (see ``feed.py``)."""
+    parts = []
+    if config.cache_latents and config.center_crop:
+        parts.append("latents")
+    if config.cache_text_embeddings and not config.train_text_encoder:
+        parts.append("text")
+    return tuple(parts)
+
+
+def _encoder_cpu_seconds(config: LoraTrainingConfig, params: dict[str, int]) -> tuple[float, float]:
+    """CPU-seconds of (VAE encode, text encoders) for one micro-batch, uncached."""
+    megapixels = config.resolution**2 / 1e6 * config.train_batch_size
+    vae = VAE_CPU_SECONDS_PER_MP * megapixels * params.get("vae", 0) / SD_VAE_PARAMETERS
+    text_params = params.get("text_encoder", 0) + params.get("text_encoder_2", 0)
+    text = TEXT_CPU_SECONDS * config.train_batch_size * text_params / SD_TEXT_PARAMETERS
+    return vae, text

@@ -10,6 +10,7 @@ from safetensors.torch import load as load_safetensors
 
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
+from style_pipeline.training.estimates import estimate_resources
 from style_pipeline.training.presets import PRESETS
 from style_pipeline.training.tensor_cache import TensorCache, module_hash
 from style_pipeline.training.trainer import train_and_publish
@@ -177,3 +178,18 @@ def test_sdxl_cached_text_and_latents_match_uncached(tiny_sdxl_model, tiny_datas
     uncached = _train(Store(tmp_path / "b"), off, tiny_dataset, tiny_sdxl_model)
     for a, b in zip(uncached["losses"], cached["losses"], strict=True):
         assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6), (a, b)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_estimates_take_the_caches_out_of_the_steps(device, tmp_path):
+    sd15 = PRESETS["sd15"]
+    cached = estimate_resources(sd15, tmp_path, n_images=100, device=device)
+    off = sd15.model_copy(update={"cache_latents": False, "cache_text_embeddings": False})
+    uncached = estimate_resources(off, tmp_path, n_images=100, device=device)
+    assert cached.cached == ("latents", "text") and uncached.cached == ()
+    assert cached.step_seconds < uncached.step_seconds
+    assert cached.cache_fill_seconds > 0 == uncached.cache_fill_seconds
+    random_crops = sd15.model_copy(update={"center_crop": False, "train_text_encoder": True})
+    assert estimate_resources(random_crops, tmp_path, 100, device).cached == ()
+    flips = estimate_resources(sd15.model_copy(update={"random_flip": True}), tmp_path, 100, device)
+    assert flips.cache_fill_seconds > cached.cache_fill_seconds
