@@ -3,8 +3,9 @@
 ``tiny`` follows diffusers' own LoRA test fixtures (hf-internal-testing sizes: a 2-level
 UNet, a VAE that downsamples 2x so 64 px images give 32x32 latents, a 32-wide CLIP text
 encoder); ``tiny-sdxl`` follows diffusers' SDXL pipeline test (two text encoders, pooled
-embeds, size/crop time ids); ``sd15`` is Stable Diffusion 1.5's architecture with random
-weights, for benchmarks. The tokenizer is a byte-level CLIP BPE with an empty merge list,
+embeds, size/crop time ids); ``sd15`` and ``sdxl`` are Stable Diffusion 1.5's and SDXL
+1.0's architectures with random weights, for benchmarks (``sdxl``: a 2.6B-parameter UNet,
+two text encoders, 1024 px). The tokenizer is a byte-level CLIP BPE with an empty merge list,
 written to ``vocab.json`` / ``merges.txt`` offline.
 """
 
@@ -17,10 +18,11 @@ from typing import Literal
 
 import torch
 
-ComponentSize = Literal["tiny", "tiny-sdxl", "sd15"]
+ComponentSize = Literal["tiny", "tiny-sdxl", "sd15", "sdxl"]
 TOKENIZER_MAX_LENGTH = 77
 TINY_RESOLUTION = 64
 SD15_RESOLUTION = 512
+SDXL_RESOLUTION = 1024
 
 TINY_UNET_CONFIG: dict = {
     "block_out_channels": (32, 64),
@@ -109,10 +111,49 @@ SD15_TEXT_CONFIG: dict = {
     "vocab_size": 49408,
     "hidden_act": "quick_gelu",
 }
+# Stable Diffusion XL 1.0 base's unet/vae/text_encoder/text_encoder_2 config.json values.
+SDXL_UNET_CONFIG: dict = {
+    "sample_size": 128,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 2,
+    "block_out_channels": (320, 640, 1280),
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    "attention_head_dim": (5, 10, 20),
+    "transformer_layers_per_block": (1, 2, 10),
+    "cross_attention_dim": 2048,
+    "use_linear_projection": True,
+    "addition_embed_type": "text_time",
+    "addition_time_embed_dim": 256,
+    "projection_class_embeddings_input_dim": 2816,
+}
+SDXL_VAE_CONFIG: dict = {
+    **SD15_VAE_CONFIG,
+    "sample_size": 1024,
+    "scaling_factor": 0.13025,
+    "force_upcast": True,
+}
+SDXL_TEXT_2_CONFIG: dict = {
+    "hidden_size": 1280,
+    "intermediate_size": 5120,
+    "num_attention_heads": 20,
+    "num_hidden_layers": 32,
+    "projection_dim": 1280,
+    "max_position_embeddings": TOKENIZER_MAX_LENGTH,
+    "vocab_size": 49408,
+    "hidden_act": "gelu",
+}
 CONFIGS: dict[str, tuple[dict, dict, dict]] = {
     "tiny": (TINY_UNET_CONFIG, TINY_VAE_CONFIG, TINY_TEXT_CONFIG),
     "tiny-sdxl": (TINY_SDXL_UNET_CONFIG, TINY_VAE_CONFIG, TINY_TEXT_CONFIG),
     "sd15": (SD15_UNET_CONFIG, SD15_VAE_CONFIG, SD15_TEXT_CONFIG),
+    "sdxl": (SDXL_UNET_CONFIG, SDXL_VAE_CONFIG, SD15_TEXT_CONFIG),
+}
+# The second (pooled, projected) text encoder of the SDXL sizes.
+SECOND_TEXT_CONFIGS: dict[str, dict] = {
+    "tiny-sdxl": TINY_TEXT_CONFIG,
+    "sdxl": SDXL_TEXT_2_CONFIG,
 }
 
 
@@ -205,9 +246,10 @@ def build_components(size: ComponentSize, seed: int = 0) -> dict:
         "tokenizer": tokenizer,
         "scheduler": _scheduler(),
     }
-    if size == "tiny-sdxl":
+    if size in SECOND_TEXT_CONFIGS:
         torch.manual_seed(seed + 1)
-        parts["text_encoder_2"] = CLIPTextModelWithProjection(_text_config(text_cfg, tokenizer))
+        second = _text_config(SECOND_TEXT_CONFIGS[size], tokenizer)
+        parts["text_encoder_2"] = CLIPTextModelWithProjection(second)
         parts["tokenizer_2"] = tokenizer
     return parts
 
@@ -217,7 +259,7 @@ def build_pipeline(size: ComponentSize, seed: int = 0):
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     parts = build_components(size, seed)
-    if size == "tiny-sdxl":
+    if size in SECOND_TEXT_CONFIGS:
         return StableDiffusionXLPipeline(**parts, add_watermarker=False)
     return StableDiffusionPipeline(
         **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
