@@ -330,3 +330,297 @@ def populate_drop(
     cuts = make_cut_video(video, width=width, height=height, fps=30, shot_seconds=shots, seed=seed)
     photos = make_photos(drop, n_photos, seed=seed) if n_photos else []
     return SampleSet(video=video, cut_times=cuts, photos=photos, bad=make_bad_file(drop))
+
+
+# Scene-detection clips beyond hard cuts (benchmarks/bench_scenes.py, tests): grayscale
+# textured cuts of one mean brightness, dissolves, fades through black, and a single shot
+# with fast pans and a large moving subject. They use their own random draws, so the
+# generators above are unchanged.
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A gradual transition: frames ``start`` .. ``end - 1`` mix the outgoing shot (or
+    black) into the incoming one; ``end`` is the incoming shot's first clean frame."""
+
+    start: int
+    end: int
+
+    @property
+    def middle(self) -> float:
+        """The transition's middle in frames (``(start + end - 1) / 2``)."""
+        return (self.start + self.end - 1) / 2
+
+
+def _encode(path: Path, width: int, height: int, fps: int, crf: int, frames) -> None:
+    """Pipe I420 frames (lists of [Y, U, V] planes) into libx264 (yuv420p, BT.709 tags)."""
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-r", str(fps),
+        "-i", "pipe:0",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
+        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+        "-color_range", "tv", "-movflags", "+faststart", str(path),
+    ]  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdin, stderr_pipe = proc.stdin, proc.stderr
+    if stdin is None or stderr_pipe is None:  # both are PIPE above
+        raise RuntimeError("ffmpeg was started without its stdin/stderr pipes")
+    try:
+        for planes in frames:
+            for plane in planes:
+                stdin.write(np.ascontiguousarray(plane).data)
+    except BrokenPipeError:
+        pass  # ffmpeg died: its stderr is reported below
+    finally:
+        try:
+            stdin.close()
+        except BrokenPipeError:
+            pass
+    stderr = stderr_pipe.read().decode(errors="replace")
+    if proc.wait() != 0:
+        raise RuntimeError(f"ffmpeg failed writing {path}: {stderr[-_STDERR_TAIL:]}")
+
+
+def _check_size(width: int, height: int) -> None:
+    if width % 2 or height % 2 or width < 32 or height < 32:
+        raise ValueError(f"width and height must be even and >= 32, got {width}x{height}")
+
+
+def _grains(rng: np.random.Generator, width: int, height: int) -> list[np.ndarray]:
+    return [
+        rng.normal(0, 4, size=(height, width)).clip(0, 12).astype(np.uint8)
+        for _ in range(_GRAIN_FIELDS)
+    ]
+
+
+def _make_gray_shot(
+    rng: np.random.Generator, width: int, height: int, mean: float, spread: float, margin: int
+) -> _Shot:
+    """A grayscale textured shot (U = V = 128) whose luma has this mean and spread (std),
+    as fractions of the 16..235 range, panning slowly, with grey discs of about the same
+    mean brightness moving over it."""
+    h, w = height + 2 * margin, width + 2 * margin
+    tex = _scene(rng, h, w, _unit(width, height))
+    level = mean + spread * (tex - tex.mean()) / max(float(tex.std()), 1e-6)
+    level = np.clip(level, 0.0, 1.0)
+    level += mean - float(level.mean())  # clipping moved the mean: put it back
+    luma = (16.5 + 219 * np.clip(level, 0.0, 1.0)).astype(np.uint8)
+    chroma = np.full((h // 2, w // 2), 128, np.uint8)
+    scale = width / 1920
+    speed, heading = rng.uniform(2.0, 6.0) * scale, rng.uniform(0, 2 * math.pi)
+    shapes = []
+    for _ in range(int(rng.integers(2, 5))):
+        pos = rng.uniform((0, 0), (width, height))
+        vel = rng.uniform(-18, 18, size=2) * scale
+        radius = max(2, int(rng.uniform(40, 120) * scale))
+        grey = 16 + 219 * float(np.clip(mean + rng.uniform(-2, 2) * spread, 0, 1))
+        shapes.append((pos, vel, radius, (grey, 128.0, 128.0)))
+    velocity = (speed * math.cos(heading), speed * math.sin(heading))
+    return _Shot((luma, chroma, chroma), velocity, margin, shapes)
+
+
+def make_gray_cut_video(
+    path: str | Path,
+    *,
+    width: int = 1920,
+    height: int = 1080,
+    fps: int = 30,
+    shot_seconds: Sequence[float],
+    seed: int = 0,
+    crf: int = 23,
+    mean: float = 0.45,
+    spread: float = 0.12,
+) -> list[float]:
+    """Hard cuts between grayscale textured shots of the same mean brightness and contrast;
+    return the cut times (s), as ``make_cut_video``.
+
+    Every shot is a different photo-like texture (``mean`` and ``spread``: luma mean and
+    standard deviation, fractions of the video range) with a slow pan, moving grey discs
+    and film grain, so a cut changes the picture's structure but hardly its mean or its
+    histogram: the cut a plain frame-difference or colour-histogram detector misses.
+    """
+    _check_size(width, height)
+    cuts = cut_frames(shot_seconds, fps)
+    total = round(sum(shot_seconds) * fps)
+    rng = np.random.default_rng(seed)
+    grains = _grains(rng, width, height)
+    margin = max(16, width // 16) // 2 * 2
+    starts = [0, *cuts, total]
+
+    def frames():
+        for k in range(len(starts) - 1):
+            shot = _make_gray_shot(rng, width, height, mean, spread, margin)
+            for i in range(starts[k + 1] - starts[k]):
+                yield _render(shot, i, width, height, grains[(starts[k] + i) % _GRAIN_FIELDS])
+
+    _encode(Path(path), width, height, fps, crf, frames())
+    return [c / fps for c in cuts]
+
+
+def _mix(a: list[np.ndarray], b: list[np.ndarray], weight: float) -> list[np.ndarray]:
+    """I420 planes ``(1 - weight) * a + weight * b`` (a dissolve frame)."""
+    return [cv2.addWeighted(pa, 1.0 - weight, pb, weight, 0.0) for pa, pb in zip(a, b, strict=True)]
+
+
+def _faded(planes: list[np.ndarray], gain: float) -> list[np.ndarray]:
+    """I420 planes faded towards video black (Y 16, U = V 128) by ``gain`` in [0, 1]."""
+    y, u, v = (p.astype(np.float32) for p in planes)
+    return [
+        (16.5 + gain * (y - 16)).astype(np.uint8),
+        (128.5 + gain * (u - 128)).astype(np.uint8),
+        (128.5 + gain * (v - 128)).astype(np.uint8),
+    ]
+
+
+def make_transition_video(
+    path: str | Path,
+    *,
+    kind: str,
+    transition_frames: Sequence[int],
+    shot_seconds: Sequence[float],
+    width: int = 1920,
+    height: int = 1080,
+    fps: int = 30,
+    seed: int = 0,
+    crf: int = 23,
+    black_frames: int = 0,
+) -> list[Transition]:
+    """Shots (as ``make_cut_video``'s: texture, pan, discs, grain, a new exposure band each)
+    joined by gradual transitions; return them in frames, in time order.
+
+    ``kind="dissolve"``: transition ``k`` cross-fades shot ``k`` into shot ``k + 1`` over
+    ``transition_frames[k]`` frames (both shots keep moving; weights ``j / (n + 1)``), its
+    middle at the shots' nominal boundary. ``kind="fade"``: shot ``k`` fades out to black
+    over ``transition_frames[k]`` frames, ``black_frames`` black frames follow, then shot
+    ``k + 1`` fades in over the same number of frames; the pair is one transition. Its
+    ``end`` is the incoming shot's first frame at full brightness.
+    """
+    if kind not in ("dissolve", "fade"):
+        raise ValueError(f"kind must be 'dissolve' or 'fade', got {kind!r}")
+    _check_size(width, height)
+    bounds = cut_frames(shot_seconds, fps)
+    if len(transition_frames) != len(bounds) or any(n < 1 for n in transition_frames):
+        raise ValueError(f"need {len(bounds)} transition lengths >= 1, got {transition_frames}")
+    total = round(sum(shot_seconds) * fps)
+    rng = np.random.default_rng(seed)
+    grains = _grains(rng, width, height)
+    shots: list[_Shot] = []
+    band, last = int(rng.integers(0, len(_BANDS))), None
+    for _ in range(len(bounds) + 1):
+        shot, band = _next_shot(rng, band, last, width, height)
+        last = _render(shot, 0, width, height, np.zeros((height, width), np.uint8))[0]
+        shots.append(shot)
+    spans: list[Transition] = []
+    for b, n in zip(bounds, transition_frames, strict=True):
+        if kind == "dissolve":
+            start = b - (n + 1) // 2
+            spans.append(Transition(start, start + n))
+        else:
+            start = b - n - black_frames // 2
+            spans.append(Transition(start, start + 2 * n + black_frames))
+    edges = [0, *(t.start for t in spans), total]
+    if any(a >= c for a, c in zip(edges, edges[1:], strict=False)) or any(
+        t.end > nxt for t, nxt in zip(spans, [*edges[2:]], strict=False)
+    ):
+        raise ValueError("transitions overlap each other or the clip's ends: longer shots")
+    # Shot k is on screen from its own start (the end of transition k-1, or 0) until the
+    # end of transition k; its frame counter starts where it first appears.
+    first_seen = [0, *(t.start if kind == "dissolve" else t.start + n + black_frames
+                       for t, n in zip(spans, transition_frames, strict=True))]  # fmt: skip
+
+    def shot_frame(k: int, f: int) -> list[np.ndarray]:
+        grain = grains[f % _GRAIN_FIELDS]
+        return _render(shots[k], f - first_seen[k], width, height, grain)
+
+    def frames():
+        k = 0
+        for f in range(total):
+            while k < len(spans) and f >= spans[k].end:
+                k += 1
+            t = spans[k] if k < len(spans) else None
+            if t is None or f < t.start:
+                yield shot_frame(k, f)
+                continue
+            n, j = transition_frames[k], f - t.start
+            if kind == "dissolve":
+                yield _mix(shot_frame(k, f), shot_frame(k + 1, f), (j + 1) / (n + 1))
+            elif j < n:  # fade-out: the last one is black
+                yield _faded(shot_frame(k, f), 1 - (j + 1) / n)
+            elif j < n + black_frames:
+                yield _faded(shot_frame(k + 1, f), 0.0)
+            else:  # fade-in from black: gains 1 / (n + 1) .. n / (n + 1)
+                yield _faded(shot_frame(k + 1, f), (j - n - black_frames + 1) / (n + 1))
+
+    _encode(Path(path), width, height, fps, crf, frames())
+    return spans
+
+
+def make_motion_video(
+    path: str | Path,
+    *,
+    seconds: float,
+    width: int = 1920,
+    height: int = 1080,
+    fps: int = 30,
+    seed: int = 0,
+    crf: int = 23,
+    max_pan_px: float = 24.0,
+    subject_scale: float = 0.3,
+) -> None:
+    """One grayscale shot without a cut: the hard case for a cut detector's precision.
+
+    A textured canvas of one mean brightness (as ``make_gray_cut_video``'s shots) swept by
+    smooth pans up to ``max_pan_px`` px per frame (at 1920 px wide, scaled with
+    ``width``) that speed up, slow down and turn; the small moving discs and grain; and a
+    large disc (radius ``subject_scale * height``) crossing the frame back and forth in
+    front of it.
+    """
+    _check_size(width, height)
+    rng = np.random.default_rng(seed)
+    grains = _grains(rng, width, height)
+    margin = max(16, width // 4) // 2 * 2
+    shot = _make_gray_shot(rng, width, height, 0.45, 0.12, margin)
+    speed = max_pan_px * width / 1920
+    periods = rng.uniform(0.8, 1.25, size=2) * 2 * math.pi * margin / speed  # frames
+    phases = rng.uniform(0, 2 * math.pi, size=2)
+    radius = max(2, int(subject_scale * height))
+    subject_y = rng.uniform(0.3, 0.7) * height
+    subject_grey = 16 + 219 * float(rng.uniform(0.2, 0.8))
+    crossing = rng.uniform(1.5, 2.5) * fps  # frames to cross the frame once
+
+    def frames():
+        for f in range(round(seconds * fps)):
+            x, y = (
+                int(round(margin * (1 + math.sin(2 * math.pi * f / p + ph)) / 2)) * 2
+                for p, ph in zip(periods, phases, strict=True)
+            )
+            x, y = min(x, 2 * margin), min(y, 2 * margin)
+            out = _crop(shot, x, y, f, width, height, grains[f % _GRAIN_FIELDS])
+            sweep = _ping_pong(f * (width + 2 * radius) / crossing, (width + 2 * radius) // 2)
+            cx = width / 2 + sweep
+            for plane, value, sub in zip(out, (subject_grey, 128, 128), (1, 2, 2), strict=True):
+                centre = (int(cx) // sub, int(subject_y) // sub)
+                cv2.circle(plane, centre, max(1, radius // sub), int(value), -1, cv2.LINE_AA)
+            yield out
+
+    _encode(Path(path), width, height, fps, crf, frames())
+
+
+def _crop(
+    shot: _Shot, x: int, y: int, i: int, width: int, height: int, grain: np.ndarray
+) -> list[np.ndarray]:
+    """Frame ``i`` of a shot seen through a window at canvas offset (x, y), both even."""
+    py, pu, pv = shot.planes
+    out = [
+        cv2.add(py[y : y + height, x : x + width], grain),
+        pu[y // 2 : (y + height) // 2, x // 2 : (x + width) // 2].copy(),
+        pv[y // 2 : (y + height) // 2, x // 2 : (x + width) // 2].copy(),
+    ]
+    for pos, vel, radius, colour in shot.shapes:
+        cx, cy = (pos + vel * i) % (width, height)
+        for plane, value, sub in zip(out, colour, (1, 2, 2), strict=True):
+            centre = (int(cx) // sub, int(cy) // sub)
+            cv2.circle(plane, centre, max(1, radius // sub), int(value), -1, cv2.LINE_AA)
+    return out
