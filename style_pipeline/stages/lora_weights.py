@@ -55,5 +55,18 @@ def train_lora(
         "seed": document.seed,
         "model_profile": document.model_profile,
         "pruned": ", ".join(document.pruned) or "-",
+        "latent_cache": _cache_fact(document.cache.get("latents", {})),
+        "text_cache": _cache_fact(document.cache.get("text", {})),
+        "determinism": document.determinism or "-",
     }
     return document, facts
+
+
+def _cache_fact(facts: dict) -> str:
+    """'12 read, 3 encoded' (a used cache) or 'off: <reason>' for the asset's metadata."""
+    if not facts.get("used"):
+        return f"off: {facts.get('reason') or 'not recorded'}"
+    text = f"{facts['hits']} read, {facts['misses']} encoded"
+    if facts.get("unreadable"):
+        text += f" ({len(facts['unreadable'])} unreadable entries rewritten)"
+    return text
