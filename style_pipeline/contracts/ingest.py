@@ -25,6 +25,18 @@ class FrameSettings(Section):
     interval_s: float = Field(2.0, gt=0)
     max_frames_per_video: int = Field(120, gt=0)
     analysis_width: int = Field(320, ge=32)
+    scene_detector: Literal["ffmpeg", "combined"] = Field(
+        "combined",
+        description="ffmpeg: scene score > scene_threshold only; combined: also cuts that "
+        "change the picture's structure but not its brightness, dissolves and fades "
+        "(media/scene_cuts.py)",
+    )
+    structure_threshold: float = Field(
+        0.5, gt=0, le=2, description="combined: block dissimilarity (1 - correlation) of a cut"
+    )
+    gradual_transitions: bool = Field(
+        True, description="combined: one frame per dissolve or fade, at its end"
+    )
     include_first_frame: bool = True
     still_max_edge: int = Field(2048, ge=64)
     jpeg_quality: int = Field(95, ge=50, le=100)

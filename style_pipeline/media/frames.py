@@ -3,13 +3,18 @@
 Three modes (``FrameSettings.mode``):
 
 - ``scene``: one decode, one ffmpeg process. The decoded frames are split in two branches.
-  The *analysis* branch is downscaled to ``analysis_width`` (luma only, area filter) and
-  ``select='gt(scene,T)'`` prints the cut timestamps and scores. The *full* branch selects
-  a superset of candidates with a lower threshold on its own (full resolution) scene
-  score and writes them as JPEGs. The cuts of the analysis branch then pick their frames
-  among the candidates by exact timestamp; a cut without a candidate (its full-resolution
-  score stayed below the candidate threshold, which is rare) is fetched by a second,
-  early-stopping pass. Frames are saved at full resolution whatever the analysis width.
+  The *analysis* branch is downscaled to ``analysis_width`` (luma only, area filter).
+  With ``scene_detector: ffmpeg`` it runs ``select='gt(scene,T)'``, which prints the cut
+  timestamps and scores. With ``combined`` (the default) every analysis frame goes
+  through a named pipe to ``media.scene_cuts.CutDetector`` in a thread of this process,
+  which also finds cuts that change the picture's structure but not its brightness,
+  dissolves and fades (one boundary each, at the incoming shot's first clean frame).
+  The *full* branch selects a superset of candidates with a lower threshold on its own
+  (full resolution) scene score and writes them as JPEGs. The cuts then pick their
+  frames among the candidates by exact timestamp; a cut without a candidate (rare for
+  ffmpeg's cuts; the rule for the end of a dissolve or fade) is fetched by a second
+  pass: runs that seek to the key frame before their frames and stop after the last.
+  Frames are saved at full resolution whatever the analysis width.
 - ``keyframes``: only key frames are decoded (``-skip_frame nokey``).
 - ``interval``: the first frame at or after every multiple of ``interval_s``.
 
@@ -29,6 +34,7 @@ name the same frame by the same integer.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import shutil
@@ -42,10 +48,18 @@ from PIL import Image
 
 from style_pipeline.contracts.ingest import FrameSettings
 from style_pipeline.media.ffmpeg_bin import FfmpegTimeoutError, ffmpeg_exe, run_ffmpeg
+from style_pipeline.media.scene_cuts import (
+    Boundary,
+    CutDetector,
+    FifoAnalysis,
+    TruncatedStreamError,
+)
 from style_pipeline.media.workdirs import work_dir
 
 JPEG_QSCALE = 2  # ffmpeg mjpeg -q:v: 2 is visually lossless (1 only adds bytes)
 CANDIDATE_RATIO = 0.5  # full-branch candidate threshold = scene_threshold * this
+MERGE_GAP_S = 2.0  # fetch runs closer than this decode as one (no extra seek)
+SEEK_PAST_US = 1000  # a fetch seeks this far past its key frame (lands on it)
 _STDERR_TAIL = 3000
 _US = 1_000_000
 _FRAME_LINE = re.compile(r"^frame:\s*(\d+)\s+pts:\s*(-?\d+)")
@@ -63,7 +77,9 @@ class FrameTimeoutError(FrameExtractionError):
 
 @dataclass(frozen=True)
 class ExtractedFrame:
-    """One saved JPEG: its time in the video, file, size and scene score (cuts only)."""
+    """One saved JPEG: its time in the video, file, size and scene score (cuts only:
+    ffmpeg's scene score, or for the combined detector's other boundaries the score of
+    ``scene_cuts.Boundary``)."""
 
     timestamp_s: float
     path: Path
@@ -206,35 +222,131 @@ def _scene_pass(
     """The single decode: candidates at full resolution, cuts from the analysis branch."""
     src = ffmpeg.input(str(video)).video.filter("settb", "AVTB").split()
     cuts_file, cand_file = work / "cuts.txt", work / "cand.txt"
-    # Both branches always pass the first frame (``eq(n,0)``): an output that receives no
-    # frame at all makes ffmpeg exit 234 ("Nothing was written into output file"), which
-    # is exactly what a video without a cut would do. The first frame is not a cut, so it
-    # is taken off the analysis marks below.
-    analysis = (
+    scaled = (
         src[0]
         .filter("scale", f"min(iw,{s.analysis_width})", -2, flags="area")
         .filter("format", "gray")
-        .filter("select", f"eq(n,0)+gt(scene,{s.scene_threshold})")
-        .filter("metadata", "print", file=str(cuts_file))
     )
     expr = f"eq(n,0)+gt(scene,{s.scene_threshold * CANDIDATE_RATIO})"
-    full = _printed(src[1].filter("select", expr), cand_file)
-    outputs = ffmpeg.merge_outputs(
-        ffmpeg.output(analysis, "-", f="null"), _jpeg_output(full, work / "c%06d.jpg")
+    full = _jpeg_output(_printed(src[1].filter("select", expr), cand_file), work / "c%06d.jpg")
+    if s.scene_detector == "ffmpeg":
+        # Both branches always pass the first frame (``eq(n,0)``): an output that receives
+        # no frame at all makes ffmpeg exit 234 ("Nothing was written into output file"),
+        # which is exactly what a video without a cut would do. The first frame is not a
+        # cut, so it is taken off the analysis marks below.
+        analysis = scaled.filter("select", f"eq(n,0)+gt(scene,{s.scene_threshold})").filter(
+            "metadata", "print", file=str(cuts_file)
+        )
+        _run(ffmpeg.merge_outputs(ffmpeg.output(analysis, "-", f="null"), full), video, deadline)
+        marks = parse_marks(cuts_file.read_text()) if cuts_file.exists() else []
+        return _written(work, "c", cand_file), marks[1:]
+    # combined: every analysis frame goes to the detector through a named pipe; the
+    # printed marks give each one's timestamp.
+    fifo = work / "analysis.y4m"
+    analysis = ffmpeg.output(
+        _printed(scaled, cuts_file), str(fifo), f="yuv4mpegpipe", fps_mode="passthrough"
     )
-    _run(outputs, video, deadline)
-    marks = parse_marks(cuts_file.read_text()) if cuts_file.exists() else []
-    return _written(work, "c", cand_file), marks[1:]
+    detector = CutDetector(s.scene_threshold, s.structure_threshold, s.gradual_transitions)
+    boundaries = _run_analysed(
+        ffmpeg.merge_outputs(analysis, full), video, deadline, fifo, detector
+    )
+    frames = parse_marks(cuts_file.read_text()) if cuts_file.exists() else []
+    if len(frames) != detector.frames:
+        raise FrameExtractionError(
+            f"{video.name}: ffmpeg listed {len(frames)} analysis frames, the detector read "
+            f"{detector.frames}"
+        )
+    return _written(work, "c", cand_file), [
+        _Mark(frames[b.index].pts_us, b.score) for b in boundaries
+    ]
+
+
+def _run_analysed(
+    stream, video: Path, deadline: _Deadline, fifo: Path, detector: CutDetector
+) -> list[Boundary]:
+    """Run the graph while a thread feeds ``detector`` from ``fifo``; its boundaries."""
+    reader = FifoAnalysis(fifo, detector)
+    reader.start()
+    try:
+        _run(stream, video, deadline)
+    except BaseException as exc:
+        try:
+            reader.finish()  # never leave the thread waiting on the pipe
+        except TruncatedStreamError:
+            pass  # ffmpeg stopped mid-frame: its own error says why
+        except Exception as analysis_error:
+            if type(exc) is FrameExtractionError:  # ffmpeg failed writing to a closed pipe
+                raise FrameExtractionError(
+                    f"{video.name}: scene analysis failed: {analysis_error!r}"
+                ) from analysis_error
+        raise
+    return reader.finish()
+
+
+def keyframes_us(video: Path, until_us: int) -> list[int]:
+    """Times (us from the video's start) of the video key frames up to ``until_us``, from
+    the packets (nothing decoded); empty when PyAV cannot read them."""
+    try:
+        with av.open(str(video), metadata_errors="ignore", timeout=30) as container:
+            stream = container.streams.video[0]
+            start = container.start_time or 0  # us, as ffmpeg's -ss counts
+            found: list[int] = []
+            for packet in container.demux(stream):
+                if packet.pts is None or packet.time_base is None:
+                    continue
+                t_us = round(float(packet.pts * packet.time_base) * _US) - start
+                if packet.is_keyframe:
+                    found.append(t_us)
+                if t_us > until_us + 10 * _US:  # past any reordering delay
+                    break
+            return sorted(found)
+    except (av.FFmpegError, IndexError):
+        return []
+
+
+def fetch_plan(pts_us: list[int], keys_us: list[int]) -> list[tuple[int | None, list[int]]]:
+    """How to decode the frames at these timestamps: ``(seek_us, frames)`` runs, each
+    from the key frame at ``seek_us`` (None: from the start) to its last frame.
+
+    Frames decode from their key frame (the last at or before them); runs closer than
+    ``MERGE_GAP_S`` become one (decoding the gap is cheaper than another ffmpeg).
+    """
+    runs: list[tuple[int | None, list[int]]] = []
+    for p in sorted(pts_us):
+        i = bisect.bisect_right(keys_us, p) - 1
+        key = keys_us[i] if i > 0 else None  # the first key frame: just start there
+        if runs and (key is None or key - runs[-1][1][-1] <= MERGE_GAP_S * _US):
+            runs[-1][1].append(p)
+        else:
+            runs.append((key, [p]))
+    return runs
 
 
 def _fetch_pass(video: Path, work: Path, pts_us: list[int], deadline: _Deadline) -> dict[int, Path]:
-    """Decode until the frames with these exact timestamps are written (stops early)."""
-    expr = "+".join(f"eq(pts,{p})" for p in sorted(pts_us))
-    stream = ffmpeg.input(str(video)).video.filter("settb", "AVTB").filter("select", expr)
-    marks_file = work / "fetch.txt"
-    out = _jpeg_output(_printed(stream, marks_file), work / "f%06d.jpg", vframes=len(pts_us))
-    _run(out, video, deadline)
-    return {mark.pts_us: path for mark, path in _written(work, "f", marks_file)}
+    """Decode the frames with these exact timestamps; each run seeks to the key frame
+    before its first frame (when that is not the first) and stops after its last."""
+    found: dict[int, Path] = {}
+    plan = fetch_plan(pts_us, keyframes_us(video, max(pts_us)))
+    for n, (seek_us, group) in enumerate(plan):
+        expr = "+".join(f"eq(pts,{p})" for p in group)
+        options = {}
+        if seek_us is not None:
+            # Just after the key frame, so the seek lands on it; no frame dropped before
+            # that point (the key frame itself may be wanted): select takes what is.
+            options = {"ss": f"{(seek_us + SEEK_PAST_US) / _US:.6f}", "noaccurate_seek": None}
+        stream = ffmpeg.input(str(video), **options).video.filter("settb", "AVTB")
+        marks_file = work / f"fetch{n}.txt"
+        out = _jpeg_output(
+            _printed(stream.filter("select", expr), marks_file),
+            work / f"f{n}_%06d.jpg",
+            vframes=len(group),
+        )
+        if seek_us is not None:
+            # Timestamps as in the scene pass (start time taken off, the seek point not).
+            out = out.global_args("-copyts", "-start_at_zero")
+        _run(out, video, deadline)
+        found.update({m.pts_us: path for m, path in _written(work, f"f{n}_", marks_file)})
+    return found
 
 
 def _scene_frames(
