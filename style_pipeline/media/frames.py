@@ -331,8 +331,8 @@ def _fetch_pass(video: Path, work: Path, pts_us: list[int], deadline: _Deadline)
         expr = "+".join(f"eq(pts,{p})" for p in group)
         options = {}
         if seek_us is not None:
-            # Just after the key frame, so the seek lands on it; no frame dropped before
-            # that point (the key frame itself may be wanted): select takes what is.
+            # Just past the key frame, so the seek lands on it; -noaccurate_seek drops no
+            # frame before that point (the key frame itself may be a wanted one).
             options = {"ss": f"{(seek_us + SEEK_PAST_US) / _US:.6f}", "noaccurate_seek": None}
         stream = ffmpeg.input(str(video), **options).video.filter("settb", "AVTB")
         marks_file = work / f"fetch{n}.txt"

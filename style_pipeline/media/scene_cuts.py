@@ -52,6 +52,7 @@ candidates: one decode for both.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import threading
@@ -79,16 +80,17 @@ DARK_MEAN = 24.0  # 8-bit luma: black in video range is 16
 DARK_STD = 4.0
 GROUP_GAP = 3  # frames: blend-test hits this close belong to one transition
 RING = 256  # thumbnails kept for the gradual-transition analysis
+PIPE_BYTES = 1 << 20  # named pipe capacity asked for (Linux's default maximum)
 
 
 @dataclass(frozen=True)
 class Boundary:
     """A shot boundary: the new shot's first (clean) frame and what found it.
 
-    ``score``: ffmpeg's scene score for a ``scene`` cut; the structural dissimilarity for
-    a ``structure`` cut; the mean luma difference of the transition's outer frames / 100
-    (what the scene score of a hard cut between them would be) for ``dissolve`` or
-    ``fade`` (a transition from black).
+    ``score``: ffmpeg's scene score for a ``scene`` cut; the structural dissimilarity
+    (at most 1) for a ``structure`` cut; the mean luma difference of the transition's
+    outer frames / 100 (what the scene score of a hard cut between them would be) for a
+    ``dissolve`` or a ``fade`` (a transition from black).
     """
 
     index: int
@@ -107,7 +109,7 @@ class SceneScore:
         prev, self._prev = self._prev, luma
         if prev is None or prev.shape != luma.shape:
             return 0.0
-        sad = int(cv2.absdiff(prev, luma).sum(dtype=np.uint64))
+        sad = cv2.norm(prev, luma, cv2.NORM_L1)  # an exact integer (< 2**53) as a float
         mafd = sad / (luma.shape[0] * luma.shape[1])
         diff = abs(mafd - self._prev_mafd)
         self._prev_mafd = mafd
@@ -136,7 +138,23 @@ def _median_dissimilarity(a: _Blocks, b: _Blocks) -> float:
     if not textured.any():
         return 0.0
     cov = (a.centred[textured] * b.centred[textured]).mean(axis=1)
-    return float(np.median(1.0 - cov / (a.std[textured] * b.std[textured])))
+    return _median(1.0 - cov / (a.std[textured] * b.std[textured]))
+
+
+def _median(values: np.ndarray) -> float:
+    ordered = np.sort(values)
+    mid = len(ordered) // 2
+    return float(ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2)
+
+
+def thumbnail(luma: np.ndarray) -> np.ndarray:
+    """``luma`` reduced by a whole factor to about ``THUMB_WIDTH`` px wide (area filter,
+    the last rows and columns that do not fill a cell dropped), float32."""
+    h, w = luma.shape
+    f = max(1, w // THUMB_WIDTH)
+    tw, th = w // f, max(1, h // f)
+    cells = luma[: th * f, : tw * f]
+    return cv2.resize(cells, (tw, th), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def global_shift(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
@@ -243,9 +261,7 @@ class CutDetector:
         i, s = self._n, self._s
         self._n += 1
         s.scores.append(self._score(luma))
-        tw = min(THUMB_WIDTH, luma.shape[1])
-        th = max(1, round(luma.shape[0] * tw / luma.shape[1]))
-        thumb = cv2.resize(luma, (tw, th), interpolation=cv2.INTER_AREA).astype(np.float32)
+        thumb = thumbnail(luma)
         mean, std = cv2.meanStdDev(thumb)
         s.dark.append(float(mean[0, 0]) <= DARK_MEAN and float(std[0, 0]) <= DARK_STD)
         if self.structure_threshold is None:
@@ -296,7 +312,7 @@ class CutDetector:
             return
         around = s.structure[max(1, j - SPIKE_SPAN) : j] + s.structure[j + 1 : j + 1 + SPIKE_SPAN]
         if value >= SPIKE * max(around, default=0.0):
-            s.cuts.append(Boundary(j, value, "structure"))
+            s.cuts.append(Boundary(j, min(value, 1.0), "structure"))
 
     # -- gradual transitions ----------------------------------------------------------
 
@@ -451,6 +467,18 @@ def read_y4m(stream: io.BufferedIOBase) -> Iterator[np.ndarray]:
         yield frame
 
 
+def _widen_pipe(fd: int) -> None:
+    """Let the pipe hold ``PIPE_BYTES`` (Linux; 64 KiB by default, about one 320x180
+    frame), so ffmpeg runs on while the reader is busy instead of waiting frame by frame."""
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+    if setsize is None:
+        return
+    try:
+        fcntl.fcntl(fd, setsize, PIPE_BYTES)
+    except OSError:
+        pass  # above /proc/sys/fs/pipe-max-size for this user: keep the default
+
+
 class FifoAnalysis:
     """A ``CutDetector`` fed in a thread from the named pipe ``path`` (created here).
 
@@ -475,6 +503,7 @@ class FifoAnalysis:
         try:
             with open(self.path, "rb", buffering=0) as raw:  # waits for a writer
                 self._opened.set()
+                _widen_pipe(raw.fileno())
                 stream = io.BufferedReader(raw, buffer_size=1 << 20)
                 for frame in read_y4m(stream):
                     self.detector.push(frame)
