@@ -1,9 +1,9 @@
 """The ``dedup_set`` stage: pHash/dHash near-duplicate groups of one day.
 
 Hashes the day's frame JPEGs (``config.workers`` processes, a progress line every 10 s),
-groups them within the day and against the kept frames of
-earlier days (``curation/dedup.py``, which also writes the day's index entries), and
-makes each group's best-quality frame its representative.
+groups them within the day and against the kept frames of earlier days
+(``curation/dedup.py``, which also writes the day's index entries), and makes each
+group's best-quality frame its representative.
 """
 
 from __future__ import annotations
