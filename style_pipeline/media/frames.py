@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import os
 import re
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -324,29 +326,45 @@ def fetch_plan(pts_us: list[int], keys_us: list[int]) -> list[tuple[int | None, 
 
 def _fetch_pass(video: Path, work: Path, pts_us: list[int], deadline: _Deadline) -> dict[int, Path]:
     """Decode the frames with these exact timestamps; each run seeks to the key frame
-    before its first frame (when that is not the first) and stops after its last."""
-    found: dict[int, Path] = {}
+    before its first frame (when that is not the first) and stops after its last. Runs
+    go side by side on machines with 4+ CPUs, up to half the CPUs at once (each ffmpeg
+    threads its own decoding)."""
     plan = fetch_plan(pts_us, keyframes_us(video, max(pts_us)))
-    for n, (seek_us, group) in enumerate(plan):
-        expr = "+".join(f"eq(pts,{p})" for p in group)
-        options = {}
-        if seek_us is not None:
-            # Just past the key frame, so the seek lands on it; -noaccurate_seek drops no
-            # frame before that point (the key frame itself may be a wanted one).
-            options = {"ss": f"{(seek_us + SEEK_PAST_US) / _US:.6f}", "noaccurate_seek": None}
-        stream = ffmpeg.input(str(video), **options).video.filter("settb", "AVTB")
-        marks_file = work / f"fetch{n}.txt"
-        out = _jpeg_output(
-            _printed(stream.filter("select", expr), marks_file),
-            work / f"f{n}_%06d.jpg",
-            vframes=len(group),
-        )
-        if seek_us is not None:
-            # Timestamps as in the scene pass (start time taken off, the seek point not).
-            out = out.global_args("-copyts", "-start_at_zero")
-        _run(out, video, deadline)
-        found.update({m.pts_us: path for m, path in _written(work, f"f{n}_", marks_file)})
-    return found
+    workers = max(1, min(len(plan), (os.cpu_count() or 2) // 2))
+
+    def run(n: int) -> dict[int, Path]:
+        return _fetch_run(video, work, n, *plan[n], deadline)
+
+    if workers == 1:  # in this thread: an interrupt kills the run at once
+        runs = [run(n) for n in range(len(plan))]
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="frame-fetch") as pool:
+            runs = list(pool.map(run, range(len(plan))))
+    return {pts: path for found in runs for pts, path in found.items()}
+
+
+def _fetch_run(
+    video: Path, work: Path, n: int, seek_us: int | None, group: list[int], deadline: _Deadline
+) -> dict[int, Path]:
+    """Fetch run ``n`` of ``fetch_plan``: its frames, written as ``f<n>_*.jpg``."""
+    expr = "+".join(f"eq(pts,{p})" for p in group)
+    options = {}
+    if seek_us is not None:
+        # Just past the key frame, so the seek lands on it; -noaccurate_seek drops no
+        # frame before that point (the key frame itself may be a wanted one).
+        options = {"ss": f"{(seek_us + SEEK_PAST_US) / _US:.6f}", "noaccurate_seek": None}
+    stream = ffmpeg.input(str(video), **options).video.filter("settb", "AVTB")
+    marks_file = work / f"fetch{n}.txt"
+    out = _jpeg_output(
+        _printed(stream.filter("select", expr), marks_file),
+        work / f"f{n}_%06d.jpg",
+        vframes=len(group),
+    )
+    if seek_us is not None:
+        # Timestamps as in the scene pass (start time taken off, the seek point not).
+        out = out.global_args("-copyts", "-start_at_zero")
+    _run(out, video, deadline)
+    return {m.pts_us: path for m, path in _written(work, f"f{n}_", marks_file)}
 
 
 def _scene_frames(

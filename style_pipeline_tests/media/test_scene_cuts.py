@@ -254,15 +254,19 @@ def test_one_frame_per_gradual_transition(tmp_path, kind):
     assert all(abs(f - t.end) <= 2 for f, t in zip(found, spans, strict=True)), (found, spans)
 
 
-def test_seeking_fetch_matches_the_scene_pass_with_a_start_offset(tmp_path, monkeypatch):
+@pytest.mark.parametrize("cpus", [2, 8])  # fetch runs one by one, side by side
+def test_seeking_fetch_matches_the_scene_pass_with_a_start_offset(tmp_path, monkeypatch, cpus):
     """MPEG-TS starts at 1.4 s: seeking fetches name frames as the scene pass does."""
     mp4, ts = tmp_path / "gray.mp4", tmp_path / "gray.ts"
-    make_gray_cut_video(mp4, width=W, height=H, fps=FPS, shot_seconds=[1.0, 1.5, 1.5], seed=4)
+    make_gray_cut_video(mp4, width=W, height=H, fps=FPS, shot_seconds=[1.0, 3.0, 1.0], seed=4)
     run_ffmpeg("-i", str(mp4), "-c", "copy", str(ts))
     normal = extract_video_frames(ts, tmp_path / "a", FrameSettings())
     monkeypatch.setattr(frames_mod, "CANDIDATE_RATIO", 3.4)  # no candidate but frame 0
+    monkeypatch.setattr(frames_mod.os, "cpu_count", lambda: cpus)
+    runs = []
+    monkeypatch.setattr(frames_mod, "fetch_plan", lambda *a: runs.extend(fetch_plan(*a)) or runs)
     fetched = extract_video_frames(ts, tmp_path / "b", FrameSettings())
-    assert len(normal) == 3
+    assert len(normal) == 3 and len(runs) == 2  # each cut has its key frame: two seeks
     assert [f.timestamp_s for f in fetched] == [f.timestamp_s for f in normal]
     for a, b in zip(normal, fetched, strict=True):
         assert a.path.read_bytes() == b.path.read_bytes()
