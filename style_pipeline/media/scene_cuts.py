@@ -52,6 +52,7 @@ candidates: one decode for both.
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import io
 import os
@@ -353,12 +354,13 @@ class CutDetector:
     def _close_group(self) -> None:
         """Turn the pending blend-test hits into transitions (hard cuts are known here)."""
         s = self._s
-        cut_at = {c.index for c in s.cuts}
-        hits = [
-            h
-            for h in sorted(s.hits, key=lambda h: h.centre)
-            if not any(h.centre - h.lag < c <= h.centre + h.lag for c in cut_at)
-        ]
+        cut_at = [c.index for c in s.cuts]  # in time order: decided frame by frame
+
+        def spans_a_cut(h: _Hit) -> bool:  # a cut at centre - lag + 1 .. centre + lag
+            k = bisect.bisect_right(cut_at, h.centre - h.lag)
+            return k < len(cut_at) and cut_at[k] <= h.centre + h.lag
+
+        hits = [h for h in sorted(s.hits, key=lambda h: h.centre) if not spans_a_cut(h)]
         s.hits = []
         group: list[_Hit] = []
         for h in hits:
