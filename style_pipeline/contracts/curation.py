@@ -140,6 +140,12 @@ class EmbeddingConfig(BaseModel):
         True, description="CPU decode: JPEGs at the smallest DCT scale covering the model input"
     )
     prefetch_batches: int = Field(2, ge=1, description="batches decoded ahead of the forward")
+    forward_threads: int = Field(
+        0,
+        ge=0,
+        description="CPU: torch threads of the forward (0: 1 when decoding is the bottleneck, "
+        "else torch's count)",
+    )
     text_batch_size: int = Field(256, gt=0)
     cache_prefix: str = "embeddings/cache"
 

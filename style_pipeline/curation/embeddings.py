@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import time
 import zipfile
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -202,8 +203,75 @@ def _to_host(feats: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None
     return host, event
 
 
+class ForwardThreads:
+    """The CPU forward's intra-op threads beside the decode threads (CPU devices only).
+
+    torch's OpenMP threads and the decode threads share the cores; when both are busy,
+    or the machine is, the forward's barriers stall (measured on 2 loaded cores: the tiny
+    model's forward ran 15-30x slower on 2 threads than on 1). So the first batch is
+    measured: ``CALIBRATE`` images on one thread, timed with the thread's CPU clock; if
+    one image's forward costs less CPU than decoding it (decode-bound: tiny models, small
+    inputs) the forward keeps one thread and the cores decode. Else (compute-bound) the
+    next ``CALIBRATE`` images run on the threads torch had, kept if they took ``GAIN``
+    times less wall time per image (an idle machine: ~1.8x on 2 cores), else one thread
+    (a loaded machine, where they were slower). Never more threads than torch had; restored
+    afterwards. ``threads`` > 0 fixes the count instead.
+    """
+
+    CALIBRATE = 8
+    GAIN = 1.25
+
+    def __init__(self, loader: BatchLoader, device: torch.device, threads: int = 0):
+        self.loader, self.enabled = loader, device.type == "cpu"
+        self.base = torch.get_num_threads()
+        self.fixed = min(threads, self.base) if threads else 0
+        self.chosen = self.fixed or self.base
+        # calibration: "one" (1 thread) -> "base" (torch's threads) -> "done"
+        self.phase = "done" if self.fixed or self.base == 1 else "one"
+        self.one_wall: float | None = None  # wall seconds per image on one thread
+        self.forward_cost: float | None = None  # CPU seconds per image on one thread
+
+    def restore(self) -> None:
+        if self.enabled:
+            torch.set_num_threads(self.base)
+
+    def encode(self, loaded: LoadedModel, batch: torch.Tensor) -> torch.Tensor:
+        """Features of ``batch``; while calibrating, its head is the measured sample."""
+        if not self.enabled:
+            return encode_image_batch(loaded, batch)
+        parts = []
+        while self.phase != "done" and len(batch):
+            head, batch = batch[: self.CALIBRATE], batch[self.CALIBRATE :]
+            parts.append(self._measure(loaded, head))
+        if len(batch):
+            torch.set_num_threads(self.chosen)
+            parts.append(encode_image_batch(loaded, batch))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _measure(self, loaded: LoadedModel, batch: torch.Tensor) -> torch.Tensor:
+        threads = 1 if self.phase == "one" else self.base
+        torch.set_num_threads(threads)
+        wall, cpu = time.perf_counter(), time.thread_time()
+        feats = encode_image_batch(loaded, batch)
+        wall, cpu = (time.perf_counter() - wall) / len(batch), (time.thread_time() - cpu)
+        if self.phase == "one":
+            self.one_wall, self.forward_cost = wall, cpu / len(batch)
+            decode = self.loader.decode_cost() or 0.0
+            if self.forward_cost < decode:  # decode-bound: leave the cores to decoding
+                self.chosen, self.phase = 1, "done"
+            else:
+                self.phase = "base"
+        else:
+            # more threads must pay for the CPU they burn: at least GAIN faster per image
+            self.chosen = self.base if wall * self.GAIN < (self.one_wall or 0.0) else 1
+            self.phase = "done"
+        return feats
+
+
 def encode_batches(
-    loaded: LoadedModel, batches: Iterator[tuple[int, torch.Tensor]]
+    loaded: LoadedModel,
+    batches: Iterator[tuple[int, torch.Tensor]],
+    threads: ForwardThreads | None = None,
 ) -> Generator[tuple[int, np.ndarray], None, None]:
     """``(start, unit vectors)`` per batch, one batch behind the forward: on CUDA the next
     batch is assembled and queued while the GPU still runs this one. A loading error is
@@ -219,7 +287,11 @@ def encode_batches(
     with torch.inference_mode():
         try:
             for start, batch in batches:
-                queued = (start, *_to_host(encode_image_batch(loaded, batch)))
+                if threads is None:
+                    feats = encode_image_batch(loaded, batch)
+                else:
+                    feats = threads.encode(loaded, batch)
+                queued = (start, *_to_host(feats))
                 if pending is not None:
                     yield done(pending)
                 pending = queued
@@ -242,6 +314,7 @@ def embed_refs(
     draft: bool = True,
     gpu_decode: bool = True,
     prefetch_batches: int = 2,
+    forward_threads: int = 0,
 ) -> EmbeddingResult:
     """Embeddings of ``refs`` (images in ``image_store``), computing only cache misses.
 
@@ -251,7 +324,8 @@ def embed_refs(
     Images are read, decoded and preprocessed by ``workers`` threads (0: one per core),
     JPEGs through ``Image.draft`` unless ``draft`` is off, on the GPU with ``gpu_decode``
     on CUDA (see :mod:`.image_loading`); an image that cannot be read raises a
-    ``ValueError`` naming its key.
+    ``ValueError`` naming its key. On CPU the forward runs on ``forward_threads`` torch
+    threads (0: chosen by :class:`ForwardThreads`).
     """
     if cache is not None and cache.dim != loaded.dim:
         raise ValueError(f"cache dim {cache.dim} != model dim {loaded.dim}")
@@ -279,8 +353,9 @@ def embed_refs(
     loader = BatchLoader(
         image_store, [key for _, key in todo], plan, loaded.device, loaded.input_dtype, options
     )
+    threads = ForwardThreads(loader, loaded.device, forward_threads)
     if todo:
-        batches = encode_batches(loaded, iter(loader))
+        batches = encode_batches(loaded, iter(loader), threads)
         try:
             for start, vecs in batches:
                 for (sha, _), vec in zip(todo[start : start + len(vecs)], vecs, strict=True):
@@ -289,6 +364,7 @@ def embed_refs(
                         cache.put(sha, vec)
         finally:
             batches.close()
+            threads.restore()
     vectors = np.zeros((len(refs), loaded.dim), dtype=np.float32)
     for i, ref in enumerate(refs):
         vectors[i] = found[ref.sha256]
@@ -300,7 +376,8 @@ def embed_refs(
         unreadable=unreadable,
         batch_size=options.batch_size,
         decode=f"{loader.mode}:{options.thread_count()} threads"
-        + (", jpeg draft" if draft and loader.mode == "cpu" else ""),
+        + (", jpeg draft" if draft and loader.mode == "cpu" else "")
+        + (f", forward on {threads.chosen} torch threads" if threads.enabled else ""),
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -326,10 +327,23 @@ class BatchLoader:
         elif self.mode == "gpu":
             self.decode_device = device
 
+        self.decode_cpu_s = 0.0  # CPU seconds the threads spent per image, summed
+        self.decoded = 0
+
     def _task(self, key: str) -> Any:
+        started = time.thread_time()
         if self.mode == "gpu":
-            return _read_for_gpu(self.store, key, self.plan, self.options.draft)
-        return load_pixels(self.store, key, self.plan, self.options.draft)
+            item = _read_for_gpu(self.store, key, self.plan, self.options.draft)
+        else:
+            item = load_pixels(self.store, key, self.plan, self.options.draft)
+        self.decode_cpu_s += time.thread_time() - started  # a lost update only blurs a mean
+        self.decoded += 1
+        return item
+
+    def decode_cost(self) -> float | None:
+        """Mean CPU seconds one image costs the threads (read + decode + PIL preprocess);
+        thread CPU time, so a busy machine does not inflate it. None before any image."""
+        return self.decode_cpu_s / self.decoded if self.decoded else None
 
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor]]:
         n, size = len(self.keys), self.options.batch_size

@@ -54,6 +54,7 @@ def embed_partition(
         draft=config.jpeg_draft,
         gpu_decode=config.gpu_decode,
         prefetch_batches=config.prefetch_batches,
+        forward_threads=config.forward_threads,
     )
     table = embeddings_frame(frames["frame_id"].to_list(), refs, result.vectors, loaded)
     facts = EmbeddingFacts(

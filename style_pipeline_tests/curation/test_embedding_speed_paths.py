@@ -205,3 +205,59 @@ def test_gpu_decode_is_only_chosen_on_cuda(tiny):
     plan = plan_preprocess(tiny.preprocess, tiny.image_size)
     loader = BatchLoader(Store("memory://x"), [], plan, torch.device("cpu"), torch.float32)
     assert loader.mode == "cpu"
+
+
+def test_a_decode_bound_forward_runs_on_one_thread_and_threads_are_restored(tiny, tmp_path):
+    store = Store(str(tmp_path))
+    refs = _put(store, [_jpeg(s, 360, 640) for s in range(40, 56)])
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = embed_refs(tiny, refs, store, batch_size=8, workers=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert "forward on 1 torch threads" in result.decode  # the tiny forward is cheaper
+
+
+class _Loader:
+    def __init__(self, cost):
+        self.cost = cost
+
+    def decode_cost(self):
+        return self.cost
+
+
+def test_forward_threads_follow_the_bottleneck(tiny):
+    from style_pipeline.curation.embeddings import ForwardThreads, encode_image_batch
+
+    batch = torch.randn(20, 3, 64, 64)
+    with torch.inference_mode():
+        expected = encode_image_batch(tiny, batch)
+    cpu = torch.device("cpu")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        decode_bound = ForwardThreads(_Loader(10.0), cpu)
+        with torch.inference_mode():
+            feats = decode_bound.encode(tiny, batch)  # 8 measured on 1 thread, then 12
+        torch.testing.assert_close(feats, expected, atol=1e-5, rtol=1e-4)
+        assert (decode_bound.phase, decode_bound.chosen, torch.get_num_threads()) == ("done", 1, 1)
+        assert decode_bound.forward_cost is not None and decode_bound.forward_cost < 10.0
+        decode_bound.restore()
+        assert torch.get_num_threads() == 2
+
+        compute_bound = ForwardThreads(_Loader(0.0), cpu)
+        with torch.inference_mode():
+            feats = compute_bound.encode(tiny, batch)  # 8 on 1 thread, 8 on 2, the rest
+        torch.testing.assert_close(feats, expected, atol=1e-5, rtol=1e-4)
+        assert compute_bound.phase == "done" and compute_bound.chosen in (1, 2)
+        compute_bound.restore()
+
+        fixed = ForwardThreads(_Loader(10.0), cpu, threads=5)
+        assert (fixed.phase, fixed.chosen) == ("done", 2)  # never more than torch had
+        assert not ForwardThreads(_Loader(1.0), torch.device("cuda")).enabled
+        torch.set_num_threads(1)
+        assert ForwardThreads(_Loader(0.0), cpu).phase == "done"  # nothing to choose
+    finally:
+        torch.set_num_threads(previous)
