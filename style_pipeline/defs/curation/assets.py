@@ -179,6 +179,7 @@ def embeddings(
         context.log.warning(f"unreadable embedding cache entry {key}: recomputed and rewritten")
     metadata = {
         **facts.model,
+        **facts.loading,
         "computed": facts.computed,
         "cached": facts.cached,
         "cache_rewritten": len(facts.unreadable),
