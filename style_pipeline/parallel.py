@@ -13,6 +13,8 @@ their per-file work through it. Properties they rely on:
   breaks the map with ``BrokenProcessPool``.
 * **Same answers inline**: ``workers=1`` (or fewer items than ``min_items``) runs ``fn`` in
   the calling process, no pool, same results and same error values (tests, debugging).
+  ``threads=True`` keeps the same contract with threads of the calling process, for work
+  that releases the GIL and is too small to pay for starting processes.
 
 Start method: ``forkserver`` where the platform has it, else ``spawn``; never plain
 ``fork``. The stages run inside Dagster step processes that may have threads (polars',
@@ -49,7 +51,7 @@ import traceback
 import types
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
@@ -123,6 +125,7 @@ def map_bounded(
     every_s: float = 10.0,
     min_items: int = 2,
     initializer: Callable[[], None] | None = None,
+    threads: bool = False,
 ) -> Generator[R | ItemError, None, None]:
     """``fn(item)`` for every item, in input order; a raising item yields an ``ItemError``.
 
@@ -132,8 +135,11 @@ def map_bounded(
     would cost more than it saves. ``max_pending``: items in flight at most (default
     ``2 * workers``). ``progress(done, total, elapsed_s)`` is called at most every
     ``every_s`` seconds and once at the end (not when there were no items).
-    ``initializer`` runs once in each worker (module-level, e.g. to limit a library's own
-    threads); never inline.
+    ``initializer`` runs once in each worker process (module-level, e.g. to limit a
+    library's own threads); never inline. ``threads=True`` runs ``workers`` threads of this
+    process instead (same order, bound and errors; no start-up, nothing pickled): for work
+    that releases the GIL, such as Pillow's decoding, on inputs too small to pay for
+    processes.
     """
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
@@ -141,9 +147,12 @@ def map_bounded(
     if workers > 1 and total is not None and total < max(min_items, 2):
         workers = 1
     pending = max(1, max_pending if max_pending is not None else 2 * workers)
-    results = (
-        _inline(fn, items) if workers == 1 else _pooled(fn, items, workers, pending, initializer)
-    )
+    if workers == 1:
+        results = _inline(fn, items)
+    elif threads:
+        results = _threaded(fn, items, workers, pending)
+    else:
+        results = _pooled(fn, items, workers, pending, initializer)
     yield from _reporting(results, total, progress, every_s)
 
 
@@ -181,16 +190,41 @@ def _pooled(
     max_pending: int,
     initializer: Callable[[], None] | None,
 ) -> Generator[R | ItemError, None, None]:
-    context = multiprocessing.get_context(start_method())
-    hide_main = _defined_in(fn) != "__main__"
-    source = enumerate(items)
-    queue: deque[Future[R | ItemError]] = deque()
     pool = ProcessPoolExecutor(
         workers,
-        mp_context=context,
+        mp_context=multiprocessing.get_context(start_method()),
         initializer=_init_worker,
         initargs=(os.getpid(), initializer),
     )
+    hide_main = _defined_in(fn) != "__main__"
+
+    def submit(index: int, item: T) -> Future[R | ItemError]:
+        with _main_hidden(hide_main):  # a submit may start a worker
+            return pool.submit(_call, fn, index, item)
+
+    return _bounded(pool, submit, items, max_pending)
+
+
+def _threaded(
+    fn: Callable[[T], R], items: Iterable[T], workers: int, max_pending: int
+) -> Generator[R | ItemError, None, None]:
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="map_bounded")
+
+    def submit(index: int, item: T) -> Future[R | ItemError]:
+        return pool.submit(_call, fn, index, item, False)
+
+    return _bounded(pool, submit, items, max_pending)
+
+
+def _bounded(
+    pool: Executor,
+    submit: Callable[[int, T], Future[R | ItemError]],
+    items: Iterable[T],
+    max_pending: int,
+) -> Generator[R | ItemError, None, None]:
+    """Results in input order, never more than ``max_pending`` submitted and unconsumed."""
+    source = enumerate(items)
+    queue: deque[Future[R | ItemError]] = deque()
     try:
         exhausted = False
         while True:
@@ -200,8 +234,7 @@ def _pooled(
                 except StopIteration:
                     exhausted = True
                     break
-                with _main_hidden(hide_main):  # a submit may start a worker
-                    queue.append(pool.submit(_call, fn, index, item))
+                queue.append(submit(index, item))
             if not queue:
                 return
             yield queue.popleft().result()

@@ -46,9 +46,9 @@ def worker_env(_: int) -> tuple[str | None, int]:
     return os.environ.get("OMP_NUM_THREADS"), os.getpid()
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_results_in_input_order_and_errors_are_values(workers):
-    out = list(map_bounded(square_or_fail, range(8), workers, min_items=0))
+@pytest.mark.parametrize(("workers", "threads"), [(1, False), (2, False), (2, True)])
+def test_results_in_input_order_and_errors_are_values(workers, threads):
+    out = list(map_bounded(square_or_fail, range(8), workers, min_items=0, threads=threads))
     assert [r for r in out if not isinstance(r, ItemError)] == [0, 1, 4, 16, 25, 36, 49]
     (error,) = [r for r in out if isinstance(r, ItemError)]
     assert out.index(error) == error.index == 3
@@ -62,12 +62,15 @@ def test_results_in_input_order_and_errors_are_values(workers):
     assert error.seconds >= 0
 
 
-def test_inline_and_pooled_give_the_same_values():
+def test_inline_threads_and_processes_give_the_same_values():
     items = list(range(40))
-    inline = list(map_bounded(square_or_fail, items, 1))
-    pooled = list(map_bounded(square_or_fail, items, 2, max_pending=3))
-    strip = [(type(r), r if not isinstance(r, ItemError) else str(r)) for r in inline]
-    assert strip == [(type(r), r if not isinstance(r, ItemError) else str(r)) for r in pooled]
+
+    def strip(results):
+        return [(type(r), r if not isinstance(r, ItemError) else str(r)) for r in results]
+
+    inline = strip(map_bounded(square_or_fail, items, 1))
+    assert strip(map_bounded(square_or_fail, items, 2, max_pending=3)) == inline
+    assert strip(map_bounded(square_or_fail, items, 2, max_pending=3, threads=True)) == inline
 
 
 def test_reraise_gives_the_same_exception_with_notes():
@@ -90,7 +93,8 @@ def test_an_exception_that_cannot_travel_comes_back_as_text():
     assert isinstance(inline, ItemError) and isinstance(inline.exception, Unpicklable)
 
 
-def test_submission_is_bounded_and_lazy():
+@pytest.mark.parametrize("threads", [False, True])
+def test_submission_is_bounded_and_lazy(threads):
     pulled: list[int] = []
 
     def source():
@@ -99,7 +103,7 @@ def test_submission_is_bounded_and_lazy():
             yield i
 
     seen = 0
-    for _ in map_bounded(square_or_fail, source(), 2, max_pending=3, min_items=0):
+    for _ in map_bounded(square_or_fail, source(), 2, max_pending=3, threads=threads):
         seen += 1
         # never more than max_pending items pulled and not yet consumed
         assert len(pulled) - seen <= 3 - 1

@@ -202,9 +202,11 @@ def group_frames(
     return pl.DataFrame(rows, schema=DEDUP_SCHEMA, orient="row").sort("frame_id")
 
 
-# A worker hashes a 1280x720 JPEG in ~4 ms and starts in ~0.3 s: a pool pays off from a
-# few hundred files on; fewer are hashed inline.
-MIN_POOL_FILES = 128
+# Hashing a 1280x720 JPEG takes ~4 ms of CPU, mostly in Pillow's decoder, which releases
+# the GIL: threads spread it with no start-up. A worker process costs ~0.3 s of CPU to
+# start (it imports imagehash and Pillow; measured by benchmarks/bench_cpu_pools.py), so
+# processes only pay for themselves on big days.
+MIN_POOL_FILES = 1000
 
 
 def hash_frames(
@@ -214,11 +216,16 @@ def hash_frames(
     every_s: float = 10.0,
 ) -> list[HashedFrame]:
     """pHash and dHash of ``(frame_id, local path)`` pairs, in order, hashed by ``workers``
-    processes (0: one per CPU; inline below ``MIN_POOL_FILES`` files). A file that cannot
-    be decoded raises its decoder's error, noting the frame."""
+    (0: one per CPU; 1: inline): threads below ``MIN_POOL_FILES`` files, processes from
+    there on. A file that cannot be decoded raises its decoder's error, noting the frame."""
     ids, paths = [f for f, _ in frames], [p for _, p in frames]
     results = map_bounded(
-        hash_file, paths, workers, progress=progress, every_s=every_s, min_items=MIN_POOL_FILES
+        hash_file,
+        paths,
+        workers,
+        progress=progress,
+        every_s=every_s,
+        threads=len(paths) < MIN_POOL_FILES,
     )
     out: list[HashedFrame] = []
     with closing(results):

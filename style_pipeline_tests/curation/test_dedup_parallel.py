@@ -1,5 +1,5 @@
-"""``dedup_set`` hashing in a process pool: the hashes of ``hash_file``, in input order,
-a bad file's decoder error naming the frame, the stage's table and progress lines."""
+"""``dedup_set`` hashing in threads or a process pool: the hashes of ``hash_file``, in input
+order, a bad file's decoder error naming the frame, the stage's table and progress lines."""
 
 from __future__ import annotations
 
@@ -33,18 +33,27 @@ def paths(tmp_path_factory):
     return [out[i] for i in order]
 
 
-def test_pool_hashes_equal_hash_file_in_input_order(paths, monkeypatch):
-    monkeypatch.setattr(dedup, "MIN_POOL_FILES", 0)
+@pytest.mark.parametrize("min_pool", [0, 10_000])  # processes; threads
+def test_hashes_equal_hash_file_in_input_order(paths, monkeypatch, min_pool):
+    monkeypatch.setattr(dedup, "MIN_POOL_FILES", min_pool)
+    used: list[bool] = []
+    real = dedup.map_bounded
+    monkeypatch.setattr(
+        dedup, "map_bounded", lambda *a, **k: used.append(k["threads"]) or real(*a, **k)
+    )
     expected = [HashedFrame(fid, hash_file(p).phash, hash_file(p).dhash) for fid, p in paths]
     calls: list[tuple[int, int | None, float]] = []
-    pooled = hash_frames(paths, workers=2, progress=lambda *a: calls.append(a))
-    assert pooled == hash_frames(paths, workers=1) == expected
+    parallel = hash_frames(paths, workers=2, progress=lambda *a: calls.append(a))
+    assert parallel == hash_frames(paths, workers=1) == expected
     assert calls[-1][:2] == (len(paths), len(paths))
+    assert used[0] is (min_pool > len(paths))
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_an_unreadable_frame_raises_its_decoder_error(paths, tmp_path, workers, monkeypatch):
-    monkeypatch.setattr(dedup, "MIN_POOL_FILES", 0)
+@pytest.mark.parametrize(("workers", "min_pool"), [(1, 0), (2, 0), (2, 10_000)])
+def test_an_unreadable_frame_raises_its_decoder_error(
+    paths, tmp_path, workers, min_pool, monkeypatch
+):
+    monkeypatch.setattr(dedup, "MIN_POOL_FILES", min_pool)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 truncated")
     with pytest.raises(UnidentifiedImageError) as caught:
