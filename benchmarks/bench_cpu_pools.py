@@ -3,7 +3,7 @@
 2-core machine gets by default), on generated 1280x720 photos.
 
     .venv/bin/python benchmarks/bench_cpu_pools.py [--images 300] [--repeats 2]
-        [--json out.json] [--no-docs]
+        [--workers 1,2] [--json out.json] [--no-docs] [--docs-from out.json]
 
 Generates ``--images`` photos with ``style_pipeline.demo.samples.make_photos`` (JPEG
 q90, every third with EXIF orientation 6, the last a PNG with alpha) into a temporary
@@ -16,13 +16,15 @@ local ``Store``, then measures, round-robin over the worker counts, best of
   ``QualityConfig(workers=w)`` (faces: OpenCV Haar; BRISQUE / CLIP-IQA only when their
   weights are cached, which offline they are not);
 - dedup hashing: ``curation.dedup.hash_frames`` on the frames' local files (what
-  ``dedup_set`` parallelises; grouping and the index stay in the step), with the 2-thread
-  ``curation.hashing.hash_files`` the stage used before, for reference;
+  ``dedup_set`` parallelises: threads below 1,000 files, processes from there; grouping
+  and the index stay in the step), with the 2-thread ``curation.hashing.hash_files`` the
+  stage used before, for reference;
 - the whole ``dedup_set`` stage (``stages.dedup_set.dedup_day``).
 
-The outputs of both worker counts are compared (tables and stored frame bytes must be
-identical). Also reported: what a pool costs to start (forkserver vs spawn) for a
-trivial function and for the quality worker. Writes the "CPU pools" section of
+Wall and CPU seconds (all processes, sampled from /proc) per part; the outputs of every
+worker count are compared (tables and stored frame bytes must be identical). Also
+reported: what a pool costs to start (forkserver vs spawn) for a trivial function and
+for one of ``curation/quality.py``. Writes the "CPU pools" section of
 docs/benchmarks.md unless ``--no-docs``.
 """
 
@@ -264,10 +266,14 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts, the first the baseline")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--docs-from", type=Path, help="write the docs from a --json result")
     parser.add_argument("--startup", choices=("forkserver", "spawn"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.startup:  # the child run of startup_in_fresh_process
         print(json.dumps(pool_startup(args.startup)))
+        return
+    if args.docs_from:
+        write_docs(json.loads(args.docs_from.read_text()))
         return
 
     global METER
@@ -305,6 +311,8 @@ def main() -> None:
         "identical_outputs": identical,
         "pool_startup_s": startup,
         "cpus": parallel.resolve_workers(0),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
         "load_average_start": load_start,
         "load_average_end": load_end,
         "faces": FaceDetector(QualityConfig().faces).backend,
@@ -314,35 +322,48 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 
-    lines = table(best, args.images)
-    print("\n".join(lines))
-    if args.no_docs:
-        return
+    print("\n".join(table(best, args.images)))
+    if not args.no_docs:
+        write_docs(result)
+
+
+def write_docs(result: dict[str, Any]) -> None:
+    """The "CPU pools" section of docs/benchmarks.md from a run's result (or its JSON)."""
+    best = {int(w): cells for w, cells in result["best_seconds"].items()}
+    counts = sorted(best)
+    n, repeats = result["images"], result["repeats"]
     iqa = ", ".join(f"{k}: {v}" for k, v in result["iqa"].items())
-    threads = best[counts[0]]["threads"]["wall"] if "threads" in best[counts[0]] else float("nan")
+    threads = best[counts[0]].get("threads", {}).get("wall", float("nan"))
+    startup = result["pool_startup_s"]
     text = "\n".join(
         [
             SECTION,
             "",
-            f"Run on {platform.machine()} / Python {platform.python_version()}, "
-            f"{result['cpus']} CPU cores shared with other jobs (1-minute load average "
-            f"{load_start:.1f} at the start, {load_end:.1f} at the end, so absolute times "
-            f"are noisy), no GPU, by `.venv/bin/python benchmarks/bench_cpu_pools.py "
-            f"--images {args.images} --repeats {args.repeats}`: {args.images} generated "
+            f"Run on {result.get('machine', platform.machine())} / Python "
+            f"{result.get('python', platform.python_version())}, {result['cpus']} CPU "
+            "cores shared with other jobs (1-minute load average "
+            f"{result['load_average_start']:.1f} at the start, "
+            f"{result['load_average_end']:.1f} at the end: wall times and speed-ups are "
+            "those of a busy machine), no GPU, by `.venv/bin/python "
+            f"benchmarks/bench_cpu_pools.py --images {n} --repeats {repeats}`: {n} generated "
             "1280x720 photos (`make_photos`: JPEG q90, every third with EXIF orientation 6, "
-            "the last a PNG with alpha) in a local `Store`; best of "
-            f"{args.repeats} wall times per cell, worker counts run round-robin.",
+            "the last a PNG with alpha) in a local `Store`; per cell the round with the "
+            f"shortest wall time of {repeats}, worker counts run round-robin.",
             "",
-            *lines,
+            *table(best, n),
             "",
-            f"- Outputs of every worker count identical (frames table, stored JPEG "
-            f"bytes, quality_scores and dedup_set tables, hashes): **{identical}**.",
-            f"- quality_scores: faces {result['faces']}; {iqa} (offline, no weights "
-            "cached). The SSIM comparison with the media's last kept frame and the gate run "
-            "in the step, the rest of the metrics in the workers.",
+            "- CPU s: seconds of CPU of the step process and everything below it (pool "
+            "workers, the forkserver), sampled from `/proc`: what the work costs, which the "
+            "other jobs disturb much less than wall time. The step-process column is the "
+            "part no pool spreads (publishing stills, SSIM against the media's last kept "
+            "frame and the gate, dedup grouping and its index): on idle cores a pool's wall "
+            "time is at least max(CPU s / workers, step-process CPU s).",
+            "- Outputs of every worker count identical (frames table, stored JPEG bytes, "
+            f"quality_scores and dedup_set tables, hashes): **{result['identical_outputs']}**.",
+            f"- quality_scores: faces {result['faces']}; {iqa} (offline, no weights cached).",
             "- dedup hashing for reference: the 2-thread `hash_files` the stage used "
-            f"before, {threads:.2f} s. The dedup_set stage also groups, reads and writes "
-            "the index in the step (not parallel).",
+            f"before, {threads:.2f} s wall. The dedup_set stage also groups, reads and "
+            "writes the index in the step.",
             "- Pool start-up, 2 workers, 8 items, in a fresh process (s): "
             + "; ".join(
                 f"{m}: a trivial function {v['trivial']:.2f}, then a function of "
@@ -350,7 +371,9 @@ def main() -> None:
                 for m, v in startup.items()
             )
             + ". The pool uses forkserver (never plain fork: steps have threads); small "
-            "days stay inline (stills < 32, quality < 16, hashing < 128 files).",
+            "days stay inline (stills < 32, quality < 16 frames); dedup hashing runs in "
+            "threads below 1,000 files (Pillow's decoder releases the GIL; a worker process "
+            "costs ~0.3 s of CPU to start), in processes from there on.",
         ]
     )
     write_section(SECTION, text)
