@@ -219,12 +219,16 @@ def _scheduler():
     )
 
 
-def build_components(size: ComponentSize, seed: int = 0) -> dict:
+def build_components(size: ComponentSize, seed: int = 0, init_device: str | None = None) -> dict:
     """Random-init pipeline components of ``size`` (keyword arguments of the pipeline class).
 
     Each model is created right after ``torch.manual_seed(seed)``, so the weights depend on
-    the seed only.
+    the seed only (and on ``init_device``: ``"cuda"`` initialises on the GPU, seconds instead
+    of a minute for ``sdxl``'s 3.4B parameters, with the GPU's random stream).
     """
+    if init_device is not None:
+        with torch.device(init_device):
+            return build_components(size, seed)
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
@@ -254,11 +258,11 @@ def build_components(size: ComponentSize, seed: int = 0) -> dict:
     return parts
 
 
-def build_pipeline(size: ComponentSize, seed: int = 0):
+def build_pipeline(size: ComponentSize, seed: int = 0, init_device: str | None = None):
     """A StableDiffusion(XL)Pipeline around :func:`build_components` (nothing saved)."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    parts = build_components(size, seed)
+    parts = build_components(size, seed, init_device)
     if size in SECOND_TEXT_CONFIGS:
         return StableDiffusionXLPipeline(**parts, add_watermarker=False)
     return StableDiffusionPipeline(
