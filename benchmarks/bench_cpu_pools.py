@@ -356,8 +356,10 @@ def write_docs(result: dict[str, Any]) -> None:
             "workers, the forkserver), sampled from `/proc`: what the work costs, which the "
             "other jobs disturb much less than wall time. The step-process column is the "
             "part no pool spreads (publishing stills, SSIM against the media's last kept "
-            "frame and the gate, dedup grouping and its index): on idle cores a pool's wall "
-            "time is at least max(CPU s / workers, step-process CPU s).",
+            "frame and the gate, dedup grouping and its index; all of it for work in "
+            "threads, as dedup hashing here): on idle cores a pool's wall time is at least "
+            "max(CPU s / workers, step-process CPU s). The speed-up needs idle cores: when "
+            "other jobs keep both cores busy it shrinks to nothing, the CPU seconds do not.",
             "- Outputs of every worker count identical (frames table, stored JPEG bytes, "
             f"quality_scores and dedup_set tables, hashes): **{result['identical_outputs']}**.",
             f"- quality_scores: faces {result['faces']}; {iqa} (offline, no weights cached).",
