@@ -43,6 +43,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import ffmpeg
@@ -50,13 +51,10 @@ from PIL import Image
 
 from style_pipeline.contracts.ingest import FrameSettings
 from style_pipeline.media.ffmpeg_bin import FfmpegTimeoutError, ffmpeg_exe, run_ffmpeg
-from style_pipeline.media.scene_cuts import (
-    Boundary,
-    CutDetector,
-    FifoAnalysis,
-    TruncatedStreamError,
-)
 from style_pipeline.media.workdirs import work_dir
+
+if TYPE_CHECKING:  # scene_cuts imports cv2: loaded by the combined detector only
+    from style_pipeline.media.scene_cuts import Boundary, CutDetector
 
 JPEG_QSCALE = 2  # ffmpeg mjpeg -q:v: 2 is visually lossless (1 only adds bytes)
 CANDIDATE_RATIO = 0.5  # full-branch candidate threshold = scene_threshold * this
@@ -248,6 +246,8 @@ def _scene_pass(
     analysis = ffmpeg.output(
         _printed(scaled, cuts_file), str(fifo), f="yuv4mpegpipe", fps_mode="passthrough"
     )
+    from style_pipeline.media.scene_cuts import CutDetector
+
     detector = CutDetector(s.scene_threshold, s.structure_threshold, s.gradual_transitions)
     boundaries = _run_analysed(
         ffmpeg.merge_outputs(analysis, full), video, deadline, fifo, detector
@@ -267,6 +267,8 @@ def _run_analysed(
     stream, video: Path, deadline: _Deadline, fifo: Path, detector: CutDetector
 ) -> list[Boundary]:
     """Run the graph while a thread feeds ``detector`` from ``fifo``; its boundaries."""
+    from style_pipeline.media.scene_cuts import FifoAnalysis, TruncatedStreamError
+
     reader = FifoAnalysis(fifo, detector)
     reader.start()
     try:

@@ -66,7 +66,7 @@ def quality_scores(
 
     started = time.perf_counter()
     cfg = settings.load().curation
-    table, facts = score_partition(frames, storage.store(), cfg.quality)
+    table, facts = score_partition(frames, storage.store(), cfg.quality, log=context.log.info)
     reasons = table.select(pl.col("reasons").explode()).drop_nulls()
     for name, status in facts.scorers.items():
         if status in ("unavailable", "disabled"):
@@ -120,8 +120,9 @@ def dedup_set(
     started = time.perf_counter()
     cfg = settings.load().curation
     table, facts = dedup_day(
-        frames, quality_scores, storage.store(), context.partition_key, cfg.dedup
-    )
+        frames, quality_scores, storage.store(), context.partition_key, cfg.dedup,
+        log=context.log.info,
+    )  # fmt: skip
     rate = facts.duplicate_rate
     yield dg.Output(
         table,

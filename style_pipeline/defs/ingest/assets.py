@@ -67,8 +67,9 @@ def frames(
 
     started = time.perf_counter()
     table, facts = extract_frames(
-        raw_media, storage.store(), context.partition_key, settings.load().frames
-    )
+        raw_media, storage.store(), context.partition_key, settings.load().frames,
+        log=context.log.info,
+    )  # fmt: skip
     for failure in facts.failures:
         context.log.warning(
             f"no frames from {failure.source_name!r}: {failure.reason} ({failure.detail})"
