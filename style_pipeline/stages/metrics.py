@@ -107,6 +107,22 @@ def evaluate_lora(
     return document, facts
 
 
+def latest_curated(store: Store, partition: str) -> tuple[str, pl.DataFrame]:
+    """The newest stored ``curated_frames`` table on or before ``partition``, and its day:
+    the evaluation's reference images on a quiet day (``FileNotFoundError``: none)."""
+    days = sorted(
+        day
+        for key in store.list(layout.CURATED_FRAMES)
+        if key.endswith(".parquet")
+        and (day := layout.partition_of(key, layout.CURATED_FRAMES)) is not None
+        and day <= partition
+    )
+    if not days:
+        raise FileNotFoundError(f"no curated_frames table on or before {partition}")
+    data = store.read_bytes(layout.table_key(layout.CURATED_FRAMES, days[-1]))
+    return days[-1], pl.read_parquet(io.BytesIO(data))
+
+
 def previous_metrics(store: Store, partition: str) -> dict | None:
     """The newest ``metrics/<date>.json`` strictly before ``partition`` (None: first run)."""
     earlier = sorted(

@@ -22,12 +22,32 @@ from style_pipeline.redaction import redact
 CAPTIONING = group_options("captioning")
 
 
-@dg.asset(**CAPTIONING, kinds={"peft", "json"}, io_manager_key="json_io_manager")
+# A quiet day (no drops) has no ontology, curated_frames or embeddings of its own, while
+# the nightly run still trains on the window: those inputs may be missing (None).
+MAY_BE_MISSING = {"allow_missing_partitions": True}
+
+
+def day_ontology(context: dg.AssetExecutionContext, ontology: dict | None, settings) -> Ontology:
+    """The day's ontology snapshot, or on a quiet day the vocabulary in force now."""
+    if ontology is not None:
+        return Ontology.model_validate(ontology["ontology"])
+    from style_pipeline.stages.ontology import snapshot_ontology
+
+    context.log.info(f"no ontology for {context.partition_key} (a quiet day): the one in force")
+    return snapshot_ontology(settings.curation)[0].ontology
+
+
+@dg.asset(
+    **CAPTIONING,
+    kinds={"peft", "json"},
+    io_manager_key="json_io_manager",
+    ins={"ontology": dg.AssetIn(metadata=MAY_BE_MISSING)},
+)
 def caption_model(
     context: dg.AssetExecutionContext,
     settings: SettingsResource,
     storage: StorageResource,
-    ontology: dict,
+    ontology: dict | None,
 ) -> dg.Output[CaptionModelDocument]:
     """BLIP LoRA fine-tuned on the seed captions; reused while seeds and config are unchanged."""
     from style_pipeline.stages.caption_model import ensure_caption_model
@@ -35,7 +55,7 @@ def caption_model(
     started = time.perf_counter()
     loaded = settings.load()
     document, facts = ensure_caption_model(
-        Ontology.model_validate(ontology["ontology"]),
+        day_ontology(context, ontology, loaded),
         storage.store(),
         loaded.captioning,
         log=context.log.info,
@@ -48,23 +68,36 @@ def caption_model(
     )
 
 
-@dg.asset(**CAPTIONING, kinds={"transformers", "parquet"}, deps=["caption_model"])
+@dg.asset(
+    **CAPTIONING,
+    kinds={"transformers", "parquet"},
+    deps=["caption_model"],
+    ins={
+        "curated_frames": dg.AssetIn(metadata=MAY_BE_MISSING),
+        "ontology": dg.AssetIn(metadata=MAY_BE_MISSING),
+    },
+)
 def captions(
     context: dg.AssetExecutionContext,
     settings: SettingsResource,
     storage: StorageResource,
-    curated_frames: pl.DataFrame,
-    ontology: dict,
+    curated_frames: pl.DataFrame | None,
+    ontology: dict | None,
 ) -> dg.Output[pl.DataFrame]:
     """A validated, ontology-constrained caption with the trigger word for every kept frame."""
-    from style_pipeline.stages.captions import caption_partition
+    from style_pipeline.stages.captions import CAPTION_SCHEMA, caption_partition
 
     started = time.perf_counter()
-    config = settings.load().captioning.caption
+    loaded = settings.load()
+    config = loaded.captioning.caption
+    if curated_frames is None:
+        context.log.info(f"no curated frames on {context.partition_key} (a quiet day): no captions")
+        empty = pl.DataFrame(schema=CAPTION_SCHEMA)
+        return dg.Output(empty, metadata={**table_metadata(empty), "quiet_day": True})
     secret_env = [config.endpoint.api_key_env]
     try:
         table, facts = caption_partition(
-            curated_frames, Ontology.model_validate(ontology["ontology"]), storage.store(), config
+            curated_frames, day_ontology(context, ontology, loaded), storage.store(), config
         )
     except Exception as exc:  # any error text (a remote body, a URL) lands in the event log
         trace = redact(traceback.format_exc(), secret_env)

@@ -16,7 +16,6 @@ from style_pipeline.contracts.training import (
     LoraWeightsDocument,
     PromotedLoraDocument,
     RewardModelDocument,
-    TrainingDatasetDocument,
 )
 from style_pipeline.defs.metadata import loss_metadata, samples_metadata
 from style_pipeline.defs.ownership import group_options
@@ -53,13 +52,14 @@ def _elapsed(started: float) -> float:
         )
     },
     deps=["curated_frames"],  # its blocking min_curated_count check gates training
+    output_required=False,  # an empty window: no dataset, and no training that night
 )
 def training_dataset(
     context: dg.AssetExecutionContext,
     settings: SettingsResource,
     storage: StorageResource,
     captions: Any,  # dict[str, pl.DataFrame]; one DataFrame when the window is one day
-) -> dg.Output[TrainingDatasetDocument]:
+):
     """Image + .txt folder (kohya / diffusers), metadata.jsonl and a sha256 manifest."""
     # Built from the captions of the last ``training.window_days`` days. Days of the window
     # without captions (a first day: all but one) are skipped, and Dagster's UPathIOManager
@@ -69,13 +69,21 @@ def training_dataset(
     from style_pipeline.stages.training_dataset import build_dataset
 
     started = time.perf_counter()
+    tables = window_tables(context, captions)
+    if not any(len(table) for table in tables.values()):
+        # Nothing captioned in the whole window (quiet days only): nothing to train on.
+        # No output: lora_weights, metrics and promoted_lora are skipped, the run succeeds.
+        context.log.warning(
+            f"training skipped for {context.partition_key}: no captions in the "
+            f"{WINDOW}-day window (days with captions: none of {sorted(tables) or 'none'})"
+        )
+        return
     document, facts = build_dataset(
-        window_tables(context, captions), storage.store(), context.partition_key,
-        settings.load().training,
-    )  # fmt: skip
+        tables, storage.store(), context.partition_key, settings.load().training
+    )
     for item in document.skipped:
         context.log.warning(f"skipped {item}")
-    return dg.Output(document, metadata={**facts, "seconds": _elapsed(started)})
+    yield dg.Output(document, metadata={**facts, "seconds": _elapsed(started)})
 
 
 def window_tables(context: dg.AssetExecutionContext, captions: Any) -> dict[str, pl.DataFrame]:
@@ -87,24 +95,43 @@ def window_tables(context: dg.AssetExecutionContext, captions: Any) -> dict[str,
     """
     if isinstance(captions, dict):
         return captions
+    if captions is None:  # a one-day window whose day was never captioned
+        return {}
     if isinstance(captions, pl.DataFrame):
         (key,) = context.asset_partition_keys_for_input("captions")
         return {key: captions}
     raise TypeError(f"captions: expected a table or tables by partition, got {type(captions)}")
 
 
-@dg.asset(**TRAINING, kinds={"pytorch", "json"}, io_manager_key="json_io_manager")
+# A quiet day (no drops) has no curated_frames or embeddings of its own (None here).
+MAY_BE_MISSING = {"allow_missing_partitions": True}
+
+
+@dg.asset(
+    **TRAINING,
+    kinds={"pytorch", "json"},
+    io_manager_key="json_io_manager",
+    ins={
+        "curated_frames": dg.AssetIn(metadata=MAY_BE_MISSING),
+        "embeddings": dg.AssetIn(metadata=MAY_BE_MISSING),
+    },
+)
 def reward_model(
     context: dg.AssetExecutionContext,
     settings: SettingsResource,
     storage: StorageResource,
-    curated_frames: pl.DataFrame,
-    embeddings: pl.DataFrame,
+    curated_frames: pl.DataFrame | None,
+    embeddings: pl.DataFrame | None,
 ) -> dg.Output[RewardModelDocument]:
     """Small MLP over CLIP embeddings -> brand score in [0, 1], with held-out AUC."""
     from style_pipeline.stages.reward_model import fit_reward_model
 
     started = time.perf_counter()
+    if curated_frames is None or embeddings is None:
+        reason = f"no curated frames or embeddings on {context.partition_key} (a quiet day)"
+        context.log.warning(f"reward model not trained: {reason}")
+        document = RewardModelDocument(trained=False, reason=reason, examples=[0, 0])
+        return dg.Output(document, metadata={"trained": False, "seconds": _elapsed(started)})
     document, facts = fit_reward_model(
         curated_frames, embeddings, storage.store(), context.partition_key,
         settings.load().training,
@@ -166,6 +193,7 @@ def lora_weights(
     kinds={"diffusers", "json"},
     io_manager_key="json_io_manager",
     freshness_policy=NIGHTLY_FRESHNESS,
+    ins={"curated_frames": dg.AssetIn(metadata=MAY_BE_MISSING)},
     check_specs=[
         dg.AssetCheckSpec(
             "no_regression",
@@ -193,13 +221,16 @@ def metrics(
     storage: StorageResource,
     lora_weights: dict,
     reward_model: dict,
-    curated_frames: pl.DataFrame,
+    curated_frames: pl.DataFrame | None,
 ):
     """CLIP score, brand score, aesthetic proxy and FID of samples; regression vs previous."""
-    from style_pipeline.stages.metrics import evaluate_lora
+    from style_pipeline.stages.metrics import evaluate_lora, latest_curated
 
     started = time.perf_counter()
     cfg = settings.load()
+    if curated_frames is None:  # a quiet day: the reference set is the newest curated day
+        day, curated_frames = latest_curated(storage.store(), context.partition_key)
+        context.log.info(f"no curated frames on {context.partition_key}: reference from {day}")
     document, facts = evaluate_lora(
         lora_weights, reward_model, curated_frames, storage.store(), context.partition_key,
         cfg.curation.clip, cfg.training, cfg.captioning.caption.trigger_word, context.log.info,
