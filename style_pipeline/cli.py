@@ -175,6 +175,12 @@ def train(
     _print_run(summary)
     if not summary.success:
         raise typer.Exit(1)
+    if "lora_weights" not in summary.materialized:  # training_dataset skipped: empty window
+        console.print(
+            f"[red]no LoRA trained for {partition}[/red]: no captions in its "
+            "training window (caption the days first, e.g. the nightly_training_job)"
+        )
+        raise typer.Exit(1)
 
 
 @app.command()

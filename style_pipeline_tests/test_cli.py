@@ -94,7 +94,8 @@ def test_train_without_captions_fails_with_a_clear_reason(tmp_path, tiny_models)
         ],
     )
     assert result.exit_code == 1
-    assert "FAILED" in result.output and "training_dataset" in result.output
+    assert "no LoRA trained for 2026-11-04" in result.output
+    assert "no captions in its training window" in result.output
 
 
 KILLED_RUN = """
