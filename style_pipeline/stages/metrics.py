@@ -110,13 +110,7 @@ def evaluate_lora(
 def latest_curated(store: Store, partition: str) -> tuple[str, pl.DataFrame]:
     """The newest stored ``curated_frames`` table on or before ``partition``, and its day:
     the evaluation's reference images on a quiet day (``FileNotFoundError``: none)."""
-    days = sorted(
-        day
-        for key in store.list(layout.CURATED_FRAMES)
-        if key.endswith(".parquet")
-        and (day := layout.partition_of(key, layout.CURATED_FRAMES)) is not None
-        and day <= partition
-    )
+    days = _stored_days(store, layout.CURATED_FRAMES, ".parquet", partition, inclusive=True)
     if not days:
         raise FileNotFoundError(f"no curated_frames table on or before {partition}")
     data = store.read_bytes(layout.table_key(layout.CURATED_FRAMES, days[-1]))
@@ -125,17 +119,24 @@ def latest_curated(store: Store, partition: str) -> tuple[str, pl.DataFrame]:
 
 def previous_metrics(store: Store, partition: str) -> dict | None:
     """The newest ``metrics/<date>.json`` strictly before ``partition`` (None: first run)."""
-    earlier = sorted(
-        day
-        for key in store.list(layout.METRICS)
-        if key.endswith(".json")
-        and (day := layout.partition_of(key, layout.METRICS)) is not None
-        and day < partition
-    )
+    earlier = _stored_days(store, layout.METRICS, ".json", partition, inclusive=False)
     if not earlier:
         return None
     document = store.read_bytes(layout.document_key(layout.METRICS, earlier[-1]))
     return {"partition": earlier[-1], **json.loads(document)}
+
+
+def _stored_days(
+    store: Store, asset: str, suffix: str, until: str, *, inclusive: bool
+) -> list[str]:
+    """Sorted days of ``asset``'s stored ``<day><suffix>`` files up to ``until``."""
+    return sorted(
+        day
+        for key in store.list(asset)
+        if key.endswith(suffix)
+        and (day := layout.partition_of(key, asset)) is not None
+        and (day <= until if inclusive else day < until)
+    )
 
 
 def _with_trigger(prompt: str, trigger: str) -> str:

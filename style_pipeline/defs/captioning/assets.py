@@ -16,15 +16,15 @@ from style_pipeline.contracts.captioning import CaptionModelDocument
 from style_pipeline.contracts.curation import Ontology
 from style_pipeline.defs.metadata import counts_by, sample_table, table_metadata
 from style_pipeline.defs.ownership import group_options
+from style_pipeline.defs.partitions import MAY_BE_MISSING
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.redaction import redact
 
 CAPTIONING = group_options("captioning")
 
 
-# A quiet day (no drops) has no ontology, curated_frames or embeddings of its own, while
-# the nightly run still trains on the window: those inputs may be missing (None).
-MAY_BE_MISSING = {"allow_missing_partitions": True}
+# A quiet day (no drops) has no ontology or curated_frames of its own, while the nightly
+# run still trains on the window: those inputs may be missing (None).
 
 
 def day_ontology(context: dg.AssetExecutionContext, ontology: dict | None, settings) -> Ontology:

@@ -19,7 +19,7 @@ from style_pipeline.contracts.training import (
 )
 from style_pipeline.defs.metadata import loss_metadata, samples_metadata
 from style_pipeline.defs.ownership import group_options
-from style_pipeline.defs.partitions import DAILY_PARTITIONS
+from style_pipeline.defs.partitions import DAILY_PARTITIONS, MAY_BE_MISSING
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.settings import load_settings
 from style_pipeline.storage import layout
@@ -48,7 +48,7 @@ def _elapsed(started: float) -> float:
     ins={
         "captions": dg.AssetIn(
             partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(WINDOW - 1)),
-            metadata={"allow_missing_partitions": True},
+            metadata=MAY_BE_MISSING,
         )
     },
     deps=["curated_frames"],  # its blocking min_curated_count check gates training
@@ -104,7 +104,6 @@ def window_tables(context: dg.AssetExecutionContext, captions: Any) -> dict[str,
 
 
 # A quiet day (no drops) has no curated_frames or embeddings of its own (None here).
-MAY_BE_MISSING = {"allow_missing_partitions": True}
 
 
 @dg.asset(
