@@ -59,6 +59,7 @@ from style_pipeline.curation.faces import FaceDetector  # noqa: E402
 from style_pipeline.curation.hashing import hash_files  # noqa: E402
 from style_pipeline.curation.iqa import iqa_status  # noqa: E402
 from style_pipeline.demo.samples import make_photos  # noqa: E402
+from style_pipeline.processes import descendants  # noqa: E402
 from style_pipeline.stages.dedup_set import dedup_day  # noqa: E402
 from style_pipeline.stages.frames import extract_partition  # noqa: E402
 from style_pipeline.stages.quality_scores import score_partition  # noqa: E402
@@ -103,23 +104,6 @@ class CpuMeter:
         self.sample()
         with self.lock:
             return dict(self.seen)
-
-
-def descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
 METER: CpuMeter | None = None

@@ -17,6 +17,7 @@ import pytest
 
 from style_pipeline import parallel
 from style_pipeline.parallel import ItemError, map_bounded, progress_log, resolve_workers
+from style_pipeline.processes import descendants
 
 
 def square_or_fail(x: int) -> int:
@@ -249,23 +250,6 @@ def test_workers_do_not_import_the_parents_main_script(tmp_path):
     assert "__mp_main__" in marker.read_text().split()  # the second's did: local_fn is there
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -295,7 +279,7 @@ def test_kill_9_of_the_owner_leaves_no_worker(tmp_path, method):
         deadline = time.monotonic() + 60
         workers: set[int] = set()
         while time.monotonic() < deadline:  # the owner, its workers (and the forkserver)
-            workers = _descendants(owner.pid)
+            workers = descendants(owner.pid)
             if len(workers) >= (3 if method == "forkserver" else 2) + 1:  # + resource tracker
                 break
             time.sleep(0.1)
