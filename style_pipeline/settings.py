@@ -26,6 +26,7 @@ from style_pipeline.contracts.captioning import CaptioningSettings
 from style_pipeline.contracts.curation import CurationSettings
 from style_pipeline.contracts.ingest import FrameSettings, IngestSettings, SensorSettings
 from style_pipeline.contracts.orchestration import ExecutorSettings, PictureSettings
+from style_pipeline.contracts.retention import RetentionSettings
 from style_pipeline.contracts.serving import ServingSettings
 from style_pipeline.contracts.training import TrainingSettings
 from style_pipeline.paths import PROJECT_ROOT, resolve_local, resolve_root
@@ -58,6 +59,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     executor: ExecutorSettings = ExecutorSettings()
     pictures: PictureSettings = PictureSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @field_validator("drop", "storage")
     @classmethod

@@ -19,6 +19,7 @@ from style_pipeline.contracts import (
     media,
     models,
     orchestration,
+    retention,
     serving,
     themes,
     training,
@@ -51,6 +52,7 @@ def _public_models() -> list[type[BaseModel]]:
         serving,
         themes,
         orchestration,
+        retention,
     ):
         for name in sorted(vars(module)):
             value = getattr(module, name)
