@@ -156,6 +156,59 @@ class RewardConfig(BaseModel):
     seed: int = 0
 
 
+class TrainerLaunchSettings(BaseModel):
+    """``training.launcher``: where ``lora_weights`` runs the trainer, through Dagster Pipes.
+
+    ``subprocess`` (default): a child Python process on the step's machine; ``docker``: a
+    container of ``image`` (dagster-docker's PipesDockerClient); ``k8s``: a pod of ``image``
+    (dagster-k8s's PipesK8sClient); ``in_process``: inside the step process (no Pipes; what
+    the tests of the training code itself use). Every kind reports step, loss and ETA to
+    the run's event log and stops the trainer when the run is cancelled.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["subprocess", "docker", "k8s", "in_process"] = "subprocess"
+    image: str | None = Field(
+        None,
+        description="docker/k8s: the trainer's image (default: DAGSTER_CURRENT_IMAGE, the "
+        "image the run itself runs in)",
+    )
+    env: list[str] = Field(
+        default_factory=lambda: ["STYLE_PIPELINE_*", "AWS_*", "HF_*", "DAGSTER_HOME"],
+        description="docker/k8s: variables passed on to the trainer (a name, or a prefix "
+        "ending in *); a subprocess inherits the whole environment",
+    )
+    gpus: int = Field(0, ge=0, description="docker/k8s: GPUs the trainer's container asks for")
+    docker_network: str | None = Field(None, description="docker: network of the container")
+    docker_volumes: list[str] = Field(
+        default_factory=list, description="docker: volumes, 'name_or_path:/mount[:ro]'"
+    )
+    k8s_namespace: str | None = Field(None, description="k8s: namespace of the pod")
+    k8s_node_selector: dict[str, str] = Field(
+        default_factory=dict, description="k8s: node labels the trainer's pod must match"
+    )
+    termination_grace_s: float = Field(
+        30.0, gt=0, description="after a cancel, seconds the trainer gets before it is killed"
+    )
+
+
+class ReproCheckSettings(BaseModel):
+    """``training.repro_check``: the ``lora_weights_reproducible`` asset check re-trains the
+    newest version from its stored config and dataset and compares the weights' sha256."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="auto: only versions trained deterministically on this device type in "
+        "under max_train_seconds; always: every version; never: the check reports 'not run'",
+    )
+    max_train_seconds: float = Field(
+        900.0, gt=0, description="auto re-trains a version only when it trained this fast"
+    )
+
+
 class TrainingSettings(BaseModel):
     """``training:`` section of configs/base.yml."""
 
@@ -177,6 +230,8 @@ class TrainingSettings(BaseModel):
         ge=1,
         description="every trainer (LoRA, caption fine-tune) logs step 1, every Nth and the last",
     )
+    launcher: TrainerLaunchSettings = TrainerLaunchSettings()
+    repro_check: ReproCheckSettings = ReproCheckSettings()
 
 
 class TrainingDatasetDocument(BaseModel):

@@ -140,6 +140,16 @@ def reward_model(
     return dg.Output(document, metadata={**facts, "seconds": _elapsed(started)})
 
 
+def _train_in_process(
+    context: dg.AssetExecutionContext, store: Any, training: Any
+) -> tuple[LoraWeightsDocument, dict]:
+    """``training.launcher.kind: in_process``: train inside this step's process."""
+    from style_pipeline.stages.lora_weights import train_lora
+
+    # The estimate and every training.log_every_n_steps-th step go to the event log.
+    return train_lora(store, context.partition_key, training, log=context.log.info)
+
+
 @dg.asset(
     **TRAINING,
     kinds={"diffusers", "safetensors"},
@@ -152,21 +162,27 @@ def lora_weights(
     storage: StorageResource,
     training_dataset: dict,
 ) -> dg.Output[LoraWeightsDocument]:
-    """Style LoRA (diffusers + PEFT, safetensors) trained on the day's dataset window."""
-    from style_pipeline.stages.lora_weights import train_lora
+    """Style LoRA (diffusers + PEFT, safetensors) trained on the day's dataset window.
 
+    The trainer runs where ``training.launcher`` says (a child process by default, a
+    container or a pod), through Dagster Pipes: its estimate and progress stream into this
+    run's log, and cancelling the run stops it.
+    """
     started = time.perf_counter()
-    last: dict = {}
-
-    def progress(p) -> None:
-        last.update(step=p.step, loss=p.loss)
-
     cfg = settings.load()
     store = storage.store()
-    # The estimate and every training.log_every_n_steps-th step go to the event log.
-    document, facts = train_lora(
-        store, context.partition_key, cfg.training, progress, log=context.log.info
-    )
+    launcher = cfg.training.launcher
+    if launcher.kind == "in_process":
+        document, facts = _train_in_process(context, store, cfg.training)
+    else:
+        from style_pipeline.defs.training.launch import build_launch, run_trainer
+        from style_pipeline.paths import resolve_root
+        from style_pipeline.stages.lora_weights_pipes import extras_for
+
+        context.log.info(f"training through Dagster Pipes ({launcher.kind})")
+        extras = extras_for(context.partition_key, resolve_root(storage.root), cfg.training)
+        report = run_trainer(context, build_launch(launcher), extras)
+        document, facts = report.document, report.metadata
     if document.model_profile == "tiny":
         context.log.warning(f"TRAINED ON THE TINY MODEL: {document.model_profile_reason}")
     weights = store.path(layout.lora_version_file(document.version, document.weights))
@@ -175,8 +191,9 @@ def lora_weights(
         document,
         metadata={
             **facts,
-            "steps": last.get("step", 0),
-            "final_loss": float(last.get("loss", float("nan"))),
+            "launcher": launcher.kind,
+            "steps": document.steps,
+            "final_loss": document.final_loss,
             "estimate": dg.MetadataValue.json(document.estimate),
             "weights": dg.MetadataValue.path(str(weights)),
             **loss_metadata(
