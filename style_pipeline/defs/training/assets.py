@@ -162,12 +162,10 @@ def lora_weights(
     storage: StorageResource,
     training_dataset: dict,
 ) -> dg.Output[LoraWeightsDocument]:
-    """Style LoRA (diffusers + PEFT, safetensors) trained on the day's dataset window.
-
-    The trainer runs where ``training.launcher`` says (a child process by default, a
-    container or a pod), through Dagster Pipes: its estimate and progress stream into this
-    run's log, and cancelling the run stops it.
-    """
+    """Style LoRA (diffusers + PEFT, safetensors) trained on the day's dataset window."""
+    # The trainer runs where training.launcher says (a child process by default, a
+    # container or a pod), through Dagster Pipes: its estimate and progress stream into
+    # this run's log, and cancelling the run stops it.
     started = time.perf_counter()
     cfg = settings.load()
     store = storage.store()
@@ -201,6 +199,69 @@ def lora_weights(
             ),
             "seconds": _elapsed(started),
         },
+    )
+
+
+@dg.asset_check(
+    asset=lora_weights,
+    partitions_def=DAILY_PARTITIONS,
+    pool="training",
+    description="re-trains the day's LoRA version from its recorded config, dataset hash, "
+    "seed and thread count and compares the weights' sha256 (training.repro_check: auto "
+    "re-trains deterministic runs on this device type that took under max_train_seconds)",
+)
+def lora_weights_reproducible(
+    context: dg.AssetCheckExecutionContext,
+    settings: SettingsResource,
+    storage: StorageResource,
+    lora_weights: dict,
+) -> dg.AssetCheckResult:
+    """Fails with both hashes when the re-trained weights differ; a version it cannot or
+    need not re-train passes with ``re_trained: false`` and the reason; one whose dataset
+    or base model changed since cannot be verified and fails with WARN severity."""
+    from style_pipeline.paths import resolve_local
+    from style_pipeline.stages.lora_reproduction import reproduce_version
+
+    training = settings.load().training
+    found = reproduce_version(
+        storage.store(),
+        lora_weights["version"],
+        training.repro_check,
+        resolve_local(training.model_cache_dir),
+    )
+    if not found.ran:
+        context.log.info(f"{found.version} not re-trained: {found.reason}")
+    return reproduction_result(found)
+
+
+def reproduction_result(found: Any) -> dg.AssetCheckResult:
+    """The check's verdict on a ``stages.lora_reproduction.Reproduction``."""
+    metadata = {
+        "version": found.version,
+        "expected_sha256": found.expected,
+        "actual_sha256": found.actual or "-",
+        "re_trained": found.ran,
+        "reason": found.reason,
+        "seconds": found.seconds,
+        **found.facts,
+    }
+    if not found.ran:
+        return dg.AssetCheckResult(
+            passed=not found.unverifiable,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"not re-trained: {found.reason}",
+            metadata=metadata,
+        )
+    description = (
+        f"re-trained {found.version}: sha256 {found.actual} matches"
+        if found.matches
+        else f"re-trained {found.version}: sha256 {found.actual}, published {found.expected}"
+    )
+    return dg.AssetCheckResult(
+        passed=found.matches,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata=metadata,
     )
 
 
