@@ -37,6 +37,7 @@ DEDUP_INDEX = f"{DEDUP_SET}/index"
 EMBEDDING_CACHE = f"{EMBEDDINGS}/cache"
 CAPTION_CACHE = f"{CAPTIONS}/cache"
 TRAINING_CACHE = f"{TRAINING_DATASET}/cache"
+JUDGMENT_CACHE = f"{RANKING}/cache"
 
 _PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -273,9 +274,36 @@ def judgment_cache_key(digest: str) -> str:
     """A cached judgment, named by the hash of (pair contents, theme, model, prompt)."""
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise ValueError(f"not a sha256 digest: {digest!r}")
-    return f"{RANKING}/cache/{digest[:2]}/{digest}.json"
+    return f"{JUDGMENT_CACHE}/{digest[:2]}/{digest}.json"
 
 
 def export_key(partition: str, rank: int, frame_id: str) -> str:
     """A chosen frame copied in rank order into the day's export folder."""
     return f"{partition_dir(CURATED_LIST, partition)}/export/{rank:04d}_{frame_id}.jpg"
+
+
+# Retention (``stages/retention.py``) dates what it deletes by the keys themselves, never by
+# file times (caches excepted): these parse the keys that do not start with ``<asset>/<day>``.
+_RAW_OBJECT = re.compile(rf"^{RAW_OBJECTS}/([0-9a-f]{{2}})/([0-9a-f]{{64}})(?:\.[A-Za-z0-9]+)?$")
+_LEDGER_ENTRY = re.compile(rf"^{RAW_LEDGER}/([0-9a-f]{{64}})/({_DAY})\.json$")
+_REPORT = re.compile(rf"^{REPORTS}/([a-z_]+)/({_DAY})/[^/]+$")
+
+
+def raw_object_media_id(key: str) -> str | None:
+    """The sha256 of a ``raw_object_key`` (None: not one)."""
+    match = _RAW_OBJECT.match(key)
+    if match is None or not match.group(2).startswith(match.group(1)):
+        return None
+    return match.group(2)
+
+
+def ledger_entry_of(key: str) -> tuple[str, str] | None:
+    """(sha256, day) of a ``ledger_key`` (None: not one, e.g. a temp file)."""
+    match = _LEDGER_ENTRY.match(key)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def report_of(key: str) -> tuple[str, str] | None:
+    """(asset, day) of a ``report_key`` (None: not one)."""
+    match = _REPORT.match(key)
+    return (match.group(1), match.group(2)) if match else None
