@@ -22,13 +22,21 @@ class ExecutorSettings(Section):
     the imports again. ``spawn`` is Dagster's own default (every step imports from
     scratch); ``in_process`` runs every step in the run's process, one after another.
     In-process materializations (``style-pipeline demo|materialize``, tests) ignore this.
+
+    ``k8s_job`` (with the Helm chart's ``K8sRunLauncher``): each step runs as its own
+    Kubernetes Job (``dagster_k8s.k8s_job_executor``), so a step tagged with
+    ``defs.placement.K8S_GPU_OP_TAGS`` (``lora_weights``) lands on a GPU node while the
+    others stay on CPU nodes; ``max_concurrent`` caps the pods of one run (0: no cap),
+    ``start_method`` and ``preload`` do not apply.
     """
 
-    kind: Literal["multiprocess", "in_process"] = "multiprocess"
+    kind: Literal["multiprocess", "in_process", "k8s_job"] = "multiprocess"
     start_method: Literal["forkserver", "spawn"] = Field(
         "forkserver", description="forkserver where the platform has it, else spawn"
     )
-    max_concurrent: int = Field(0, ge=0, description="steps at once per run; 0: one per CPU")
+    max_concurrent: int = Field(
+        0, ge=0, description="steps at once per run; 0: one per CPU (k8s_job: no cap)"
+    )
     preload: tuple[str, ...] = Field(
         DEFAULT_PRELOAD,
         description="modules the forkserver imports before forking steps; one that fails "

@@ -28,3 +28,25 @@ DOCKER_GPU_CONTAINER_CONTEXT: dict[str, object] = {
 DOCKER_GPU_RUN_TAGS: dict[str, str] = {
     DOCKER_CONTAINER_CONTEXT_TAG: json.dumps(DOCKER_GPU_CONTAINER_CONTEXT, sort_keys=True)
 }
+
+# Kubernetes (deploy/helm/values.yaml, ``executor.kind: k8s_job``): every step is its own
+# Job, and dagster_k8s's k8s_job_executor merges a step's ``dagster-k8s/config`` op tag
+# (the JSON of its container, pod and job settings) into that step's pod. These are op
+# tags, not run tags: an asset passes them as ``op_tags=`` (lora_weights). GPU nodes carry
+# the NVIDIA GPU operator's label and a NoSchedule taint (docs/deployment.md), so only a
+# step with this toleration lands there; the GPU limit makes the scheduler pick a node
+# with a free GPU, and every other step stays on the CPU nodes.
+K8S_CONFIG_TAG = "dagster-k8s/config"  # dagster_k8s.job.USER_DEFINED_K8S_CONFIG_KEY
+K8S_GPU_RESOURCE = "nvidia.com/gpu"
+K8S_GPU_NODE_SELECTOR: dict[str, str] = {"nvidia.com/gpu.present": "true"}
+K8S_GPU_TOLERATIONS: list[dict[str, str]] = [
+    {"key": K8S_GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+]
+K8S_GPU_CONFIG: dict[str, object] = {
+    "container_config": {"resources": {"limits": {K8S_GPU_RESOURCE: "1"}}},
+    "pod_spec_config": {
+        "node_selector": K8S_GPU_NODE_SELECTOR,
+        "tolerations": K8S_GPU_TOLERATIONS,
+    },
+}
+K8S_GPU_OP_TAGS: dict[str, str] = {K8S_CONFIG_TAG: json.dumps(K8S_GPU_CONFIG, sort_keys=True)}
