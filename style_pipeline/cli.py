@@ -204,6 +204,50 @@ def status(days: int = typer.Option(14, help="how many of the newest dates to sh
     console.print(table)
 
 
+@app.command()
+def retention(
+    dry_run: bool = typer.Option(False, "--dry-run", help="only show what would be deleted"),
+    today: str = typer.Option(
+        None, help="YYYY-MM-DD the limits count back from (default: today, UTC)"
+    ),
+) -> None:
+    """Delete stored data past the retention: limits (what retention_job runs daily)."""
+    from style_pipeline.stages.retention import (
+        RetentionRefused,
+        apply_retention,
+        human_bytes,
+        plan_retention,
+    )
+    from style_pipeline.storage.store import Store
+
+    settings = load_settings()
+    day = dt.date.fromisoformat(_parse_date(today)) if today else dt.datetime.now(dt.UTC).date()
+    store = Store(settings.storage_root())
+    try:
+        plan = plan_retention(store, settings, day)
+    except RetentionRefused as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    table = Table(title=f"retention on {day.isoformat()} ({'dry run' if dry_run else 'deleting'})")
+    table.add_column("category")
+    table.add_column("keys", justify="right")
+    table.add_column("bytes", justify="right")
+    for category, (keys, size) in plan.totals().items():
+        table.add_row(category, str(keys), human_bytes(size))
+    console.print(table)
+    for line in plan.protections:
+        console.print(f"kept {line}", soft_wrap=True)
+    if dry_run:
+        for line in plan.lines():
+            console.print(f"would delete {line}", soft_wrap=True)
+        console.print("dry run: nothing deleted")
+        return
+    result = apply_retention(store, plan, lambda line: console.print(line, soft_wrap=True))
+    keys = sum(k for k, _ in result.totals().values())
+    size = sum(b for _, b in result.totals().values())
+    console.print(f"deleted {keys} key(s), {human_bytes(size)}; {len(result.skipped)} skipped")
+
+
 def _print_outputs(root: str, partition: str, assets: list[str]) -> None:
     from style_pipeline.storage.store import Store
 

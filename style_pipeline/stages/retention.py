@@ -138,8 +138,11 @@ def human_bytes(size: float) -> str:
 def _line(group: Group, items: list[Deletion]) -> str:
     category, reason, where = group
     size = human_bytes(sum(d.size for d in items))
-    day = f", dated {items[0].day}" if items[0].day and len({d.day for d in items}) == 1 else ""
-    return f"{category}: {where}: {len(items)} file(s), {size} ({reason}{day})"
+    days = sorted({d.day for d in items if d.day})
+    # Other groups name their day; a cache's entries were written over a span of days.
+    if category == "caches" and days:
+        reason += f", written {days[0]}" + (f" to {days[-1]}" if len(days) > 1 else "")
+    return f"{category}: {where}: {len(items)} file(s), {size} ({reason})"
 
 
 def plan_retention(store: Store, settings: Settings, today: dt.date) -> RetentionPlan:
@@ -157,6 +160,7 @@ def plan_retention(store: Store, settings: Settings, today: dt.date) -> Retentio
     versions = lora_versions(inventory)
     kept = kept_versions(versions, limits.lora_keep_versions, live.version)
     keep = protect(store, inventory, live, kept, settings.training.window_days)
+    cache_list = cache_prefixes(settings.curation.embeddings.cache_prefix)
     frame_prefixes = [layout.FRAMES, layout.CURATED_FRAMES, settings.curation.dedup.index_prefix]
     deletions = [
         *raw_media(inventory, cutoff(today, limits.raw_media_days)),
@@ -173,7 +177,7 @@ def plan_retention(store: Store, settings: Settings, today: dt.date) -> Retentio
         ),
         *_reports(inventory, cutoff(today, limits.reports_days), keep.all_days()),
         *old_versions(versions, kept, limits, today),
-        *caches(inventory, cache_prefixes(settings.curation.embeddings.cache_prefix), limits, today),
+        *caches(inventory, cache_list, limits, today),
     ]
     return RetentionPlan(today, tuple(deletions), tuple(keep.reasons))
 
