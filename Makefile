@@ -49,7 +49,7 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports
 	$(BIN)/mypy $(MYPY_STRICT)
 	$(BIN)/mypy style_pipeline
-	$(BIN)/hadolint docker/Dockerfile
+	$(BIN)/hadolint $(wildcard docker/Dockerfile*)
 
 # The whole package under mypy's defaults (part of `make lint`).
 typecheck-all: $(BIN)/.installed
