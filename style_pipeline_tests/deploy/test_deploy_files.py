@@ -89,6 +89,23 @@ def environment(service: dict) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in env.items()}
 
 
+def mounts(service: dict) -> set[tuple[str, str, bool]]:
+    """(source, target, read-only) of each volume; v1 renders ``src:dst:mode`` strings,
+    v2 long-syntax mappings. A bind mount's source is its path relative to the repo."""
+    found = set()
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, str):
+            source, target, *mode = volume.split(":")
+            read_only = bool(mode) and mode[0] == "ro"
+        else:
+            source, target = volume["source"], volume["target"]
+            read_only = bool(volume.get("read_only"))
+        if source.startswith(str(ROOT)):
+            source = str(Path(source).relative_to(ROOT))
+        found.add((source, target, read_only))
+    return found
+
+
 def test_the_services_are_there(rendered):
     assert set(rendered["services"]) == SERVICES
 
@@ -133,11 +150,7 @@ def test_the_run_launcher_finds_its_network_and_data_volume_by_name(rendered):
     kwargs = instance["run_launcher"]["config"]["container_kwargs"]
     assert f"{DATA_VOLUME}:/data" in kwargs["volumes"]
     for name in ("user-code", "serve"):
-        mounts = [str(v) for v in rendered["services"][name]["volumes"]]
-        assert any(m.startswith("data:/data") or "source: data" in m for m in mounts) or any(
-            isinstance(v, dict) and v.get("source") == "data" and v.get("target") == "/data"
-            for v in rendered["services"][name]["volumes"]
-        ), f"{name} does not mount the data volume at /data"
+        assert ("data", "/data", False) in mounts(rendered["services"][name]), name
     for name in SERVICES:
         assert set(rendered["services"][name]["networks"]) == {NETWORK}, name
     assert environment(rendered["services"]["daemon"])["DAGSTER_DOCKER_NETWORK"] == NETWORK
@@ -158,15 +171,14 @@ def test_the_instance_env_is_wherever_the_instance_opens(rendered):
 
 
 def test_instance_and_workspace_are_mounted_into_dagster_home(rendered):
+    instance = ("docker/dagster.yaml", "/opt/dagster/home/dagster.yaml", True)
+    workspace = ("docker/workspace.yaml", "/opt/dagster/home/workspace.yaml", True)
+    socket = ("/var/run/docker.sock", "/var/run/docker.sock", False)
     for name in ("webserver", "daemon", "user-code"):
-        mounts = " ".join(str(v) for v in rendered["services"][name]["volumes"])
-        assert "docker/dagster.yaml:/opt/dagster/home/dagster.yaml:ro" in mounts, name
+        assert instance in mounts(rendered["services"][name]), name
     for name in ("webserver", "daemon"):
-        mounts = " ".join(str(v) for v in rendered["services"][name]["volumes"])
-        assert "docker/workspace.yaml:/opt/dagster/home/workspace.yaml:ro" in mounts
-        assert "/var/run/docker.sock:/var/run/docker.sock" in mounts
-    workspace = yaml.safe_load((DOCKER / "workspace.yaml").read_text())
-    (server,) = workspace["load_from"]
+        assert {workspace, socket} <= mounts(rendered["services"][name]), name
+    (server,) = yaml.safe_load((DOCKER / "workspace.yaml").read_text())["load_from"]
     assert server["grpc_server"] == {
         "host": "user-code",
         "port": 4000,
