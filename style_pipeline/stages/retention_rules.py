@@ -13,10 +13,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from pydantic import ValidationError
-
 from style_pipeline.contracts.retention import RetentionSettings
-from style_pipeline.contracts.training import LiveLora, TrainingDatasetDocument
+from style_pipeline.contracts.training import LiveLora
 from style_pipeline.storage import layout
 from style_pipeline.storage.inventory import StoredFile, list_files
 from style_pipeline.storage.store import Store
@@ -275,12 +273,14 @@ def _partition_of_version(store: Store, version: str) -> str:
 
 
 def _window(store: Store, partition: str, window_days: int) -> list[str]:
-    """The caption days of ``partition``'s training dataset, from its document."""
+    """The caption days of ``partition``'s training dataset (``partitions`` of its
+    ``TrainingDatasetDocument``; only that field is read, so a document written by an
+    older or newer version still counts)."""
     key = layout.document_key(layout.TRAINING_DATASET, partition)
     try:
-        document = TrainingDatasetDocument.model_validate_json(store.read_bytes(key))
-        days = {layout.check_partition(p) for p in document.partitions}
-    except (FileNotFoundError, ValidationError, ValueError):
+        listed = json.loads(store.read_bytes(key))["partitions"]
+        days = {layout.check_partition(str(p)) for p in listed}
+    except (FileNotFoundError, KeyError, TypeError, ValueError):  # ValueError: bad JSON too
         end = dt.date.fromisoformat(partition)
         days = {(end - dt.timedelta(days=n)).isoformat() for n in range(window_days)}
     return sorted(days | {partition})

@@ -197,3 +197,17 @@ def test_caches_on_s3_by_write_time(s3_root):
     assert {d.reason for d in later} == {"cache_age"}
     sized = caches(Inventory(store), prefixes, RetentionSettings(cache_max_bytes=250), today)
     assert len(sized) == 2 and {d.reason for d in sized} == {"cache_size"}
+
+
+def test_without_its_dataset_document_the_whole_window_is_kept(tmp_path, settings):
+    """The live LoRA's dataset document names its window; without it, the
+    ``training.window_days`` days up to its partition are kept."""
+    store = Store(tmp_path / "storage")
+    build(store)
+    store.delete(layout.document_key(layout.TRAINING_DATASET, "2026-01-10"))
+    window = settings.model_copy(
+        update={"training": settings.training.model_copy(update={"window_days": 2})}
+    )
+    gone = planned(plan_retention(store, window, TODAY))
+    assert layout.frame_key("2026-01-09", "f1") not in gone  # in the two days up to 01-10
+    assert layout.frame_key("2026-01-08", "f1") in gone
