@@ -113,11 +113,6 @@ def step_tags(asset: str) -> dict[str, str]:
     return dict(node.tags)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the lead wires op_tags=K8S_GPU_OP_TAGS on lora_weights (defs/training/assets.py); "
-    "remove this mark then",
-)
 def test_lora_weights_carries_the_gpu_tags():
     assert step_tags("lora_weights")[K8S_CONFIG_TAG] == K8S_GPU_OP_TAGS[K8S_CONFIG_TAG]
 

@@ -20,6 +20,7 @@ from style_pipeline.contracts.training import (
 from style_pipeline.defs.metadata import loss_metadata, samples_metadata
 from style_pipeline.defs.ownership import group_options
 from style_pipeline.defs.partitions import DAILY_PARTITIONS, MAY_BE_MISSING
+from style_pipeline.defs.placement import K8S_GPU_OP_TAGS
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.settings import load_settings
 from style_pipeline.storage import layout
@@ -155,6 +156,7 @@ def _train_in_process(
     kinds={"diffusers", "safetensors"},
     io_manager_key="json_io_manager",
     pool="training",
+    op_tags=K8S_GPU_OP_TAGS,  # k8s_job_executor: this step's pod goes to a GPU node
 )
 def lora_weights(
     context: dg.AssetExecutionContext,
