@@ -9,6 +9,8 @@ days is backfilled with ``dagster job backfill -w workspace.yaml -j <job> --part
 
 import dagster as dg
 
+from style_pipeline.defs.placement import DOCKER_GPU_RUN_TAGS
+
 # What a new arrival refreshes for its day: ingest, then curation.
 ARRIVAL_SELECTION = dg.AssetSelection.groups("ingest", "curation")
 
@@ -25,6 +27,7 @@ nightly_training_job = dg.define_asset_job(
     "nightly_training_job",
     selection=NIGHTLY_SELECTION,
     description="A day's captions, LoRA, evaluation and promotion (what nightly_training runs).",
+    tags=DOCKER_GPU_RUN_TAGS,  # TaggedDockerRunLauncher: the run container gets the GPUs
 )
 
 # One job per group, for re-running or backfilling a single group of a day.
@@ -42,11 +45,13 @@ captioning_job = dg.define_asset_job(
     "captioning_job",
     selection=dg.AssetSelection.groups("captioning"),
     description="The captioning group alone, on the day's curated frames.",
+    tags=DOCKER_GPU_RUN_TAGS,  # TaggedDockerRunLauncher: the run container gets the GPUs
 )
 training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.groups("training"),
     description="The training group alone: dataset, reward model, LoRA, metrics, promotion.",
+    tags=DOCKER_GPU_RUN_TAGS,  # TaggedDockerRunLauncher: the run container gets the GPUs
 )
 
 ALL_JOBS = (
