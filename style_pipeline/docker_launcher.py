@@ -1,7 +1,7 @@
 """``TaggedDockerRunLauncher``: Dagster's ``DockerRunLauncher`` plus per-job container settings.
 
 The stock launcher builds a run's container from the instance's config and the code
-location's container context only; a job cannot ask for more (dagster-io/dagster#30651).
+location's container context only; a job cannot ask for more.
 Training needs the GPUs and the other jobs do not, so this launcher also reads the run tag
 ``style_pipeline.defs.placement.DOCKER_CONTAINER_CONTEXT_TAG`` (JSON, the schema of the
 launcher's own ``container_kwargs`` / ``env_vars`` / ``networks``) and merges it last, the

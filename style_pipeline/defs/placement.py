@@ -6,7 +6,7 @@ location stays light, and the launcher (``style_pipeline.docker_launcher``) impo
 tag's name from here.
 
 Docker (``docker/dagster.yaml``): Dagster's ``DockerRunLauncher`` takes container settings
-only from the instance and the code location, never from a run (dagster-io/dagster#30651),
+only from the instance and the code location, never from a run,
 so ``TaggedDockerRunLauncher`` merges the JSON of :data:`DOCKER_CONTAINER_CONTEXT_TAG`
 (``container_kwargs``, ``env_vars``, ``networks``, as in the launcher's own config) over
 the instance's: ``container_kwargs`` key by key, lists appended.
