@@ -23,6 +23,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from style_pipeline.contracts.captioning import CaptioningSettings
+from style_pipeline.contracts.characters import CharacterSettings
 from style_pipeline.contracts.curation import CurationSettings
 from style_pipeline.contracts.ingest import FrameSettings, IngestSettings, SensorSettings
 from style_pipeline.contracts.orchestration import ExecutorSettings, PictureSettings
@@ -60,6 +61,7 @@ class Settings(BaseSettings):
     executor: ExecutorSettings = ExecutorSettings()
     pictures: PictureSettings = PictureSettings()
     retention: RetentionSettings = RetentionSettings()
+    characters: CharacterSettings = CharacterSettings()
 
     @field_validator("drop", "storage")
     @classmethod

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from style_pipeline.contracts import (
     captioning,
+    characters,
     curation,
     ingest,
     media,
@@ -53,6 +54,7 @@ def _public_models() -> list[type[BaseModel]]:
         themes,
         orchestration,
         retention,
+        characters,
     ):
         for name in sorted(vars(module)):
             value = getattr(module, name)
