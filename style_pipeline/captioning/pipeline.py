@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -40,12 +40,24 @@ def finish_caption(
     stopwords: frozenset[str] = STOPWORDS,
     count_tokens: TokenCounter | None = None,
     embed: EmbedFn | None = None,
+    characters: Sequence[str] = (),
+    allowed: Iterable[str] = (),
 ) -> tuple[str, bool, list[str], list[str]]:
-    """Post-process, validate (repairing near-misses), and re-fit to the token limit."""
+    """Post-process, validate (repairing near-misses), and re-fit to the token limit.
+
+    ``characters``: trigger words of the characters in the image, put right after the style
+    trigger; ``allowed``: more phrases the ontology check accepts as they are (every
+    character's trigger word and aliases), besides the trigger words and style tags.
+    """
 
     def post(text: str) -> str:
         return postprocess_caption(
-            text, config.trigger_word, config.style_tags, config.max_tokens, count_tokens
+            text,
+            config.trigger_word,
+            config.style_tags,
+            config.max_tokens,
+            count_tokens,
+            characters=characters,
         )
 
     caption = post(raw)
@@ -53,7 +65,7 @@ def finish_caption(
         caption,
         vocabulary,
         stopwords,
-        allowed_extra=[config.trigger_word, *config.style_tags],
+        allowed_extra=[config.trigger_word, *config.style_tags, *characters, *allowed],
         cutoff=config.similarity_cutoff,
         embed=embed,
     )
@@ -72,14 +84,24 @@ def caption_images(
     stopwords: frozenset[str] = STOPWORDS,
     count_tokens: TokenCounter | None = None,
     embed: EmbedFn | None = None,
+    characters: Sequence[Sequence[str]] | None = None,
+    allowed: Iterable[str] = (),
 ) -> list[CaptionRow]:
-    """Caption ``images`` with the selected captioner and finish every caption."""
+    """Caption ``images`` with the selected captioner and finish every caption.
+
+    ``characters``: per image, the trigger words of the characters it shows (see
+    :func:`finish_caption`); ``allowed``: phrases the ontology check keeps as they are.
+    """
+    if characters is not None and len(characters) != len(images):
+        raise ValueError(f"{len(characters)} character lists for {len(images)} images")
     results = selected.captioner.caption(images, selected.prompt or None, labels)
+    allowed = tuple(allowed)
     rows = []
-    for result in results:
+    for index, result in enumerate(results):
         caption, valid, violations, repairs = finish_caption(
             result.caption, config, vocabulary,
             stopwords=stopwords, count_tokens=count_tokens, embed=embed,
+            characters=characters[index] if characters is not None else (), allowed=allowed,
         )  # fmt: skip
         rows.append(
             CaptionRow(

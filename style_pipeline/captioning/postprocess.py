@@ -1,9 +1,10 @@
 """Caption post-processing: cleanup, trigger word first, style tags, token-limit truncation.
 
-The final caption has the shape ``<trigger>, <body>, <tag>, <tag>``. The trigger word
-appears exactly once and first; truncation to the text encoder's limit (77 tokens for
-CLIP, start and end tokens included) removes words from the end of the body only, so the
-trigger and the style tags survive.
+The final caption has the shape ``<trigger>, <character>, ..., <body>, <tag>, <tag>``. The
+style trigger word appears exactly once and first, followed by the trigger words of the
+characters the frame shows (largest face first, each once); truncation to the text
+encoder's limit (77 tokens for CLIP, start and end tokens included) removes words from the
+end of the body, then style tags, so the trigger words always survive.
 
 Token counting uses a function passed in (e.g. :func:`tokenizer_counter` around the CLIP
 tokenizer). Without one, :func:`approx_token_count` is used: CLIP's pre-tokenizer split
@@ -87,6 +88,15 @@ def _word_pattern(word: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w-]){re.escape(word)}(?![\w-])", re.IGNORECASE)
 
 
+def lead_words(trigger: str, characters: Sequence[str] = ()) -> list[str]:
+    """The style trigger then each character trigger, stripped, without repeats (any case)."""
+    out: list[str] = []
+    for word in (w.strip() for w in (trigger, *characters)):
+        if word and word.lower() not in (o.lower() for o in out):
+            out.append(word)
+    return out
+
+
 def put_trigger_first(body: str, trigger: str) -> str:
     """``<trigger>, <body>`` with every other occurrence of the trigger removed."""
     if not trigger.strip():
@@ -158,11 +168,17 @@ def postprocess_caption(
     style_tags: Sequence[str] = (),
     max_tokens: int = CLIP_TOKEN_LIMIT,
     count_tokens: TokenCounter | None = None,
+    characters: Sequence[str] = (),
 ) -> str:
-    """Cleanup, trigger first (exactly once), style tags appended, truncated to the limit."""
+    """Cleanup, trigger first (exactly once), then the ``characters``' trigger words (each
+    once, in the given order), style tags appended, truncated to the limit."""
     trigger = trigger.strip()
     if not trigger:
         raise ValueError("trigger word must not be empty")
-    body = clean_caption(_word_pattern(trigger).sub(" ", raw))
-    tags = new_style_tags(body, style_tags, trigger)
-    return fit_to_limit(trigger, body, tags, max_tokens, count_tokens)
+    lead = lead_words(trigger, characters)
+    for word in lead:
+        raw = _word_pattern(word).sub(" ", raw)
+    body = clean_caption(raw)
+    lowered = {w.lower() for w in lead}
+    tags = [t for t in new_style_tags(body, style_tags, trigger) if t.lower() not in lowered]
+    return fit_to_limit(", ".join(lead), body, tags, max_tokens, count_tokens)

@@ -177,6 +177,11 @@ class CaptionRecord(BaseModel):
     valid: bool = Field(description="passed ontology validation (after repairs)")
     violations: list[str]
     repairs: list[str]
+    characters: list[str] = Field(
+        default_factory=list,
+        description="matched characters the caption names (their trigger words follow the "
+        "style trigger), largest face first; tables written before characters lack it",
+    )
 
 
 class CaptionModelDocument(BaseModel):
