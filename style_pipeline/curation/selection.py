@@ -2,22 +2,34 @@
 
 Order of rules: ``exclude`` override -> ``lock_in`` override (kept even if ineligible) ->
 ineligible (failed gate / duplicate) -> outlier policy -> per-cluster top-k by quality ->
-a diversity objective under the budget: facility location (lazy greedy) or MMR.
+a diversity objective under the budget: facility location (lazy greedy) or MMR, bounded
+by each character's min_share / max_share of the kept set when the day's faces are known.
 The budget counts every kept frame, lock-ins included; lock-ins beyond it stay kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from style_pipeline.contracts.characters import CharacterSpec
 from style_pipeline.contracts.curation import KnnConfig, Overrides, SelectionConfig
+from style_pipeline.curation.character_shares import (
+    SHARE_CODE,
+    CharacterCount,
+    character_counts,
+    limiting,
+    shared_greedy,
+    trim_to_kept,
+    unmet_notes,
+)
 from style_pipeline.curation.knn import KnnGraph, knn_graph
 from style_pipeline.curation.submodular import (
+    GreedyResult,
     coverage_dense,
     coverage_from_knn,
     facility_location_value,
@@ -46,6 +58,9 @@ class SelectionResult:
     unknown_override_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     gain_parts: dict[int, dict[str, float]] = field(default_factory=dict)  # theme runs only
+    characters: dict[str, CharacterCount] = field(default_factory=dict)  # by character name
+    unknown_groups: dict[str, CharacterCount] = field(default_factory=dict)  # unknown_<n>
+    character_notes: list[str] = field(default_factory=list)  # share limits missed, and why
 
     @property
     def kept_ids(self) -> list[str]:
@@ -90,54 +105,74 @@ def _coverage_matrix(cfg, x, knn, ground, cols) -> tuple[sp.csc_matrix, str]:
     return w, f"k-NN graph ({knn.method}, k={knn.indices.shape[1]})"
 
 
-def _run_objective(cfg, x, knn, ground, locked, pool, qn, slots, groups, caps, theme=None):
-    """Greedy picks among ``pool`` (global indices) and the coverage fraction reached."""
+def _run_objective(cfg, x, knn, ground, locked, pool, qn, slots, groups, caps, theme=None,
+                   shares=None):  # fmt: skip
+    """Greedy picks among ``pool`` (global indices) and the coverage fraction reached.
+
+    ``shares`` (members per frame, limits, target) puts the greedy under the character
+    share limits (``curation/character_shares.py``); without it the greedy runs once.
+    """
     cols = np.concatenate([locked, pool]).astype(np.int64)
     w, how = _coverage_matrix(cfg, x, knn, ground, cols)
     local_groups = None if groups is None else groups[cols]
-    initial = range(len(locked))
-    candidates = range(len(locked), len(cols))
-    parts: list[dict[str, float]] = []
-    if theme is not None:
-        res, parts = theme_lazy_greedy(
-            w,
-            theme.rows(cols),
-            candidates,
-            slots,
-            bonus=cfg.quality_weight * qn[cols] / max(slots, 1),
-            coverage_weight=cfg.coverage_weight,
-            initial=initial,
-            groups=local_groups,
-            caps=caps,
-            min_gain=cfg.min_gain,
-        )
-    elif cfg.objective == "mmr":
-        res = mmr_greedy(
-            x[cols],
-            qn[cols],
-            candidates,
-            slots,
-            lam=cfg.mmr_lambda,
-            initial=initial,
-            groups=local_groups,
-            caps=caps,
-        )
+    bonus = cfg.quality_weight * qn[cols] / max(slots, 1)
+    terms = None if theme is None else theme.rows(cols)
+
+    def greedy(initial, candidates):
+        group_caps = caps
+        if caps is not None and len(initial) > len(locked):  # re-runs: picks so far count
+            taken = np.bincount(local_groups[initial[len(locked) :]], minlength=2)
+            group_caps = {g: max(c - int(taken[g]), 0) for g, c in caps.items()}
+        if terms is not None:
+            return theme_lazy_greedy(
+                w, terms, candidates, slots, bonus=bonus, coverage_weight=cfg.coverage_weight,
+                initial=initial, groups=local_groups, caps=group_caps, min_gain=cfg.min_gain,
+            )  # fmt: skip
+        if cfg.objective == "mmr":
+            return mmr_greedy(
+                x[cols], qn[cols], candidates, slots, lam=cfg.mmr_lambda, initial=initial,
+                groups=local_groups, caps=group_caps,
+            ), []  # fmt: skip
+        return lazy_greedy(
+            w, candidates, slots, bonus=bonus, coverage_weight=cfg.coverage_weight,
+            initial=initial, groups=local_groups, caps=group_caps, min_gain=cfg.min_gain,
+        ), []  # fmt: skip
+
+    initial = list(range(len(locked)))
+    candidates = list(range(len(locked), len(cols)))
+    refused: dict[int, tuple[str, str]] = {}
+    notes: list[str] = []
+    if shares is None:
+        res, parts = greedy(initial, candidates)
     else:
-        res = lazy_greedy(
-            w,
-            candidates,
-            slots,
-            bonus=cfg.quality_weight * qn[cols] / max(slots, 1),
-            coverage_weight=cfg.coverage_weight,
-            initial=initial,
-            groups=local_groups,
-            caps=caps,
-            min_gain=cfg.min_gain,
-        )
+        members, limits, target = shares
+        local = [members[c] for c in cols]
+        run = shared_greedy(greedy, initial, candidates, slots, local, limits, target)
+        gains = dict(zip(run.picks, run.gains, strict=True))
+        split = dict(zip(run.picks, run.parts, strict=True))
+        refused = run.refused | trim_to_kept(run.picks, initial, local, limits)
+        res = GreedyResult(run.picks, [gains[j] for j in run.picks], run.stop,
+                           run.evaluations, run.capped)  # fmt: skip
+        parts = [split[j] for j in run.picks]
+        how += f"; character shares: {run.runs} greedy runs"
+        notes = run.notes
     coverage = facility_location_value(w, [*initial, *res.picks]) / max(w.shape[0], 1)
     res.picks = [int(cols[j]) for j in res.picks]
-    res.capped = {int(cols[j]) for j in res.capped}
-    return res, coverage, how, dict(zip(res.picks, parts, strict=False))
+    res.capped = {int(cols[j]) for j in res.capped} - set(res.picks)
+    return _Objective(
+        res, coverage, how, dict(zip(res.picks, parts, strict=False)),
+        {int(cols[j]): why for j, why in refused.items()}, notes,
+    )  # fmt: skip
+
+
+@dataclass
+class _Objective:
+    result: GreedyResult
+    coverage: float
+    how: str  # how coverage similarities were computed (and share re-runs)
+    parts: dict[int, dict[str, float]]  # frame -> gain parts (theme runs)
+    refused: dict[int, tuple[str, str]]  # frame -> (character, why) a share limit dropped it
+    notes: list[str]
 
 
 def _rule_decisions(ids, labels, q, glosh, ineligible, excluded, locked, cfg):
@@ -179,6 +214,8 @@ def select_frames(
     overrides: Overrides | None = None,
     knn: KnnGraph | None = None,
     theme: ThemeTerms | None = None,
+    characters: Sequence[Collection[str]] | None = None,
+    character_specs: Mapping[str, CharacterSpec] | None = None,
 ) -> SelectionResult:
     """Decide keep/drop for every frame (see module doc); deterministic for equal inputs.
 
@@ -190,6 +227,11 @@ def select_frames(
     With ``theme`` (role probabilities and axis tags), the objective is the theme's
     marginal-gain greedy (``curation/theme_greedy.py``) and the kept frames are at most
     the sum of the role quotas; ``quality`` is then the frames' merit (total_prelim, Elo).
+
+    ``characters`` (per frame: the character names and ``unknown_<n>`` groups in it) is
+    counted in the result; with ``character_specs``, each character's min_share and
+    max_share of the kept set bound the greedy (``curation/character_shares.py``), and
+    frames refused for a share get the code ``character_share``.
     """
     cfg = config or SelectionConfig()
     ids = list(frame_ids)
@@ -227,19 +269,26 @@ def select_frames(
         caps = {1: int(np.floor(cfg.outlier_budget_fraction * cfg.budget))}
     qn = np.zeros(n)
     qn[pool] = _normalise(q[pool])
-    coverage, result, picks, parts = 0.0, None, {}, {}
+    members = _members(characters, n)
+    limits = limiting(character_specs or {}) if characters is not None else {}
+    shares = (members, limits, cap) if limits else None
+    coverage, result, picks, parts, refused = 0.0, None, {}, {}, {}
     objective = cfg.objective if theme is None else "theme_greedy"
     if len(pool) and slots > 0:
-        result, coverage, how, parts = _run_objective(
-            cfg, x, knn, ground, locked, pool, qn, slots, groups, caps, theme
+        run = _run_objective(
+            cfg, x, knn, ground, locked, pool, qn, slots, groups, caps, theme, shares
         )
+        result, coverage, parts, refused = run.result, run.coverage, run.parts, run.refused
         picks = {
             j: (p + 1, g) for p, (j, g) in enumerate(zip(result.picks, result.gains, strict=True))
         }
+        notes.extend(run.notes)
         notes.append(
             f"{objective}: {len(picks)} picks, {result.evaluations} gain evaluations, "
-            f"stop={result.stop}; coverage similarities: {how}"
+            f"stop={result.stop}; coverage similarities: {run.how}"
         )
+        if caps is not None and sum(labels[j] < 0 for j in result.picks) < caps[1]:
+            result.capped = set()  # the budget is not full (share re-runs dropped picks)
     out = []
     for i, fid in enumerate(ids):
         pick, gain = picks.get(i, (None, None))
@@ -255,6 +304,8 @@ def select_frames(
             reason = f"kept: {where}; {objective} pick {pick} of {slots} (gain {gain:.4g}"
             split = ", ".join(f"{k} {v:.3g}" for k, v in parts.get(i, {}).items())
             reason += f": {split})" if split else ")"
+        elif i in refused:
+            keep, code, reason = False, SHARE_CODE, refused[i][1]
         elif result is not None and i in result.capped:
             if caps is None:  # only the outlier budget caps candidates
                 raise RuntimeError(f"candidate {fid} was capped without an outlier budget")
@@ -267,7 +318,38 @@ def select_frames(
             keep, code = False, "over_budget"
             reason = f"dropped: over budget ({cap} frames, {len(locked)} locked in)"
         out.append(FrameDecision(fid, keep, code, reason, int(labels[i]), float(q[i]), pick, gain))
-    return SelectionResult(out, coverage, unknown, notes, parts)
+    report = (
+        _character_report(out, members, character_specs or {}, refused, locked, pool)
+        if characters is not None
+        else ({}, {}, [])
+    )
+    return SelectionResult(out, coverage, unknown, notes, parts, *report)
+
+
+def _members(characters: Sequence[Collection[str]] | None, n: int) -> list[frozenset[str]]:
+    if characters is None:
+        return [frozenset()] * n
+    if len(characters) != n:
+        raise ValueError(f"characters has {len(characters)} rows for {n} frames")
+    return [frozenset(c) for c in characters]
+
+
+def _character_report(decisions, members, specs, refused, locked, pool):
+    """Counts per character and unknown group, and the share limits the kept set misses."""
+    dropped: dict[str, int] = {}
+    for name, _ in refused.values():
+        dropped[name] = dropped.get(name, 0) + 1
+    keep = [d.keep for d in decisions]
+    named, groups = character_counts(members, keep, specs, dropped)
+    available: dict[str, int] = {}
+    for i in [*locked, *pool]:
+        for name in members[i]:
+            available[name] = available.get(name, 0) + 1
+    blocked_by: dict[str, set[str]] = {}
+    for i, (name, _) in refused.items():
+        for shown in members[i]:
+            blocked_by.setdefault(shown, set()).add(name)
+    return named, groups, unmet_notes(named, available, blocked_by)
 
 
 def decisions_frame(result: SelectionResult) -> pl.DataFrame:
