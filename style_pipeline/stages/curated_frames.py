@@ -10,17 +10,23 @@ constraints are ineligible, merit is total_prelim plus the hero / Elo standing, 
 greedy also weighs role fit and per-axis coverage (``stages/curated_frames_theme.py``);
 kept frames get a role, every frame its ``axis:value`` tags, and the table the day's
 low-coverage prompts. Without scores the stage decides exactly as before.
+
+With the day's ``characters`` table (one row per face, labelled with a character or an
+``unknown_<n>`` group), every frame lists its characters, the facts count them, and each
+character's min_share / max_share of the kept set (``character.yaml``) bounds the
+selection, in the plain and the theme path alike. Without it the stage decides as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 import polars as pl
 
+from style_pipeline.contracts.characters import CharacterSpec
 from style_pipeline.contracts.curation import (
     CurationSettings,
     Ontology,
@@ -31,6 +37,7 @@ from style_pipeline.contracts.curation import (
 from style_pipeline.contracts.models import ModelConfig
 from style_pipeline.contracts.themes import Theme
 from style_pipeline.curation import coverage
+from style_pipeline.curation.character_shares import CharacterCount
 from style_pipeline.curation.clustering import knn_from_frame
 from style_pipeline.curation.embeddings import embed_texts, vectors_from_frame
 from style_pipeline.curation.ontology import build_label_bank, zero_shot_by_category
@@ -53,6 +60,7 @@ from style_pipeline.stages.curated_frames_theme import (
 from style_pipeline.storage.store import Store
 
 LabelFn = Callable[[np.ndarray], list[dict[str, list[tuple[str, float]]]]]
+CHARACTERS_COLUMN = pl.List(pl.String())  # last column: the frame's characters and groups
 CURATED_EXTRA = {
     "path": pl.String(),
     "media_id": pl.String(),
@@ -73,6 +81,7 @@ class DayTables:
     clusters: pl.DataFrame
     scores: pl.DataFrame | None = None  # the theme's scorecard; None: decide as before
     ranking: pl.DataFrame | None = None
+    characters: pl.DataFrame | None = None  # faces' labels; None: not known that day
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,9 @@ class CuratedFacts:
     roles: dict[str, int] = field(default_factory=dict)  # role -> kept frames (theme only)
     axis_coverage: dict[str, dict[str, int]] = field(default_factory=dict)
     low_coverage: dict[str, str] = field(default_factory=dict)  # axis -> prompt
+    characters: dict[str, CharacterCount] = field(default_factory=dict)  # name -> counts
+    unknown_groups: dict[str, CharacterCount] = field(default_factory=dict)  # unknown_<n>
+    character_notes: tuple[str, ...] = ()  # share limits the kept set misses, and why
 
 
 def curate_day(
@@ -100,11 +112,13 @@ def curate_day(
     *,
     theme: Theme | None = None,
     frame_store: Store | None = None,
+    character_specs: Mapping[str, CharacterSpec] | None = None,
 ) -> tuple[pl.DataFrame, CuratedFacts]:
     """The day's ``curated_frames`` and facts (``overrides_store``: holds ``<day>.yml``).
 
     ``theme`` with ``tables.scores`` turns on the theme's selection; ``frame_store``
-    (holding the frame JPEGs) adds the palette axis.
+    (holding the frame JPEGs) adds the palette axis; ``character_specs`` with
+    ``tables.characters`` bound each character's share of the kept frames.
     """
     overrides = overrides_for_partition(overrides_store, partition, prefix="")
     label_fn = clip_labeller(config.clip, ontology.ontology, tables.embeddings)
@@ -115,7 +129,7 @@ def curate_day(
             palette_fn = frame_palettes(frame_store, config.selection.seed)
     table, result = curate_partition(
         tables, config.selection, overrides, label_fn, theme=theme, axis_fn=axis_fn,
-        palette_fn=palette_fn,
+        palette_fn=palette_fn, character_specs=character_specs,
     )  # fmt: skip
     facts = CuratedFacts(
         frames=len(table),
@@ -126,6 +140,9 @@ def curate_day(
         unknown_override_ids=tuple(result.unknown_override_ids),
         notes=tuple(result.notes),
         **theme_facts(table, theme if tables.scores is not None else None),
+        characters=result.characters,
+        unknown_groups=result.unknown_groups,
+        character_notes=tuple(result.character_notes),
     )
     return table, facts
 
@@ -139,12 +156,14 @@ def curate_partition(
     theme: Theme | None = None,
     axis_fn: AxisFn | None = None,
     palette_fn: PaletteFn | None = None,
+    character_specs: Mapping[str, CharacterSpec] | None = None,
 ) -> tuple[pl.DataFrame, SelectionResult]:
     """Decisions for the frames of one day from its upstream tables (``frames`` order).
 
     ``label_fn`` maps unit image embeddings to ontology labels per category; with a
     ``theme`` and ``tables.scores``, ``axis_fn`` maps them to the theme's zero-shot axis
-    tags and ``palette_fn`` frame keys to palette names (either may be absent).
+    tags and ``palette_fn`` frame keys to palette names (either may be absent). With
+    ``tables.characters``, ``character_specs`` (by name) give the share limits.
     """
     frames, clusters = tables.frames, tables.clusters
     ids = frames["frame_id"].to_list()
@@ -157,6 +176,7 @@ def curate_partition(
     )
     vectors = vectors_from_frame(e)
     quality = q["score"].to_numpy().astype(np.float64)
+    characters = frame_characters(tables.characters, ids)
     extra = None
     if theme is not None and tables.scores is not None:
         extra = _theme_inputs(tables, ids, vectors, theme, config, axis_fn, palette_fn)
@@ -174,6 +194,8 @@ def curate_partition(
         overrides=overrides,
         knn=knn_from_frame(_aligned(clusters, ids, list(clusters.columns))) if ids else None,
         theme=None if extra is None else extra.terms,
+        characters=characters,
+        character_specs=character_specs,
     )
     table = decisions_frame(result)
     labels = label_fn(vectors) if (label_fn is not None and ids) else [{} for _ in ids]
@@ -190,7 +212,26 @@ def curate_partition(
         pl.Series("media_id", frames["media_id"].to_list(), dtype=pl.String),
         pl.Series("labels", flat, dtype=CURATED_EXTRA["labels"]),
     )
-    return table.with_columns(theme_columns(result, theme, extra)), result
+    table = table.with_columns(theme_columns(result, theme, extra))
+    listed = characters if characters is not None else [[] for _ in ids]
+    return table.with_columns(pl.Series("characters", listed, dtype=CHARACTERS_COLUMN)), result
+
+
+def frame_characters(characters: pl.DataFrame | None, ids: list[str]) -> list[list[str]] | None:
+    """Per frame (``ids`` order): its faces' labels, names and ``unknown_<n>``, sorted.
+
+    Faces without a label are left out; None without a ``characters`` table.
+    """
+    if characters is None:
+        return None
+    missing = {"frame_id", "label"} - set(characters.columns)
+    if missing:
+        raise ValueError(f"characters table lacks column(s) {sorted(missing)}")
+    labelled = characters.filter(pl.col("label").is_not_null())
+    by_frame: dict[str, set[str]] = {}
+    for fid, label in labelled.select("frame_id", "label").iter_rows():
+        by_frame.setdefault(fid, set()).add(label)
+    return [sorted(by_frame.get(fid, ())) for fid in ids]
 
 
 def _theme_inputs(tables, ids, vectors, theme, config, axis_fn, palette_fn) -> ThemeInputs:

@@ -160,7 +160,8 @@ def test_theme_selection_roles_tags_constraints_and_low_coverage():
         "frame_id", "keep", "code", "reason", "cluster", "quality", "pick", "gain",
         "path", "media_id", "labels",
     ]  # fmt: skip
-    assert table.columns[11:] == list(THEME_COLUMNS)
+    assert table.columns[11:-1] == list(THEME_COLUMNS)
+    assert table.columns[-1] == "characters" and table["characters"].list.len().sum() == 0
     kept = table.filter(pl.col("keep"))
     assert kept.height == 6 and "f010" in kept["frame_id"].to_list()
     roles = kept["role"].to_list()
