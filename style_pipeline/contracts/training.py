@@ -101,6 +101,9 @@ class LoraTrainingConfig(BaseModel):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+DatasetLayout = Literal["flat", "per_character"]
+
+
 class DatasetBuildConfig(BaseModel):
     """How the folder is laid out and bucketed."""
 
@@ -110,6 +113,14 @@ class DatasetBuildConfig(BaseModel):
     bucket_step: int = Field(64, ge=8)
     concept: str = Field("style", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
     repeats: int = Field(1, ge=1)
+    layout: DatasetLayout = Field(
+        "flat",
+        description="flat: every image in <repeats>_<concept>/; per_character: one "
+        "<repeats>_<character>/ folder per named character, the rest in <repeats>_<concept>/",
+    )
+    max_repeats: int = Field(
+        10, ge=1, description="per_character: cap of a character's balancing repeats"
+    )
 
     @property
     def image_dir(self) -> str:
@@ -209,6 +220,22 @@ class ReproCheckSettings(BaseModel):
     )
 
 
+class DatasetSettings(BaseModel):
+    """``training.dataset``: the layout of the training folder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    layout: DatasetLayout = Field(
+        "flat",
+        description="flat: one <repeats>_<concept>/ folder; per_character: a kohya concept "
+        "folder per character the captions name (repeats balance them), the rest in the "
+        "concept's folder",
+    )
+    max_repeats: int = Field(
+        10, ge=1, description="per_character: most repeats a rare character's images get"
+    )
+
+
 class TrainingSettings(BaseModel):
     """``training:`` section of configs/base.yml."""
 
@@ -217,6 +244,7 @@ class TrainingSettings(BaseModel):
     preset: str = Field("sd15", description="a name in configs/presets/ or a YAML path")
     window_days: int = Field(7, ge=1, description="train on captions of the last N days")
     concept: str = "style"
+    dataset: DatasetSettings = DatasetSettings()
     model_cache_dir: str = f"{DEFAULT_MODEL_DIR}/diffusion"
     reward: RewardConfig = RewardConfig()
     labels_path: str | None = Field(None, description="CSV/JSON of frame_id,label (optional)")
@@ -246,6 +274,10 @@ class TrainingDatasetDocument(BaseModel):
     skipped: list[dict[str, str]] = Field(description="frame_id + reason of each item left out")
     partitions: list[str] = Field(description="caption partitions of the window")
     manifest: str = Field(description="store key of manifest.json")
+    layout: DatasetLayout = Field("flat", description="training.dataset.layout it was built with")
+    concepts: dict[str, int] = Field(
+        default_factory=dict, description="images per concept folder (<repeats>_<name>)"
+    )
 
 
 class RewardModelDocument(BaseModel):

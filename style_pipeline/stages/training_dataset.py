@@ -16,11 +16,13 @@ from style_pipeline.training.presets import load_preset
 
 
 def dataset_items(captions: dict[str, pl.DataFrame]) -> list[DatasetItem]:
-    """Image + caption pairs from the captions of every partition in the window."""
+    """Image + caption pairs (+ the characters the caption names) from the captions of every
+    partition in the window; a table written before characters has no ``characters``."""
     items = []
     for _partition, table in sorted(captions.items()):
         for row in table.iter_rows(named=True):
-            items.append(DatasetItem(row["path"], row["caption"], row["frame_id"]))
+            named = tuple(row.get("characters") or ())
+            items.append(DatasetItem(row["path"], row["caption"], row["frame_id"], named))
     return items
 
 
@@ -38,7 +40,10 @@ def build_dataset(
             "nothing to train on"
         )
     config = DatasetBuildConfig(
-        resolution=load_preset(settings.preset).resolution, concept=settings.concept
+        resolution=load_preset(settings.preset).resolution,
+        concept=settings.concept,
+        layout=settings.dataset.layout,
+        max_repeats=settings.dataset.max_repeats,
     )
     result = build_training_dataset(items, store, partition, config)
     document = TrainingDatasetDocument(
@@ -49,6 +54,8 @@ def build_dataset(
         skipped=result.skipped,
         partitions=sorted(captions),
         manifest=manifest_key(partition),
+        layout=config.layout,
+        concepts=result.manifest["concepts"],
     )
     facts: dict[str, FactValue] = {
         "images": document.images,
@@ -57,5 +64,8 @@ def build_dataset(
         "buckets": document.buckets,
         "skipped": len(document.skipped),
         "folder": document.prefix,
+        "layout": document.layout,
+        "concepts": document.concepts,
+        "stale_files_removed": len(result.removed),
     }
     return document, facts

@@ -43,7 +43,11 @@ class Example:
 
 
 def read_training_folder(folder: Path) -> list[TrainingRecord]:
-    """Records of ``folder/metadata.jsonl`` in file order; errors name the offending line."""
+    """Records of ``folder/metadata.jsonl`` in file order; errors name the offending line.
+
+    A row with ``repeats`` (a per-character folder) is listed that many times in a row:
+    an epoch sees it ``repeats`` times, as kohya sees its ``<repeats>_<name>`` folder.
+    """
     meta = Path(folder) / "metadata.jsonl"
     if not meta.is_file():
         raise FileNotFoundError(f"{meta} not found: not a training dataset folder")
@@ -60,7 +64,10 @@ def read_training_folder(folder: Path) -> list[TrainingRecord]:
         else:  # a plain imagefolder metadata.jsonl (file_name + text only)
             with Image.open(image) as img:
                 width, height = img.size
-        records.append(TrainingRecord(image, row["text"], width, height))
+        repeats = int(row.get("repeats", 1))
+        if repeats < 1:
+            raise ValueError(f"{meta}:{number}: repeats must be at least 1, got {repeats}")
+        records += [TrainingRecord(image, row["text"], width, height)] * repeats
     if not records:
         raise ValueError(f"{meta} lists no images")
     return records

@@ -7,8 +7,14 @@ Layout under ``training_dataset/<partition>/`` (deterministic names, no timestam
     metadata.jsonl                    Hugging Face imagefolder: file_name + text (+ bucket)
     manifest.json                     sha256 of every file, buckets, skipped items (written last)
 
+With ``layout: per_character`` each character the captions name has its own
+``<repeats>_<character>/`` folder, repeats balancing the characters
+(:mod:`style_pipeline.training.concepts`), and every ``metadata.jsonl`` row also carries its
+``concept`` and ``repeats``: our trainer repeats such a row ``repeats`` times per epoch, as
+kohya does its folder. One ``metadata.jsonl`` at the top still lists every image once.
+
 kohya sd-scripts reads ``--train_data_dir <partition>`` (DreamBooth-style ``N_concept``
-subfolder, ``--caption_extension .txt``); the diffusers LoRA scripts read
+subfolders, ``--caption_extension .txt``); the diffusers LoRA scripts read
 ``--train_data_dir <partition>`` through ``metadata.jsonl``.
 """
 
@@ -28,8 +34,10 @@ from PIL import Image, UnidentifiedImageError
 
 from style_pipeline.contracts.training import DatasetBuildConfig
 from style_pipeline.storage import layout
+from style_pipeline.storage.inventory import delete_keys, list_files
 from style_pipeline.storage.store import Store
 from style_pipeline.training.buckets import bucket_name, make_buckets, select_bucket
+from style_pipeline.training.concepts import Concept, plan_concepts
 
 MANIFEST_FORMAT = "style_pipeline.training_dataset/1"
 MANIFEST_NAME = "manifest.json"
@@ -39,11 +47,13 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 @dataclass(frozen=True)
 class DatasetItem:
-    """One training example: an absolute local path or a store key, its caption, its frame id."""
+    """One training example: an absolute local path or a store key, its caption, its frame id
+    and the characters its caption names (largest face first)."""
 
     source: str
     caption: str
     frame_id: str
+    characters: tuple[str, ...] = ()
 
 
 @dataclass
@@ -51,6 +61,7 @@ class DatasetBuildResult:
     prefix: str
     manifest: dict
     skipped: list[dict] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # stale files of an earlier build
 
     @property
     def dataset_hash(self) -> str:
@@ -105,6 +116,8 @@ def build_training_dataset(
 
     Items are processed in ``frame_id`` order, so the same inputs give byte-identical files.
     Raises ``ValueError`` for duplicate frame ids, file-name collisions or when nothing is left.
+    Per-character repeats count the items with a caption (an unreadable image among them,
+    skipped later, still counts: frames are our own JPEGs, so that is rare).
     """
     config = config or DatasetBuildConfig()
     prefix = layout.partition_dir(layout.TRAINING_DATASET, partition)
@@ -120,11 +133,14 @@ def build_training_dataset(
     files: list[dict] = []
     records: list[dict] = []
     skipped: list[dict] = []
+    captioned = [i for i in ordered if clean_caption(i.caption)]
+    concepts = plan_concepts(((i.frame_id, i.characters) for i in captioned), config)
     for item in ordered:
         caption = clean_caption(item.caption)
         if not caption:
             skipped.append({"frame_id": item.frame_id, "reason": "empty_caption"})
             continue
+        concept = concepts[item.frame_id]
         try:
             data = _read_source(store, item.source)
             ext, width, height = _inspect_image(data)
@@ -132,8 +148,8 @@ def build_training_dataset(
             skipped.append({"frame_id": item.frame_id, "reason": f"bad_image: {exc}"})
             continue
         stem = safe_stem(item.frame_id)
-        image_rel = f"{config.image_dir}/{stem}{ext}"
-        text_rel = f"{config.image_dir}/{stem}.txt"
+        image_rel = f"{concept.folder}/{stem}{ext}"
+        text_rel = f"{concept.folder}/{stem}.txt"
         text = (caption + "\n").encode()
         store.put_bytes(data, layout.training_dataset_file(partition, image_rel))
         store.put_bytes(text, layout.training_dataset_file(partition, text_rel))
@@ -148,6 +164,7 @@ def build_training_dataset(
                 "height": height,
                 "bucket_width": bucket[0],
                 "bucket_height": bucket[1],
+                **_concept_fields(concept, config),
             }
         )
     if not records:
@@ -165,11 +182,36 @@ def build_training_dataset(
         "count": len(records),
         "dataset_hash": dataset_hash(files),
         "buckets": dict(sorted(Counter(_bucket_of(r) for r in records).items())),
+        "layout": config.layout,
+        "concepts": concept_summary(records),
         "files": files,
         "skipped": skipped,
     }
     store.put_bytes(json.dumps(manifest, indent=1).encode(), manifest_key(partition))
-    return DatasetBuildResult(prefix=prefix, manifest=manifest, skipped=skipped)
+    removed = remove_stale_files(store, prefix, {f["path"] for f in files} | {MANIFEST_NAME})
+    return DatasetBuildResult(prefix=prefix, manifest=manifest, skipped=skipped, removed=removed)
+
+
+def remove_stale_files(store: Store, prefix: str, keep: set[str]) -> list[str]:
+    """Delete the files under ``prefix`` that this build did not write (an earlier build's:
+    another layout, other repeats, a frame no longer captioned), so that kohya, which reads
+    the folders rather than the manifest, sees this build only; their keys, sorted."""
+    stale = [f.key for f in list_files(store, prefix) if f.key[len(prefix) + 1 :] not in keep]
+    delete_keys(store, stale)
+    return stale
+
+
+def _concept_fields(concept: Concept, config: DatasetBuildConfig) -> dict:
+    """The ``metadata.jsonl`` fields of the concept (per_character only: flat rows, and so
+    the dataset hashes of flat folders, are unchanged)."""
+    if config.layout == "flat":
+        return {}
+    return {"concept": concept.name, "repeats": concept.repeats}
+
+
+def concept_summary(records: list[dict]) -> dict[str, int]:
+    """Images per concept folder, by folder name."""
+    return dict(sorted(Counter(r["file_name"].split("/", 1)[0] for r in records).items()))
 
 
 def _bucket_of(record: dict) -> str:

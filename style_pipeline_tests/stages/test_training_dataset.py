@@ -6,7 +6,11 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from style_pipeline.contracts.training import TrainingDatasetDocument, TrainingSettings
+from style_pipeline.contracts.training import (
+    DatasetSettings,
+    TrainingDatasetDocument,
+    TrainingSettings,
+)
 from style_pipeline.stages.training_dataset import build_dataset, dataset_items
 from style_pipeline.storage.store import Store
 
@@ -54,3 +58,24 @@ def test_build_dataset_writes_the_folder_and_returns_its_document(tmp_path):
 def test_no_captions_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="nothing to train on"):
         build_dataset({}, Store(tmp_path / "s"), DAY, TrainingSettings())
+
+
+def test_per_character_layout_reads_the_characters_column(tmp_path):
+    store = Store(tmp_path / "s")
+    tables = _captions(store)  # the first day predates characters: no column
+    tables[DAY] = tables[DAY].with_columns(pl.Series("characters", [["ann"], []]))
+    settings = TrainingSettings(dataset=DatasetSettings(layout="per_character"))
+    items = dataset_items(tables)
+    assert [i.characters for i in items] == [(), ("ann",), ()]
+    document, facts = build_dataset(tables, store, DAY, settings)
+    assert document.layout == "per_character" and facts["layout"] == "per_character"
+    assert document.concepts == {"1_ann": 1, "1_style": 2} == facts["concepts"]
+    assert store.exists(f"training_dataset/{DAY}/1_ann/a.jpg")
+    assert facts["stale_files_removed"] == 0
+    flat, facts = build_dataset(tables, store, DAY, TrainingSettings())  # the same day again
+    assert flat.layout == "flat" and flat.concepts == {"1_style": 3}
+    assert facts["stale_files_removed"] == 2  # 1_ann/a.jpg and its caption
+    assert not store.exists(f"training_dataset/{DAY}/1_ann/a.jpg")
+    assert store.list(f"training_dataset/{DAY}") == [
+        f"training_dataset/{DAY}/{name}" for name in ("1_style", "manifest.json", "metadata.jsonl")
+    ]
