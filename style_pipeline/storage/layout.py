@@ -277,6 +277,25 @@ def judgment_cache_key(digest: str) -> str:
     return f"{JUDGMENT_CACHE}/{digest[:2]}/{digest}.json"
 
 
+# Characters: a day's unknown face groups each leave one representative crop, for a user to
+# copy into data/characters/<name>/ (then the next run names that group).
+CHARACTERS = "characters"
+_UNKNOWN_GROUP = re.compile(r"^unknown_\d+$")
+
+
+def unknown_group_key(partition: str, label: str) -> str:
+    """The representative face crop of the day's unknown group ``label`` (``unknown_<n>``)."""
+    if not _UNKNOWN_GROUP.match(label):
+        raise ValueError(f"not an unknown group label: {label!r}")
+    return f"{partition_dir(CHARACTERS, partition)}/{label}.jpg"
+
+
+def unknown_group_of(key: str) -> str | None:
+    """The label of an ``unknown_group_key`` (None: not one)."""
+    name = key.rsplit("/", 1)[-1].removesuffix(".jpg")
+    return name if key.endswith(".jpg") and _UNKNOWN_GROUP.match(name) else None
+
+
 def export_key(partition: str, rank: int, frame_id: str) -> str:
     """A chosen frame copied in rank order into the day's export folder."""
     return f"{partition_dir(CURATED_LIST, partition)}/export/{rank:04d}_{frame_id}.jpg"
