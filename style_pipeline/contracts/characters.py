@@ -67,7 +67,7 @@ class CharacterSettings(BaseModel):
     min_cluster_size: int = Field(3, ge=2, description="HDBSCAN: faces in an unknown group")
     cache_dir: str = Field("characters/cache", description="store prefix of the embedding cache")
     workers: int = Field(
-        0, ge=0, description="processes finding faces (0: one per CPU, 1: in the step)"
+        0, ge=0, description="threads finding faces (0: one per CPU, 1: the step's own)"
     )
 
 

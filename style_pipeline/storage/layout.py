@@ -157,6 +157,20 @@ def embedding_cache_key(cache_dir: str, sha256: str) -> str:
     return f"{cache_dir}/{sha256[:2]}/{sha256}.npy"
 
 
+FACE_CACHE = "characters/cache"
+
+
+def face_cache_key(cache_dir: str, fingerprint: str, sha256: str) -> str:
+    """The faces found in one image (JSON), by its content sha256, under ``cache_dir``
+    (``characters.cache_dir``) and the ``fingerprint`` of the face models and settings
+    that found them: another detector, embedder or setting never reads them."""
+    if not re.fullmatch(r"[0-9a-f]{16,64}", fingerprint):
+        raise ValueError(f"not a hex fingerprint: {fingerprint!r}")
+    if not _SHA256.match(sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return f"{cache_dir.strip('/')}/faces/{fingerprint}/{sha256[:2]}/{sha256}.json"
+
+
 OVERRIDE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
