@@ -71,12 +71,24 @@ def demo(
     drop = settings.drop_path()
     drop.mkdir(parents=True, exist_ok=True)
     if not scan_drop(drop):
+        from style_pipeline.paths import resolve_local
+
+        references = resolve_local(settings.characters.references_dir)
         with console.status(f"generating sample media in {drop} ..."):
-            samples = populate_drop(drop, seed=seed, video_seconds=video_seconds)
+            samples = populate_drop(
+                drop,
+                seed=seed,
+                video_seconds=video_seconds,
+                face_photos=3,
+                characters_dir=references,
+            )
         console.print(
-            f"generated {1 + len(samples.photos)} sample files and one bad file in {drop} "
-            f"(video cuts at {', '.join(f'{t:.1f}s' for t in samples.cut_times)})"
+            f"generated {1 + len(samples.photos) + len(samples.faces)} sample files and one "
+            f"bad file in {drop} (video cuts at "
+            f"{', '.join(f'{t:.1f}s' for t in samples.cut_times)})"
         )
+        if samples.character is not None:
+            console.print(f"reference character for the characters asset: {samples.character}")
     dates = sorted({e.arrival_date.isoformat() for e in scan_drop(drop)})
     partition = _today() if _today() in dates or not dates else dates[-1]
     if partition != _today():
@@ -85,6 +97,7 @@ def demo(
         summary = materialize_partition(partition, select)
     _print_run(summary)
     _print_outputs(settings.storage_root(), partition, summary.materialized)
+    _print_characters(settings.storage_root(), partition)
     console.print(f"\nstorage root : {settings.storage_root()}")
     console.print(f"DAGSTER_HOME : {home}")
     console.print(f"open the UI  : DAGSTER_HOME={home} dagster dev -w workspace.yaml (or make dev)")
@@ -265,6 +278,23 @@ def _print_outputs(root: str, partition: str, assets: list[str]) -> None:
             keys.append(f"{asset}/{partition}/ ({len(store.list(f'{asset}/{partition}'))} files)")
         table.add_row(asset, "\n".join(keys) or "-")
     console.print(table)
+
+
+def _print_characters(root: str, partition: str) -> None:
+    """Faces per label of the day's ``characters`` table (matched characters, unknown groups)."""
+    import io
+
+    import polars as pl
+
+    from style_pipeline.storage import layout
+    from style_pipeline.storage.store import Store
+
+    store, key = Store(root), layout.table_key("characters", partition)
+    if not store.exists(key):
+        return
+    labels = pl.read_parquet(io.BytesIO(store.read_bytes(key)))["label"].drop_nulls()
+    counts = ", ".join(f"{name} {n}" for name, n in sorted(labels.value_counts().rows()))
+    console.print(f"faces named : {counts or 'none'}")
 
 
 def _print_run(summary) -> None:

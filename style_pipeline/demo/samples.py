@@ -18,13 +18,14 @@ from __future__ import annotations
 import math
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from style_pipeline.demo.faces import make_demo_character, make_face_photos
 from style_pipeline.demo.textures import expose as _expose
 from style_pipeline.demo.textures import fractal as _fractal
 from style_pipeline.demo.textures import ink as _ink
@@ -46,12 +47,15 @@ _STDERR_TAIL = 2000
 
 @dataclass(frozen=True)
 class SampleSet:
-    """What ``populate_drop`` wrote: one cut video, photos and one corrupt file."""
+    """What ``populate_drop`` wrote: one cut video, photos and one corrupt file; with
+    ``face_photos``, photos of real faces, and the reference character it wrote."""
 
     video: Path
     cut_times: list[float]
     photos: list[Path]
     bad: Path
+    faces: list[Path] = field(default_factory=list)
+    character: Path | None = None  # the demo's reference folder, when it was written
 
 
 _KR, _KB = 0.2126, 0.0722  # BT.709
@@ -319,8 +323,15 @@ def populate_drop(
     width: int = 1920,
     height: int = 1080,
     n_photos: int = 4,
+    face_photos: int = 0,
+    characters_dir: str | Path | None = None,
 ) -> SampleSet:
-    """Fill ``drop_dir`` with one cut video, ``n_photos`` photos and one corrupt file."""
+    """Fill ``drop_dir`` with one cut video, ``n_photos`` photos and one corrupt file.
+
+    ``face_photos``: that many augmented photos of each real person of ``demo.faces``
+    (Grace Hopper; the astronaut too with scikit-image); ``characters_dir``: write the demo's
+    reference character there (``grace``, trigger word ``grace_sps``) unless it exists.
+    """
     if video_seconds < 1:
         raise ValueError(f"video_seconds must be >= 1, got {video_seconds}")
     drop = Path(drop_dir)
@@ -329,7 +340,9 @@ def populate_drop(
     video = drop / "demo_cuts.mp4"
     cuts = make_cut_video(video, width=width, height=height, fps=30, shot_seconds=shots, seed=seed)
     photos = make_photos(drop, n_photos, seed=seed) if n_photos else []
-    return SampleSet(video=video, cut_times=cuts, photos=photos, bad=make_bad_file(drop))
+    faces = make_face_photos(drop, seed=seed, per_person=face_photos) if face_photos else []
+    character = make_demo_character(characters_dir) if characters_dir is not None else None
+    return SampleSet(video, cuts, photos, make_bad_file(drop), faces, character)
 
 
 # Scene-detection clips beyond hard cuts (benchmarks/bench_scenes.py, tests): grayscale
