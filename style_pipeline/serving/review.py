@@ -3,6 +3,8 @@ decision and caption, read from the day's tables in storage; on days curated aga
 theme also its theme scores, contest (hero, Elo, the judge's rationale), role and
 ``axis:value`` tags, and for the day the coverage per axis, role counts, the theme and the
 judge's spend (from ``curated_list/<date>.json``, else ``ranking/<date>/judgments.json``).
+With the day's ``characters`` table (one row per face), each frame carries its faces (box,
+label: a character's name, ``unknown_<n>`` or none) and the day the counts per character.
 
 Tables are loaded with polars and joined once per version of the day: a day is cached
 under the size and mtime/ETag of each of its tables, so a page view costs one metadata
@@ -24,6 +26,7 @@ from typing import Any
 import polars as pl
 from pydantic import ValidationError
 
+from style_pipeline.contracts.characters import UNKNOWN_PREFIX
 from style_pipeline.contracts.curation import CuratedListDocument, JudgeSpend
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
@@ -69,9 +72,14 @@ THEME_SCORES = ("q_tech", "aesthetic", "vibe", "typography", "composition", "tot
 # The scores drawn as bars on a frame's why-card, scaled min..max over the day.
 SCORES = ("score", "sharpness", "mean_luminance", "noise_sigma", "colorfulness", "ssim_prev",
           "brisque", "clip_iqa", "largest_face_fraction", "outlier_score")  # fmt: skip
+# One row per face, several per frame: read on its own, not joined.
+FACES_TABLE = "characters"
+FACE_COLUMNS = ("frame_id", "face_index", "label", "matched", "confidence", "x0", "y0", "x1",
+                "y1")  # fmt: skip
 NOT_MATERIALIZED = "not materialized"
 # Preformatted for the page only, left out of the day's JSON.
-PAGE_ONLY = frozenset({"bar_rows", "theme_bar_rows", "tags_attr", "role_probs_text"})
+PAGE_ONLY = frozenset({"bar_rows", "theme_bar_rows", "tags_attr", "role_probs_text",
+                       "face_boxes", "characters_attr"})  # fmt: skip
 
 Signature = tuple[tuple[str, str | None], ...]
 
@@ -113,7 +121,8 @@ def table_version(store: Store, key: str) -> str | None:
 
 def day_signature(store: Store, date: str) -> Signature:
     """The version of each of the day's tables and documents (None: not materialized)."""
-    tables = [(name, table_version(store, layout.table_key(name, date))) for name in TABLES]
+    names = (*TABLES, FACES_TABLE)
+    tables = [(name, table_version(store, layout.table_key(name, date))) for name in names]
     docs = [(name, table_version(store, key(date))) for name, key in DOCUMENTS.items()]
     return tuple(tables + docs)
 
@@ -173,13 +182,16 @@ def load_day(store: Store, date: str, signature: Signature) -> DayReview:
     joined = _coalesce_curated(joined)
     rows = joined.to_dicts()
     tables = {name: ("ok" if name in present else NOT_MATERIALIZED) for name in TABLES}
+    faces = _read_faces(store, date, present, tables)
     curated_list, spend = _documents(store, date, present, tables)
     frames = [_frame_record(row) for row in rows]
     _add_relations(frames)
     _add_bars(frames)
     _add_list_ranks(frames, curated_list)
+    _add_faces(frames, faces)
     summary = _summary(frames)
     summary.update(_theme_summary(frames, curated_list, spend, day_level))
+    summary.update(_character_summary(frames, faces is not None))
     paths = {row["frame_id"]: row["path"] for row in rows}
     return DayReview(date, signature, tables, frames, summary, paths)
 
@@ -373,3 +385,89 @@ def _summary(frames: list[dict[str, Any]]) -> dict[str, Any]:
         "outliers": sum(1 for f in frames if f.get("is_outlier")),
         "per_cluster": {str(k): v for k, v in sorted(clusters.items())},
     }
+
+
+def _read_faces(
+    store: Store, date: str, present: set[str], tables: dict[str, str]
+) -> dict[str, list[dict[str, Any]]] | None:
+    """The day's faces by frame id, largest first (None: no usable characters table)."""
+    tables[FACES_TABLE] = "ok" if FACES_TABLE in present else NOT_MATERIALIZED
+    if FACES_TABLE not in present:
+        return None
+    table = pl.read_parquet(io.BytesIO(store.read_bytes(layout.table_key(FACES_TABLE, date))))
+    missing = [c for c in FACE_COLUMNS if c not in table.columns]
+    if missing:
+        tables[FACES_TABLE] = f"invalid: no column(s) {', '.join(missing)}"
+        return None
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in table.select(FACE_COLUMNS).sort("frame_id", "face_index").iter_rows(named=True):
+        out.setdefault(row["frame_id"], []).append({
+            "face_index": row["face_index"], "label": row["label"],
+            "matched": bool(row["matched"]), "confidence": _clean(row["confidence"]),
+            "box": [row["x0"], row["y0"], row["x1"], row["y1"]],
+        })  # fmt: skip
+    return out
+
+
+def label_order(label: str) -> tuple[int, int, str]:
+    """Characters by name, then unknown_<n> groups by number."""
+    if label.startswith(UNKNOWN_PREFIX):
+        number = label[len(UNKNOWN_PREFIX) :]
+        return 1, int(number) if number.isdigit() else 0, label
+    return 0, 0, label
+
+
+def _add_faces(frames: list[dict[str, Any]], faces: dict[str, list[dict[str, Any]]] | None) -> None:
+    """Each frame's faces and labels; boxes as percentages of the frame for the page."""
+    for f in frames:
+        if faces is None:
+            f["faces"] = f["characters"] = None
+            f["face_boxes"], f["characters_attr"] = [], ""
+            continue
+        found = faces.get(f["frame_id"], [])
+        labels = sorted({face["label"] for face in found if face["label"]}, key=label_order)
+        f["faces"], f["characters"] = found, labels
+        f["characters_attr"] = "|".join(labels)
+        f["face_boxes"] = [_box(face, f.get("width"), f.get("height")) for face in found]
+
+
+def _box(face: dict[str, Any], width: int | None, height: int | None) -> dict[str, str]:
+    """A face's box on the page: its kind, label and place in % of the frame."""
+    label = face["label"]
+    kind = "matched" if face["matched"] else ("unknown" if label else "unlabelled")
+    x0, y0, x1, y1 = face["box"]
+    w, h = max(width or 1, 1), max(height or 1, 1)
+    if y0 < 0.1 * h:  # no room above the box: the name goes inside it
+        kind += " top"
+    confidence = face["confidence"]
+    title = f"{label or 'no label'}" + (
+        f" (confidence {confidence:.2f})" if confidence is not None else ""
+    )
+    return {
+        "kind": kind,
+        "label": label or "?",
+        "title": title,
+        "style": (f"left:{100 * x0 / w:.2f}%;top:{100 * y0 / h:.2f}%;"
+                  f"width:{100 * (x1 - x0) / w:.2f}%;height:{100 * (y1 - y0) / h:.2f}%"),
+    }  # fmt: skip
+
+
+def _character_summary(frames: list[dict[str, Any]], known: bool) -> dict[str, Any]:
+    """label -> frames showing it and how many of them are kept; faces of the day."""
+    if not known:
+        return {"characters": {}, "faces": None}
+    counts: dict[str, dict[str, Any]] = {}
+    total = labelled = with_faces = 0
+    for f in frames:
+        total += len(f["faces"])
+        labelled += sum(1 for face in f["faces"] if face["label"])
+        with_faces += bool(f["faces"])
+        for label in f["characters"]:
+            entry = counts.setdefault(
+                label, {"frames": 0, "kept": 0, "matched": not label.startswith(UNKNOWN_PREFIX)}
+            )
+            entry["frames"] += 1
+            entry["kept"] += f["status"] == "kept"
+    ordered = {label: counts[label] for label in sorted(counts, key=label_order)}
+    faces = {"faces": total, "labelled": labelled, "frames_with_faces": with_faces}
+    return {"characters": ordered, "faces": faces}

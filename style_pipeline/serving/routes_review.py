@@ -78,6 +78,7 @@ def review_page(request: Request, date: str) -> Response:
         "clusters": clusters,
         "roles": roles,
         "tags": {axis: sorted(values) for axis, values in sorted(tags.items())},
+        "characters": day.summary["characters"],  # label -> frames, kept (the filter's options)
         "overrides": overrides,
         "overrides_key": key,
         "active_run": request.app.state.runs.active(day.date),

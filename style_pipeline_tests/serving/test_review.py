@@ -277,7 +277,8 @@ def test_theme_day_card_shows_scores_role_tags_elo_and_rationale(theme_app):
     client = TestClient(theme_app)
     html = client.get(f"/review/{DAY}").text
     day = client.get(f"/v1/days/{DAY}").json()
-    assert all(state == "ok" for state in day["tables"].values()), day["tables"]
+    theme_tables = {k: v for k, v in day["tables"].items() if k != "characters"}  # faces apart
+    assert all(state == "ok" for state in theme_tables.values()), day["tables"]
     hero = next(f for f in day["frames"] if f["hero"] and f["status"] == "kept")
     assert set(hero["theme_scores"]) == {"q_tech", "aesthetic", "vibe", "typography",
                                          "composition", "total_prelim"}  # fmt: skip

@@ -7,7 +7,7 @@
   const run = document.getElementById("run-status");
   const date = run.dataset.date;
   const tokenInput = document.getElementById("token");
-  const filters = { status: "f-status", code: "f-code", cluster: "f-cluster", role: "f-role", tag: "f-tag" };
+  const filters = { status: "f-status", code: "f-code", cluster: "f-cluster", role: "f-role", tag: "f-tag", character: "f-character" };
 
   if (tokenInput) {
     tokenInput.value = sessionStorage.getItem("style_pipeline_token") || "";
@@ -24,7 +24,8 @@
         && (!want.code || card.dataset.code === want.code)
         && (!want.cluster || card.dataset.cluster === want.cluster)
         && (!want.role || card.dataset.role === want.role)
-        && (!want.tag || card.dataset.tags.split("|").includes(want.tag));
+        && (!want.tag || card.dataset.tags.split("|").includes(want.tag))
+        && (!want.character || card.dataset.characters.split("|").includes(want.character));
       card.hidden = !ok;
       if (ok) shown += 1;
     }
@@ -143,7 +144,7 @@
       next.open = why.open;
       why.replaceWith(next);
     }
-    for (const id of ["f-role", "f-tag"]) {
+    for (const id of ["f-role", "f-tag", "f-character"]) {
       const select = document.getElementById(id);
       const next = fresh.getElementById(id);
       if (!next) continue;
