@@ -14,6 +14,7 @@ EXPECTED_GROUPS = {
     "ontology": "curation",
     "embeddings": "curation",
     "clusters": "curation",
+    "faces": "curation",
     "curated_frames": "curation",
     "caption_model": "captioning",
     "captions": "captioning",
