@@ -21,7 +21,7 @@ from style_pipeline.defs.metadata import (
     table_metadata,
 )
 from style_pipeline.defs.ownership import group_options
-from style_pipeline.defs.partitions import DAILY_PARTITIONS
+from style_pipeline.defs.partitions import DAILY_PARTITIONS, MAY_BE_MISSING
 from style_pipeline.defs.resources import SettingsResource, StorageResource
 from style_pipeline.paths import resolve_root
 from style_pipeline.storage.store import Store
@@ -222,9 +222,28 @@ def clusters(
     )
 
 
+def character_markdown(characters: dict, unknown: dict) -> str:
+    """One row per character and unknown group: frames that day, kept, share and limits."""
+    lines = ["| character | frames | kept | share | min / max share | limits |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, c in characters.items():
+        bounds = f"{c.min_share:g} / {c.max_share:g}"
+        state = "met" if c.met else "**missed**"
+        if c.min_share == 0 and c.max_share == 1:
+            state = "none"
+        elif c.dropped_for_share:
+            state += f", {c.dropped_for_share} dropped for the cap"
+        lines.append(f"| {name} | {c.frames} | {c.kept} | {c.share:.0%} | {bounds} | {state} |")
+    for name, c in unknown.items():
+        lines.append(f"| {name} | {c.frames} | {c.kept} | {c.share:.0%} | | unknown group |")
+    return "\n".join(lines)
+
+
 @dg.asset(
     **CURATION,
     kinds={"python", "parquet"},
+    # the day's faces with their labels: a day never run through characters decides as before
+    ins={"characters": dg.AssetIn(metadata=MAY_BE_MISSING)},
     check_specs=[
         dg.AssetCheckSpec(
             "min_curated_count",
@@ -248,26 +267,39 @@ def curated_frames(
     ontology: dict,
     scores: pl.DataFrame,
     ranking: pl.DataFrame,
+    characters: pl.DataFrame | None,
 ):
-    """The day's selection against the theme: keep/drop, reason, role and axis tags per frame."""
+    """The day's selection against the theme and character shares: keep/drop, reason, role."""
+    from style_pipeline.curation.character_refs import load_specs
     from style_pipeline.curation.themes import load_theme
+    from style_pipeline.paths import resolve_local
     from style_pipeline.stages.curated_frames import DayTables, curate_day
 
     started = time.perf_counter()
     everything = settings.load()
     cfg = everything.curation
     theme = load_theme(cfg.theme, cfg.themes_dir)
+    specs = None
+    if not everything.characters.enabled:
+        characters = None  # its table is empty then: no face was looked for
+    elif characters is not None:
+        specs = load_specs(resolve_local(everything.characters.references_dir))
     table, facts = curate_day(
-        DayTables(frames, quality_scores, dedup_set, embeddings, clusters, scores, ranking),
+        DayTables(
+            frames, quality_scores, dedup_set, embeddings, clusters, scores, ranking, characters
+        ),
         OntologySnapshot.model_validate(ontology),
         Store(resolve_root(cfg.overrides_root)),
         context.partition_key,
         cfg,
         theme=theme,
         frame_store=storage.store(),
+        character_specs=specs,
     )
     for note in facts.notes:
         context.log.info(note)
+    for note in facts.character_notes:
+        context.log.warning(f"character share: {note}")
     for axis, prompt in facts.low_coverage.items():
         context.log.info(f"low coverage on {axis}: {prompt}")
     if facts.unknown_override_ids:
@@ -291,6 +323,26 @@ def curated_frames(
                 coverage_markdown(facts.axis_coverage, facts.low_coverage)
             ),
             "low_coverage": dict(facts.low_coverage),
+            "characters": {
+                name: {
+                    "frames": c.frames,
+                    "kept": c.kept,
+                    "share": round(c.share, 4),
+                    "min_share": c.min_share,
+                    "max_share": c.max_share,
+                    "met": c.met,
+                }
+                for name, c in facts.characters.items()
+            },
+            "unknown_groups": {
+                name: {"frames": c.frames, "kept": c.kept}
+                for name, c in facts.unknown_groups.items()
+            },
+            "character_shares": dg.MetadataValue.md(
+                character_markdown(facts.characters, facts.unknown_groups)
+                if characters is not None
+                else "no characters table that day (or characters.enabled is false)"
+            ),
             "seconds": _elapsed(started),
             "sample": sample_table(table, ["frame_id", "keep", "role", "reason"]),
             **frame_strip_metadata(
