@@ -75,6 +75,8 @@ def caption_model(
     ins={
         "curated_frames": dg.AssetIn(metadata=MAY_BE_MISSING),
         "ontology": dg.AssetIn(metadata=MAY_BE_MISSING),
+        # a day (or a deployment) without faces found: captions name no character
+        "characters": dg.AssetIn(metadata=MAY_BE_MISSING),
     },
 )
 def captions(
@@ -83,9 +85,14 @@ def captions(
     storage: StorageResource,
     curated_frames: pl.DataFrame | None,
     ontology: dict | None,
+    characters: pl.DataFrame | None,
 ) -> dg.Output[pl.DataFrame]:
     """A validated, ontology-constrained caption with the trigger word for every kept frame."""
-    from style_pipeline.stages.captions import CAPTION_SCHEMA, caption_partition
+    from style_pipeline.stages.captions import (
+        CAPTION_SCHEMA,
+        caption_partition,
+        character_specs,
+    )
 
     started = time.perf_counter()
     loaded = settings.load()
@@ -95,9 +102,17 @@ def captions(
         empty = pl.DataFrame(schema=CAPTION_SCHEMA)
         return dg.Output(empty, metadata={**table_metadata(empty), "quiet_day": True})
     secret_env = [config.endpoint.api_key_env]
+    specs = character_specs(characters, loaded.characters)
+    if specs is None:
+        context.log.info("no characters table (or characters disabled): no character named")
     try:
         table, facts = caption_partition(
-            curated_frames, day_ontology(context, ontology, loaded), storage.store(), config
+            curated_frames,
+            day_ontology(context, ontology, loaded),
+            storage.store(),
+            config,
+            characters=characters,
+            specs=specs,
         )
     except Exception as exc:  # any error text (a remote body, a URL) lands in the event log
         trace = redact(traceback.format_exc(), secret_env)
