@@ -428,15 +428,17 @@ def _add_faces(frames: list[dict[str, Any]], faces: dict[str, list[dict[str, Any
         labels = sorted({face["label"] for face in found if face["label"]}, key=label_order)
         f["faces"], f["characters"] = found, labels
         f["characters_attr"] = "|".join(labels)
-        f["face_boxes"] = [_box(face, f.get("width"), f.get("height")) for face in found]
+        width, height = f.get("width"), f.get("height")
+        f["face_boxes"] = [_box(face, width, height) for face in found] if width and height else []
 
 
-def _box(face: dict[str, Any], width: int | None, height: int | None) -> dict[str, str]:
-    """A face's box on the page: its kind, label and place in % of the frame."""
+def _box(face: dict[str, Any], w: int, h: int) -> dict[str, str]:
+    """A face's box on the page: its kind, label and place in % of the frame (clipped to it)."""
     label = face["label"]
     kind = "matched" if face["matched"] else ("unknown" if label else "unlabelled")
     x0, y0, x1, y1 = face["box"]
-    w, h = max(width or 1, 1), max(height or 1, 1)
+    x0, x1 = min(max(x0, 0), w), min(max(x1, 0), w)
+    y0, y1 = min(max(y0, 0), h), min(max(y1, 0), h)
     if y0 < 0.1 * h:  # no room above the box: the name goes inside it
         kind += " top"
     confidence = face["confidence"]

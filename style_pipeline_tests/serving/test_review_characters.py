@@ -46,6 +46,8 @@ def test_day_json_has_faces_labels_and_counts(roots):
     store, overrides = roots
     ids = write_day(store, DAY, 10)  # 96 x 64 frames
     rows = [*_faces(ids[0], "ada", "unknown_10", None), *_faces(ids[3], "unknown_2", "ada")]
+    edge = _faces(ids[4], "ada")[0].model_copy(update={"x0": -8, "y0": 50, "x1": 20, "y1": 80})
+    rows.append(edge)  # past the frame's left and bottom edges: drawn clipped to the frame
     write_characters(store, DAY, records_to_frame(rows, CharacterRecord))
     client = TestClient(create_app(load_settings(), store, overrides_store=overrides))
     day = client.get(f"/v1/days/{DAY}").json()
@@ -60,12 +62,13 @@ def test_day_json_has_faces_labels_and_counts(roots):
     assert day["frames"][1]["faces"] == [] and day["frames"][1]["characters"] == []
     assert "face_boxes" not in first and "characters_attr" not in first  # page only
     summary = day["summary"]
+    assert day["frames"][4]["faces"][0]["box"] == [-8, 50, 20, 80]  # as stored
     assert list(summary["characters"]) == ["ada", "unknown_2", "unknown_10"]
     kept = {f["frame_id"] for f in day["frames"] if f["status"] == "kept"}
     assert summary["characters"]["ada"] == {
-        "frames": 2, "kept": len(kept & {ids[0], ids[3]}), "matched": True
+        "frames": 3, "kept": len(kept & {ids[0], ids[3], ids[4]}), "matched": True
     }  # fmt: skip
-    assert summary["faces"] == {"faces": 5, "labelled": 4, "frames_with_faces": 2}
+    assert summary["faces"] == {"faces": 6, "labelled": 5, "frames_with_faces": 3}
     html = client.get(f"/review/{DAY}").text
     card = html[html.index(f'id="f-{ids[0]}"') :]
     card = card[: card.index("</article>")]
@@ -77,7 +80,8 @@ def test_day_json_has_faces_labels_and_counts(roots):
     ) in card
     assert '<span class="face unknown top"' in card and ">unknown_10</span>" in card
     assert '<span class="face unlabelled top"' in card and '<span class="name">?</span>' in card
-    assert '<option value="ada">ada (2)</option>' in html
+    assert '<option value="ada">ada (3)</option>' in html
+    assert 'style="left:0.00%;top:78.12%;width:20.83%;height:21.88%"' in html
     assert '<tr data-character="unknown_2" class="unknown">' in html
 
 
