@@ -65,6 +65,7 @@ class SharedPicks:
     refused: dict[int, tuple[str, str]]  # column -> (character at its cap, reason)
     runs: int
     notes: list[str] = field(default_factory=list)
+    for_minimum: dict[int, list[str]] = field(default_factory=dict)  # pick -> minimums served
 
 
 class _Counts:
@@ -148,6 +149,8 @@ def shared_greedy(
             if need is not None and not set(members[j]) & counts.short(wanted):
                 return True  # the minimums it served are met: re-run on what is left short
             out.picks.append(j)
+            if need is not None:
+                out.for_minimum[j] = sorted(set(members[j]) & counts.short(wanted))
             out.gains.append(result.gains[k])
             out.parts.append(parts[k] if k < len(parts) else {})
             taken.add(j)

@@ -141,6 +141,7 @@ def _run_objective(cfg, x, knn, ground, locked, pool, qn, slots, groups, caps, t
     initial = list(range(len(locked)))
     candidates = list(range(len(locked), len(cols)))
     refused: dict[int, tuple[str, str]] = {}
+    first: dict[int, list[str]] = {}
     notes: list[str] = []
     if shares is None:
         res, parts = greedy(initial, candidates)
@@ -156,12 +157,14 @@ def _run_objective(cfg, x, knn, ground, locked, pool, qn, slots, groups, caps, t
         parts = [split[j] for j in run.picks]
         how += f"; character shares: {run.runs} greedy runs"
         notes = run.notes
+        first = {j: run.for_minimum[j] for j in run.picks if j in run.for_minimum}  # kept ones
     coverage = facility_location_value(w, [*initial, *res.picks]) / max(w.shape[0], 1)
     res.picks = [int(cols[j]) for j in res.picks]
     res.capped = {int(cols[j]) for j in res.capped} - set(res.picks)
     return _Objective(
         res, coverage, how, dict(zip(res.picks, parts, strict=False)),
         {int(cols[j]): why for j, why in refused.items()}, notes,
+        {int(cols[j]): names for j, names in first.items()},
     )  # fmt: skip
 
 
@@ -173,6 +176,7 @@ class _Objective:
     parts: dict[int, dict[str, float]]  # frame -> gain parts (theme runs)
     refused: dict[int, tuple[str, str]]  # frame -> (character, why) a share limit dropped it
     notes: list[str]
+    for_minimum: dict[int, list[str]]  # frame -> characters whose min_share it was picked for
 
 
 def _rule_decisions(ids, labels, q, glosh, ineligible, excluded, locked, cfg):
@@ -272,13 +276,14 @@ def select_frames(
     members = _members(characters, n)
     limits = limiting(character_specs or {}) if characters is not None else {}
     shares = (members, limits, cap) if limits else None
-    coverage, result, picks, parts, refused = 0.0, None, {}, {}, {}
+    coverage, result, picks, parts, refused, first = 0.0, None, {}, {}, {}, {}
     objective = cfg.objective if theme is None else "theme_greedy"
     if len(pool) and slots > 0:
         run = _run_objective(
             cfg, x, knn, ground, locked, pool, qn, slots, groups, caps, theme, shares
         )
         result, coverage, parts, refused = run.result, run.coverage, run.parts, run.refused
+        first = run.for_minimum
         picks = {
             j: (p + 1, g) for p, (j, g) in enumerate(zip(result.picks, result.gains, strict=True))
         }
@@ -304,6 +309,8 @@ def select_frames(
             reason = f"kept: {where}; {objective} pick {pick} of {slots} (gain {gain:.4g}"
             split = ", ".join(f"{k} {v:.3g}" for k, v in parts.get(i, {}).items())
             reason += f": {split})" if split else ")"
+            if i in first:
+                reason += f"; picked first for the min_share of {', '.join(first[i])}"
         elif i in refused:
             keep, code, reason = False, SHARE_CODE, refused[i][1]
         elif result is not None and i in result.capped:

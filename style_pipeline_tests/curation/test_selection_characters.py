@@ -94,6 +94,7 @@ def test_min_share_prefers_frames_of_an_under_represented_character(objective):
     assert len(result.kept_ids) == 10 and result.character_notes == []
     first = sorted((d for d in result.decisions if d.keep), key=lambda d: d.pick or 0)[:3]
     assert all("dora" in chars[ids.index(d.frame_id)] for d in first)  # picked first
+    assert all(d.reason.endswith("; picked first for the min_share of dora") for d in first)
 
 
 def test_a_minimum_the_candidates_cannot_meet_is_reported_not_raised():
