@@ -28,6 +28,7 @@ from style_pipeline.training.backends import (
     TrainingBackend,
     TrainingRequest,
 )
+from style_pipeline.training.data import read_training_folder
 from style_pipeline.training.estimates import estimate_resources, is_logged_step
 from style_pipeline.training.lora_models import WEIGHT_NAME
 from style_pipeline.training.promotion import PromotionError, live_lock, read_live
@@ -138,7 +139,8 @@ def train_and_publish(
 
     backend = backend or LocalDiffusersBackend()
     data_hash = dataset_hash_of(dataset_dir)
-    n_images = sum(1 for line in (Path(dataset_dir) / "metadata.jsonl").open() if line.strip())
+    # examples an epoch sees: a per-character row counts its repeats (training.data)
+    n_images = len(read_training_folder(Path(dataset_dir)))
     estimate = estimate_resources(config, Path(model.path), n_images)
     log.info("training estimate: %s", estimate.summary())
     if log_line:
