@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from style_pipeline.contracts.characters import UNKNOWN_PREFIX, CharacterSpec
+from style_pipeline.contracts.characters import CharacterSpec
 from style_pipeline.curation.submodular import GreedyResult
 
 SHARE_CODE = "character_share"
@@ -201,88 +201,3 @@ def trim_to_kept(
 def _cap_reason(name: str, spec: CharacterSpec, allowed: int, target: int) -> str:
     return (f"dropped: character share: {name} at its cap, {allowed} of {target} frames "
             f"(max_share {spec.max_share})")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class CharacterCount:
-    """A character's (or unknown face group's) frames that day and in the curated set."""
-
-    frames: int  # frames of the day showing it
-    kept: int
-    share: float  # kept / frames kept that day
-    min_share: float = 0.0
-    max_share: float = 1.0
-    wanted: int = 0  # min_share of the frames kept
-    allowed: int | None = None  # max_share of the frames kept (None: no cap)
-    dropped_for_share: int = 0
-
-    @property
-    def met(self) -> bool:
-        return self.kept >= self.wanted and (self.allowed is None or self.kept <= self.allowed)
-
-
-def character_counts(
-    members: Sequence[Collection[str]],
-    keep: Sequence[bool],
-    specs: Mapping[str, CharacterSpec],
-    dropped_for_share: Mapping[str, int] | None = None,
-) -> tuple[dict[str, CharacterCount], dict[str, CharacterCount]]:
-    """(characters, unknown groups) -> counts; every spec is listed, shown that day or not."""
-    total = sum(bool(k) for k in keep)
-    frames: dict[str, int] = dict.fromkeys(specs, 0)
-    kept: dict[str, int] = dict.fromkeys(specs, 0)
-    for labels, k in zip(members, keep, strict=True):
-        for name in set(labels):
-            frames[name] = frames.get(name, 0) + 1
-            kept[name] = kept.get(name, 0) + bool(k)
-    named: dict[str, CharacterCount] = {}
-    unknown: dict[str, CharacterCount] = {}
-    for name in sorted(frames, key=_label_order):
-        share = kept[name] / total if total else 0.0
-        spec = specs.get(name)
-        if name.startswith(UNKNOWN_PREFIX):
-            unknown[name] = CharacterCount(frames[name], kept[name], share)
-        elif spec is None:
-            named[name] = CharacterCount(frames[name], kept[name], share)
-        else:
-            named[name] = CharacterCount(
-                frames[name], kept[name], share, spec.min_share, spec.max_share,
-                wanted=wanted_frames(spec, total),
-                allowed=most_frames(spec.max_share, total) if spec.max_share < 1 else None,
-                dropped_for_share=(dropped_for_share or {}).get(name, 0),
-            )  # fmt: skip
-    return named, unknown
-
-
-def _label_order(label: str) -> tuple[int, str]:
-    """unknown_2 before unknown_10; names alphabetically."""
-    if label.startswith(UNKNOWN_PREFIX) and label[len(UNKNOWN_PREFIX) :].isdigit():
-        return int(label[len(UNKNOWN_PREFIX) :]), ""
-    return -1, label
-
-
-def unmet_notes(
-    counts: Mapping[str, CharacterCount],
-    available: Mapping[str, int],
-    blocked_by: Mapping[str, Collection[str]] | None = None,
-) -> list[str]:
-    """A line per character whose share limit the kept set misses. ``available``: eligible
-    frames showing it (lock-ins included); ``blocked_by``: the characters whose cap refused
-    frames showing it."""
-    notes = []
-    for name, c in counts.items():
-        if c.kept < c.wanted:
-            have = available.get(name, 0)
-            line = (
-                f"{name}: {c.kept} kept frames, min_share {c.min_share} wants {c.wanted}: "
-                f"{'only ' + str(have) if have <= c.wanted and have else have or 'no'} "
-                f"eligible frames show {name} today"
-            )
-            others = sorted(set((blocked_by or {}).get(name, ())) - {name})
-            if others:
-                line += f"; frames with {', '.join(others)} are at their max_share"
-            notes.append(line)
-        if c.allowed is not None and c.kept > c.allowed:
-            notes.append(f"{name}: {c.kept} kept frames, over max_share {c.max_share} "
-                         f"({c.allowed}): lock-ins")  # fmt: skip
-    return notes

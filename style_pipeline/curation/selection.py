@@ -18,14 +18,12 @@ import scipy.sparse as sp
 
 from style_pipeline.contracts.characters import CharacterSpec
 from style_pipeline.contracts.curation import KnnConfig, Overrides, SelectionConfig
+from style_pipeline.curation.character_counts import CharacterCount, frame_members, share_report
 from style_pipeline.curation.character_shares import (
     SHARE_CODE,
-    CharacterCount,
-    character_counts,
     limiting,
     shared_greedy,
     trim_to_kept,
-    unmet_notes,
 )
 from style_pipeline.curation.knn import KnnGraph, knn_graph
 from style_pipeline.curation.submodular import (
@@ -273,7 +271,7 @@ def select_frames(
         caps = {1: int(np.floor(cfg.outlier_budget_fraction * cfg.budget))}
     qn = np.zeros(n)
     qn[pool] = _normalise(q[pool])
-    members = _members(characters, n)
+    members = frame_members(characters, n)
     limits = limiting(character_specs or {}) if characters is not None else {}
     shares = (members, limits, cap) if limits else None
     coverage, result, picks, parts, refused, first = 0.0, None, {}, {}, {}, {}
@@ -326,37 +324,13 @@ def select_frames(
             reason = f"dropped: over budget ({cap} frames, {len(locked)} locked in)"
         out.append(FrameDecision(fid, keep, code, reason, int(labels[i]), float(q[i]), pick, gain))
     report = (
-        _character_report(out, members, character_specs or {}, refused, locked, pool)
+        share_report(
+            [d.keep for d in out], members, character_specs or {}, refused, [*locked, *pool]
+        )  # fmt: skip
         if characters is not None
         else ({}, {}, [])
     )
     return SelectionResult(out, coverage, unknown, notes, parts, *report)
-
-
-def _members(characters: Sequence[Collection[str]] | None, n: int) -> list[frozenset[str]]:
-    if characters is None:
-        return [frozenset()] * n
-    if len(characters) != n:
-        raise ValueError(f"characters has {len(characters)} rows for {n} frames")
-    return [frozenset(c) for c in characters]
-
-
-def _character_report(decisions, members, specs, refused, locked, pool):
-    """Counts per character and unknown group, and the share limits the kept set misses."""
-    dropped: dict[str, int] = {}
-    for name, _ in refused.values():
-        dropped[name] = dropped.get(name, 0) + 1
-    keep = [d.keep for d in decisions]
-    named, groups = character_counts(members, keep, specs, dropped)
-    available: dict[str, int] = {}
-    for i in [*locked, *pool]:
-        for name in members[i]:
-            available[name] = available.get(name, 0) + 1
-    blocked_by: dict[str, set[str]] = {}
-    for i, (name, _) in refused.items():
-        for shown in members[i]:
-            blocked_by.setdefault(shown, set()).add(name)
-    return named, groups, unmet_notes(named, available, blocked_by)
 
 
 def decisions_frame(result: SelectionResult) -> pl.DataFrame:

@@ -37,7 +37,7 @@ from style_pipeline.contracts.curation import (
 from style_pipeline.contracts.models import ModelConfig
 from style_pipeline.contracts.themes import Theme
 from style_pipeline.curation import coverage
-from style_pipeline.curation.character_shares import CharacterCount
+from style_pipeline.curation.character_counts import CharacterCount
 from style_pipeline.curation.clustering import knn_from_frame
 from style_pipeline.curation.embeddings import embed_texts, vectors_from_frame
 from style_pipeline.curation.ontology import build_label_bank, zero_shot_by_category
