@@ -77,14 +77,20 @@ def character_distances(
     """Names (sorted) and the (faces, characters) matrix of ``d(x, c)`` (see the module)."""
     names = sorted(name for name, refs in references.items() if len(refs))
     out = np.full((len(x), len(names)), np.inf, dtype=np.float64)
+    if not len(x):
+        return names, out
     for k, name in enumerate(names):
         refs = np.asarray(references[name], dtype=np.float64)
-        if not len(x):
-            continue
-        nearest = np.linalg.norm(x[:, None, :] - refs[None, :, :], axis=2).min(axis=1)
+        nearest = _pairwise(x, refs).min(axis=1)
         centroid = np.linalg.norm(x - refs.mean(axis=0), axis=1)
         out[:, k] = np.minimum(nearest, centroid)
     return names, out
+
+
+def _pairwise(x: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """(n, k) euclidean distances, through |x|^2 + |r|^2 - 2 x.r (no (n, k, d) array)."""
+    squared = (x * x).sum(axis=1)[:, None] + (refs * refs).sum(axis=1)[None, :] - 2 * x @ refs.T
+    return np.sqrt(np.maximum(squared, 0.0))
 
 
 def confidence(best: np.ndarray, margin: np.ndarray, threshold: float) -> np.ndarray:

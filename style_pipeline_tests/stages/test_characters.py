@@ -107,3 +107,26 @@ def test_no_faces_no_rows(tmp_path):
     table, facts = characters_partition(faces, None, store, SETTINGS, refs, DAY)
     assert table.height == 0 and table.schema == empty_characters_table().schema
     assert facts.matched == {"grace": 0} and facts.unknown == () and facts.sheet_key is None
+
+
+def test_faces_without_a_descriptor_get_no_label(tmp_path):
+    from style_pipeline.contracts.characters import CharacterSpec
+    from style_pipeline.curation.character_refs import References
+    from style_pipeline.stages.characters import label_faces
+
+    faces = pl.DataFrame(
+        {
+            "frame_id": ["a", "a", "b"],
+            "face_index": [0, 1, 0],
+            "x0": [0, 0, 0],
+            "y0": [0, 0, 0],
+            "x1": [9, 9, 9],
+            "y1": [9, 9, 9],
+            "embedding": [[0.0, 0.1], None, [5.0, 5.0]],
+        }  # fmt: skip
+    )
+    refs = References({"x": CharacterSpec(name="x")}, {"x": np.zeros((1, 2), np.float32)}, {})
+    table, facts = label_faces(faces, refs, SETTINGS, Store(tmp_path), DAY)
+    assert table["label"].to_list() == ["x", None, None]
+    assert table["confidence"].to_list()[1:] == [0.0, 0.0]
+    assert facts.embedded == 2 and facts.unlabelled == 2 and facts.matched == {"x": 1}
