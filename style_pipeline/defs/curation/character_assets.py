@@ -132,8 +132,7 @@ def characters(
     frames: pl.DataFrame,
     faces: pl.DataFrame,
 ) -> dg.Output[pl.DataFrame]:
-    """A label per face: a reference character (data/characters/<name>/), an unknown_<n>
-    group of faces that match no one (with a crop to name it by), or none."""
+    """A label per face: a reference character, an unknown_<n> group (with a crop), or none."""
     from style_pipeline.defs.metadata import picture_url
     from style_pipeline.paths import resolve_local
     from style_pipeline.stages.characters import characters_partition, empty_characters_table
