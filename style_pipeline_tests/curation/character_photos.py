@@ -1,5 +1,5 @@
 """Real faces for the characters tests: reference folders and augmented views of two people
-(Grace Hopper from matplotlib, Eileen Collins from scikit-image), and the real face models."""
+(Grace Hopper from matplotlib, Eileen Collins from scikit-image)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from style_pipeline.contracts.characters import CharacterSettings
-from style_pipeline.demo.faces import Person, astronaut, augment, face_crop, grace_hopper, write_jpeg
+from style_pipeline.demo.faces import (
+    Person,
+    astronaut,
+    augment,
+    face_crop,
+    grace_hopper,
+    write_jpeg,
+)
 
 
 def eileen() -> Person:
@@ -31,8 +37,4 @@ def views(person: Person, n: int, seed: int, strength: float = 0.8) -> list[np.n
     return [augment(person, rng, strength=strength).image for _ in range(n)]
 
 
-def settings(**changes) -> CharacterSettings:
-    return CharacterSettings(**changes)
-
-
-__all__ = ["eileen", "grace_hopper", "reference_folder", "settings", "views"]
+__all__ = ["eileen", "grace_hopper", "reference_folder", "views"]

@@ -39,9 +39,10 @@ def test_drop_with_faces_and_the_demo_character(tmp_path, models):
         face_photos=2, characters_dir=refs,
     )  # fmt: skip
     assert samples.character == refs / DEMO_CHARACTER
+    # the astronaut needs scikit-image (a dev dependency)
     assert [p.name for p in samples.faces] == [
         "face_grace_00.jpg", "face_grace_01.jpg", "face_eileen_00.jpg", "face_eileen_01.jpg"
-    ]  # fmt: skip (the astronaut needs scikit-image: a dev dependency)
+    ]  # fmt: skip
     assert load_specs(refs)[DEMO_CHARACTER].trigger == DEMO_TRIGGER
 
     references = load_references(refs, models, SETTINGS)
