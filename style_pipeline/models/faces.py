@@ -20,6 +20,7 @@ import importlib.util
 import logging
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ class FaceModels:
     def is_dlib(self) -> bool:
         return self.detector_name.startswith("dlib_")
 
-    @property
+    @cached_property
     def identity(self) -> str:
         """A short hash of the detector, embedder, weight files (name and size) and library
         versions: two loads with the same identity give the same faces."""

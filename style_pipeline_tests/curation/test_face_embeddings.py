@@ -181,6 +181,17 @@ def test_laplacian_variance_is_zero_on_flat_and_empty_crops():
     assert laplacian_variance(flat, (10, 10, 10, 20)) == 0.0
 
 
+def test_cnn_detector_finds_the_same_face(found):
+    """dlib's mmod CNN detector (seconds per frame on a CPU: scanned small here)."""
+    settings = SETTINGS.model_copy(update={"detector": "dlib_cnn", "max_edge": 320, "upsample": 0})
+    models = load_face_models(settings)
+    assert models.detector_name == "dlib_cnn" and len(models.files) == 3
+    (face,) = find_faces(_grace(), models, settings)
+    assert _center_in(face.box, FACE["grace_hopper"]) and face.score > 0
+    ref = found["grace_hopper"][0].embedding
+    assert float(np.linalg.norm(face.embedding - ref)) < 0.3
+
+
 # The OpenCV fallback ---------------------------------------------------------------------
 
 
