@@ -21,6 +21,8 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("STYLE_PIPELINE_DROP", str(tmp_path / "drop"))
     monkeypatch.setenv("STYLE_PIPELINE_STORAGE", str(tmp_path / "storage"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    # data/characters/ may hold a user's (or the demo's) reference photos: none in tests
+    monkeypatch.setenv("STYLE_PIPELINE_CHARACTERS__REFERENCES_DIR", str(tmp_path / "characters"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     (tmp_path / "drop").mkdir()
