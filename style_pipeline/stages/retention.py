@@ -12,12 +12,13 @@ raw_media          ``raw_media/<day>.parquet``, ``raw_media/quarantine/<day>/``;
                    ``raw_media/objects/..`` with its ledger entries once the newest day
                    that accepted its content is past ``raw_media_days``
 frames             ``frames/<day>.parquet``, the images ``frames/<day>/``,
-                   ``curated_frames/<day>.parquet`` and the day's dedup index
+                   ``curated_frames/<day>.parquet``, the day's dedup index, ``faces`` and
+                   ``characters`` tables and the unknown groups' crops ``characters/<day>/``
 training_datasets  ``training_dataset/<day>.json`` and the folder ``training_dataset/<day>/``
 metrics            ``metrics/<day>.json`` and its samples ``metrics/<day>/samples/``
 reports            ``reports/<asset>/<day>/`` (the pictures in the Dagster metadata)
 lora_versions      ``lora_weights/<version>/`` past the newest ``lora_keep_versions``
-caches             embedding, caption-answer, judgment and LoRA latent/text caches: written
+caches             embedding, face, caption-answer, judgment and LoRA latent/text caches: written
                    before ``cache_max_age_days``, then the oldest until under ``cache_max_bytes``
 =================  ======================================================================
 
@@ -160,8 +161,19 @@ def plan_retention(store: Store, settings: Settings, today: dt.date) -> Retentio
     versions = lora_versions(inventory)
     kept = kept_versions(versions, limits.lora_keep_versions, live.version)
     keep = protect(store, inventory, live, kept, settings.training.window_days)
-    cache_list = cache_prefixes(settings.curation.embeddings.cache_prefix)
-    frame_prefixes = [layout.FRAMES, layout.CURATED_FRAMES, settings.curation.dedup.index_prefix]
+    cache_list = [
+        *cache_prefixes(settings.curation.embeddings.cache_prefix),
+        settings.characters.cache_dir,  # faces per frame content
+    ]
+    # what is derived from a day's frames goes with them: the faces and characters tables
+    # and the unknown groups' crops (characters/<day>/)
+    frame_prefixes = [
+        layout.FRAMES,
+        layout.CURATED_FRAMES,
+        settings.curation.dedup.index_prefix,
+        "faces",
+        layout.CHARACTERS,
+    ]
     deletions = [
         *raw_media(inventory, cutoff(today, limits.raw_media_days)),
         *dated(inventory, "frames", frame_prefixes, cutoff(today, limits.frames_days), keep.frames),

@@ -43,7 +43,7 @@ def test_the_job_deletes_exactly_the_expired_keys(root, request, monkeypatch):
     assert metadata["lora_versions_keys"] == metadata["lora_versions_deleted_keys"] == 5
     assert metadata["raw_media_bytes"] == 1040
     assert metadata["caches_keys"] == 0
-    assert "| frames | 8 |" in metadata["plan"]
+    assert "| frames | 14 |" in metadata["plan"]  # 2 days: 4 frame keys + faces, characters, crop
     assert "live LoRA version" in metadata["kept"]
 
 

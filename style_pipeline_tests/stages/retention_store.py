@@ -55,7 +55,7 @@ def all_keys(store: Store) -> set[str]:
     tops = {layout.RAW_MEDIA, layout.FRAMES, layout.CURATED_FRAMES, layout.DEDUP_SET}
     tops |= {layout.TRAINING_DATASET, layout.LORA_WEIGHTS, layout.PROMOTED_LORA, layout.METRICS}
     tops |= {layout.REPORTS, layout.CAPTIONS, layout.CURATED_LIST, layout.EMBEDDINGS}
-    tops |= {layout.RANKING}
+    tops |= {layout.RANKING, "faces", layout.CHARACTERS}
     return {f.key for top in tops for f in list_files(store, top)}
 
 
@@ -96,6 +96,9 @@ def _frames(s: DatedStore) -> None:
         s.put(layout.frame_key(day, "f1"), goes=goes, size=500)
         s.put(layout.table_key(layout.CURATED_FRAMES, day), goes=goes)
         s.put(layout.dedup_index_key(day), goes=goes)
+        s.put(layout.table_key("faces", day), goes=goes)
+        s.put(layout.table_key(layout.CHARACTERS, day), goes=goes)
+        s.put(layout.unknown_group_key(day, "unknown_0"), goes=goes, size=200)
         s.put(layout.table_key(layout.DEDUP_SET, day), goes=False)  # no rule for it
     # the live LoRA's training window (its dataset document lists 01-08 and 01-10)
     for day in ("2026-01-08", "2026-01-10"):
@@ -177,4 +180,5 @@ def cache_keys(tag: str) -> list[str]:
         layout.caption_cache_key(sha(f"{tag}-c")),
         layout.judgment_cache_key(sha(f"{tag}-j")),
         layout.training_cache_key(latents, sha(f"{tag}-l")),
+        layout.face_cache_key("characters/cache", sha("faces")[:16], sha(f"{tag}-f")),
     ]

@@ -162,13 +162,13 @@ def test_caches_by_age_then_oldest_first_by_size(tmp_path, settings):
     store = Store(tmp_path / "storage")
     old, mid, new = cache_keys("old"), cache_keys("mid"), cache_keys("new")
     _aged(store, [(k, 120) for k in old] + [(k, 60) for k in mid] + [(k, 1) for k in new])
-    limits = RetentionSettings(cache_max_age_days=90, cache_max_bytes=550)
+    limits = RetentionSettings(cache_max_age_days=90, cache_max_bytes=650)
     plan = plan_retention(store, settings.model_copy(update={"retention": limits}), TODAY)
     by_reason = {(d.key, d.reason) for d in plan.deletions}
-    # 8 entries are younger than 90 days (800 bytes): the 3 oldest of them go for size
+    # 10 entries (5 caches) are younger than 90 days (1000 bytes): the 4 oldest go for size
     assert {k for k, r in by_reason if r == "cache_age"} == set(old)
     by_size = {k for k, r in by_reason if r == "cache_size"}
-    assert len(by_size) == 3 and by_size < set(mid)
+    assert len(by_size) == 4 and by_size < set(mid)
     apply_retention(store, plan, lambda _: None)
     left = all_keys(store)
     assert left == (set(mid) - by_size) | set(new)
@@ -189,14 +189,14 @@ def test_caches_on_s3_by_write_time(s3_root):
     for key in cache_keys("s3"):
         store.put_bytes(b"c" * 100, key)
     prefixes = [layout.EMBEDDING_CACHE, layout.CAPTION_CACHE, layout.JUDGMENT_CACHE]
-    prefixes.append(layout.TRAINING_CACHE)
+    prefixes += [layout.TRAINING_CACHE, "characters/cache"]
     today = dt.datetime.now(dt.UTC).date()
     assert caches(Inventory(store), prefixes, RetentionSettings(), today) == []
     later = caches(Inventory(store), prefixes, RetentionSettings(), today + dt.timedelta(100))
     assert {d.key for d in later} == set(cache_keys("s3"))
     assert {d.reason for d in later} == {"cache_age"}
     sized = caches(Inventory(store), prefixes, RetentionSettings(cache_max_bytes=250), today)
-    assert len(sized) == 2 and {d.reason for d in sized} == {"cache_size"}
+    assert len(sized) == 3 and {d.reason for d in sized} == {"cache_size"}  # 500 -> 200 B
 
 
 def test_without_its_dataset_document_the_whole_window_is_kept(tmp_path, settings):
