@@ -20,6 +20,7 @@ from style_pipeline.contracts import (
     media,
     models,
     orchestration,
+    remote_training,
     retention,
     serving,
     themes,
@@ -55,6 +56,7 @@ def _public_models() -> list[type[BaseModel]]:
         orchestration,
         retention,
         characters,
+        remote_training,
     ):
         for name in sorted(vars(module)):
             value = getattr(module, name)

@@ -21,6 +21,12 @@ from style_pipeline.contracts.models import (
     DiffusionProfile,
     ModelFamily,
 )
+from style_pipeline.contracts.remote_training import (
+    BackendName,
+    ComfyUISettings,
+    RemoteCallSettings,
+    ReplicateSettings,
+)
 from style_pipeline.paths import DEFAULT_MODEL_DIR
 
 LrScheduler = Literal[
@@ -259,6 +265,12 @@ class TrainingSettings(BaseModel):
         description="every trainer (LoRA, caption fine-tune) logs step 1, every Nth and the last",
     )
     launcher: TrainerLaunchSettings = TrainerLaunchSettings()
+    backend: BackendName = Field(
+        "local", description="where the LoRA trains: local (diffusers + PEFT), comfyui, replicate"
+    )
+    comfyui: ComfyUISettings = ComfyUISettings()
+    replicate: ReplicateSettings = ReplicateSettings()
+    remote: RemoteCallSettings = RemoteCallSettings()
     repro_check: ReproCheckSettings = ReproCheckSettings()
 
 

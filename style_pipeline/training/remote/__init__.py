@@ -1,0 +1,1 @@
+"""Remote training backends (ComfyUI, Replicate) behind one job lifecycle."""
