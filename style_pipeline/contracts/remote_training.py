@@ -51,11 +51,19 @@ class TrainingJob(BaseModel):
     )
     created_at: dt.datetime
     updated_at: dt.datetime
-    started_at: dt.datetime | None = None
+    submitted_at: dt.datetime | None = Field(
+        None, description="when the backend accepted it (job_timeout_s counts from here)"
+    )
+    started_at: dt.datetime | None = Field(None, description="when it was first seen running")
     finished_at: dt.datetime | None = None
     error: str | None = Field(None, description="why it failed (never a token)")
     weights_sha256: str | None = None
     run_id: str | None = Field(None, description="the Dagster run that submitted or resumed it")
+    attempts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="earlier submissions under this id (a failed, cancelled or lost job is "
+        "submitted again by the next run): remote_id, status, error, submitted_at, finished_at",
+    )
 
     @property
     def final(self) -> bool:

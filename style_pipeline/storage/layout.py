@@ -236,6 +236,37 @@ def lora_version_of(key: str) -> str:
     return _first_part_under(key, LORA_WEIGHTS)
 
 
+# Remote training jobs (ComfyUI, Replicate): one record per job id (backend + config hash +
+# dataset hash), rewritten on every transition, and its log lines beside it.
+TRAINING_JOBS = "training_jobs"
+_JOB_ID = re.compile(r"^[a-z]+-[0-9a-f]{16}$")
+
+
+def _check_job_id(job_id: str) -> str:
+    if not _JOB_ID.match(job_id):
+        raise ValueError(f"not a training job id (<backend>-<16 hex>): {job_id!r}")
+    return job_id
+
+
+def training_job_key(job_id: str) -> str:
+    """A remote training job's record (``TrainingJob``)."""
+    return f"{TRAINING_JOBS}/{_check_job_id(job_id)}.json"
+
+
+def training_job_log_key(job_id: str) -> str:
+    """A remote training job's log lines (transitions, progress, errors; never a token)."""
+    return f"{TRAINING_JOBS}/{_check_job_id(job_id)}.log"
+
+
+def training_job_of(key: str) -> str | None:
+    """The job id of a record key listed under ``training_jobs/`` (None for a log or other)."""
+    head = f"{TRAINING_JOBS}/"
+    if not key.startswith(head) or not key.endswith(".json"):
+        return None
+    job_id = key[len(head) : -len(".json")]
+    return job_id if _JOB_ID.match(job_id) else None
+
+
 def _first_part_under(key: str, asset: str) -> str:
     head = f"{asset}/"
     if not key.startswith(head):
