@@ -211,19 +211,17 @@ class RemoteHttp:
         return url
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return self._json("GET", path, self.request("GET", path, params=params))
+        return _loads(self.request("GET", path, params=params, expect_json=True))
 
     def post_json(self, path: str, body: Any = None) -> Any:
         """POST ``body`` as JSON; the answer's JSON (None for an empty body)."""
-        response = self.request("POST", path, json=body)
-        return self._json("POST", path, response) if response.content.strip() else None
+        return _loads(self.request("POST", path, json=body, expect_json=True))
 
     def post_multipart(
         self, path: str, fields: Mapping[str, str], files: Mapping[str, FilePart]
     ) -> Any:
         """POST a multipart form; the answer's JSON (None for an empty body)."""
-        response = self.request("POST", path, data=dict(fields), files=files)
-        return self._json("POST", path, response) if response.content.strip() else None
+        return _loads(self.request("POST", path, data=dict(fields), files=files, expect_json=True))
 
     def get_bytes(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
         return self.request("GET", path, params=params).content
@@ -263,8 +261,10 @@ class RemoteHttp:
         data: Mapping[str, str] | None = None,
         files: Mapping[str, FilePart] | None = None,
         headers: Mapping[str, str] | None = None,
+        expect_json: bool = False,
     ) -> httpx.Response:
-        """One call with retries; the first answer below 400."""
+        """One call with retries; the first answer below 400 (checked to be JSON, or empty,
+        with ``expect_json``: an answer that is not counts as a failure for the breaker)."""
         sent_headers = {**self._headers_for(path), **(headers or {})}
 
         def send() -> httpx.Response:
@@ -291,7 +291,7 @@ class RemoteHttp:
                 for handle in opened:
                     handle.close()
 
-        return self._with_retries(method, path, send)
+        return self._with_retries(method, path, send, expect_json)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -312,11 +312,10 @@ class RemoteHttp:
         shown = urlsplit(path).path if "://" in path else "/" + path.lstrip("/")
         return f"{self.name} {method} {shown}"
 
-    def _json(self, method: str, path: str, response: httpx.Response) -> Any:
+    def _check_json(self, method: str, path: str, response: httpx.Response) -> None:
         try:
-            return json.loads(response.content)
+            _loads(response)
         except ValueError as exc:
-            self.breaker.failure()
             kind = response.headers.get("content-type", "no content type")
             raise RemoteBadAnswer(
                 f"{self._route(method, path)}: answer is not JSON (HTTP {response.status_code}, "
@@ -337,7 +336,11 @@ class RemoteHttp:
         return _Attempt(response, "")
 
     def _with_retries(
-        self, method: str, path: str, send: Callable[[], httpx.Response]
+        self,
+        method: str,
+        path: str,
+        send: Callable[[], httpx.Response],
+        expect_json: bool = False,
     ) -> httpx.Response:
         route, attempts = self._route(method, path), self.settings.max_attempts
         self.breaker.before_request()
@@ -346,6 +349,12 @@ class RemoteHttp:
             outcome = self._attempt(send)
             response = outcome.response
             if response is not None and not outcome.error:
+                if expect_json and response.status_code < 400:
+                    try:
+                        self._check_json(method, path, response)
+                    except RemoteBadAnswer:
+                        self.breaker.failure()
+                        raise
                 self.breaker.success()  # the service answered: it is up
                 if response.status_code >= 400:
                     body = self.scrub(response.text)[:SNIPPET_CHARS]
@@ -359,6 +368,11 @@ class RemoteHttp:
                 self._sleep(backoff_delay(attempt, base, cap, self._rng, outcome.retry_after))
         self.breaker.failure()
         raise RemoteUnavailable(f"{route}: gave up after {attempts} attempts; last: {last}")
+
+
+def _loads(response: httpx.Response) -> Any:
+    """The answer's JSON; None for an empty body."""
+    return json.loads(response.content) if response.content.strip() else None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
