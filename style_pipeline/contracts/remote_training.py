@@ -100,7 +100,25 @@ class ComfyUISettings(BaseModel):
     )
     upload: Literal["per_image", "zip"] = "per_image"
     websocket: bool = Field(True, description="follow progress on /ws; else poll /history")
-    output_subfolder: str = Field("style_pipeline", description="where the node pack saves")
+    output_subfolder: str = Field(
+        "style_pipeline",
+        description="subfolder of ComfyUI's input (datasets) and output (weights) folders",
+    )
+    checkpoint: str | None = Field(
+        None,
+        description="the base model's file in the server's models/checkpoints (ckpt_name), "
+        "e.g. v1-5-pruned-emaonly.safetensors",
+    )
+    server_input_dir: str = Field(
+        "input",
+        description="ComfyUI's input folder as the training process on the server sees it "
+        "(relative to ComfyUI's working directory, or absolute): /upload/image writes there",
+    )
+    server_output_dir: str = Field(
+        "output",
+        description="ComfyUI's output folder as the server sees it: the node saves the LoRA "
+        "in <server_output_dir>/<output_subfolder>, /view?type=output serves it",
+    )
 
 
 class ReplicateSettings(BaseModel):
