@@ -14,6 +14,7 @@ from style_pipeline.stages import FactValue
 from style_pipeline.storage.store import Store
 from style_pipeline.training.dataset import download_dataset
 from style_pipeline.training.presets import load_preset
+from style_pipeline.training.remote.factory import training_backend
 from style_pipeline.training.train_loop import ProgressCallback
 from style_pipeline.training.trainer import train_and_publish
 
@@ -24,11 +25,15 @@ def train_lora(
     settings: TrainingSettings,
     progress: ProgressCallback | None = None,
     log: Callable[[str], None] | None = None,
+    run_id: str | None = None,
 ) -> tuple[LoraWeightsDocument, dict[str, FactValue]]:
     """Download the day's dataset, resolve the base model and publish one LoRA version.
 
     ``progress`` sees every optimisation step; ``log`` gets the VRAM/time estimate before
     training starts, then step 1, every ``settings.log_every_n_steps``-th and the last step.
+    ``settings.backend`` picks where it trains: here (local), or a ComfyUI or Replicate job
+    (``training.remote.jobs``: resumed by a re-run, cancelled with the run); the job's
+    facts (id, remote id, status, cost, estimate vs actual) join the facts.
     """
     config = load_preset(settings.preset)
     model = resolve_diffusion(
@@ -40,14 +45,16 @@ def train_lora(
     )
     with tempfile.TemporaryDirectory(prefix="dataset_") as tmp:
         dataset_dir = download_dataset(store, partition, Path(tmp) / "dataset")
+        backend = training_backend(settings, store, partition, Path(model.path), log, run_id)
         published = train_and_publish(
-            store, partition, config, dataset_dir, model, progress=progress,
+            store, partition, config, dataset_dir, model, backend=backend, progress=progress,
             log_line=log, log_every_n_steps=settings.log_every_n_steps,
         )  # fmt: skip
     document = LoraWeightsDocument(
         prefix=published.prefix, pruned=list(published.pruned), **published.metadata
     )
     facts: dict[str, FactValue] = {
+        "backend": document.backend,
         "version": document.version,
         "sha256": document.sha256,
         "dataset_hash": document.dataset_hash,
@@ -59,6 +66,8 @@ def train_lora(
         "text_cache": _cache_fact(document.cache.get("text", {})),
         "determinism": document.determinism or "-",
     }
+    job = (document.model_extra or {}).get("job") or {}
+    facts.update({k: v for k, v in job.items() if isinstance(v, str | int | float)})
     return document, facts
 
 

@@ -77,8 +77,9 @@ def run(pipes: Any, extras: Mapping[str, Any]) -> None:
             pipes.report_custom_message(progress_message(p))
 
     document, facts = train_lora(
-        store, str(extras["partition"]), settings, progress, log=pipes.log.info
-    )
+        store, str(extras["partition"]), settings, progress, log=pipes.log.info,
+        run_id=getattr(pipes, "run_id", None),
+    )  # fmt: skip
     pipes.report_custom_message({"kind": "document", "document": document.model_dump(mode="json")})
     pipes.report_asset_materialization(
         metadata={k: v for k, v in facts.items() if not isinstance(v, dict)}

@@ -141,7 +141,9 @@ def train_and_publish(
     data_hash = dataset_hash_of(dataset_dir)
     # examples an epoch sees: a per-character row counts its repeats (training.data)
     n_images = len(read_training_folder(Path(dataset_dir)))
-    estimate = estimate_resources(config, Path(model.path), n_images)
+    # a remote backend trains on the service's GPU, whatever this machine has
+    device = getattr(backend, "estimate_device", None)
+    estimate = estimate_resources(config, Path(model.path), n_images, device=device)
     log.info("training estimate: %s", estimate.summary())
     if log_line:
         log_line(f"training estimate: {estimate.summary()}")

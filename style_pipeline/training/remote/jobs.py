@@ -103,6 +103,8 @@ def job_facts(job: TrainingJob) -> dict[str, Any]:
 class RemoteTrainingBackend:
     """A ``TrainingBackend`` that trains on a remote service through a persisted job."""
 
+    estimate_device = "cuda"  # the trainer's estimate is for the service's GPU
+
     def __init__(
         self,
         remote: RemoteBackend,
