@@ -28,7 +28,7 @@ def remote_backend(
     if training.backend == "comfyui":
         from style_pipeline.training.remote.comfyui import ComfyUIBackend
 
-        return ComfyUIBackend(training.comfyui, training.remote, model_path=verify_pipeline)
+        return ComfyUIBackend(training.comfyui, training.remote, verify_pipeline=verify_pipeline)
     if training.backend == "replicate":
         from style_pipeline.training.remote.replicate import ReplicateBackend
 
