@@ -52,20 +52,31 @@ COG_SDXL_INPUTS: tuple[tuple[str, str], ...] = (
     ("checkpointing_steps", f"{NO_CHECKPOINTS} (no intermediate checkpoints)"),
     ("verbose", "true (progress in the logs)"),
 )
-# Config fields cog-sdxl has no input for: it uses its own value, and the job log says so.
-COG_SDXL_FIXED = {
-    "alpha": "alpha = rank",
-    "target_modules": "every attention projection (to_q, to_k, to_v, to_out)",
-    "train_text_encoder": "text encoders frozen (it trains two pivotal-tuning tokens)",
-    "gradient_accumulation_steps": "1",
-    "mixed_precision": "bf16",
-    "use_buckets": "square crops at resolution",
-    "random_flip": "no flip",
-    "noise_offset": "0",
-    "snr_gamma": "no Min-SNR weighting",
-    "max_grad_norm": "1.0",
+# Config fields cog-sdxl has no input for: (what it does, as the config would say it; how).
+# The job log names each field whose value differs from what the trainer does.
+COG_SDXL_FIXED: dict[str, tuple[Any, str]] = {
+    "target_modules": (("to_k", "to_out.0", "to_q", "to_v"), "every attention projection"),
+    "train_text_encoder": (False, "text encoders frozen (it trains pivotal-tuning tokens)"),
+    "gradient_accumulation_steps": (1, "1"),
+    "mixed_precision": ("bf16", "bf16"),
+    "use_buckets": (False, "square crops at resolution"),
+    "random_flip": (False, "no flip"),
+    "noise_offset": (0.0, "0"),
+    "snr_gamma": (None, "no Min-SNR weighting"),
+    "max_grad_norm": (1.0, "1.0"),
 }
-_DEFAULTS = LoraTrainingConfig()
+
+
+def unhonoured(config: LoraTrainingConfig) -> list[str]:
+    """Notes on the config values cog-sdxl cannot take (it uses its own)."""
+    notes = []
+    if config.lora_alpha != float(config.rank):
+        notes.append(f"alpha={config.alpha} not an input: trainer uses alpha = rank")
+    for name, (does, how) in COG_SDXL_FIXED.items():
+        value = getattr(config, name)
+        if (tuple(sorted(value)) if name == "target_modules" else value) != does:
+            notes.append(f"{name}={value!r} not an input: trainer uses {how}")
+    return notes
 
 
 @dataclass(frozen=True)
@@ -142,12 +153,9 @@ def cog_sdxl_input(
             "local or comfyui backend"
         )
     scheduler = "constant" if config.lr_scheduler.startswith("constant") else "linear"
-    notes = []
+    notes = unhonoured(config)
     if scheduler != config.lr_scheduler:
         notes.append(f"lr_scheduler {config.lr_scheduler} sent as {scheduler} (its choices)")
-    for name, used in COG_SDXL_FIXED.items():
-        if getattr(config, name) != getattr(_DEFAULTS, name) or name == "use_buckets":
-            notes.append(f"{name}={getattr(config, name)!r} not an input: trainer uses {used}")
     inputs = {
         "input_images": images_url,
         "input_images_filetype": "zip",

@@ -90,6 +90,8 @@ def test_input_mapping_for_sdxl():
     assert inputs["crop_based_on_salience"] is False  # center_crop
     assert any("cosine sent as linear" in n for n in notes)
     assert any("extra_input overrides verbose" in n for n in notes)
+    assert any(n.startswith("use_buckets=True not an input") for n in notes)
+    assert not any(n.startswith(("alpha", "target_modules", "random_flip")) for n in notes)
 
 
 def test_steps_from_epochs_when_no_max_steps():
