@@ -230,6 +230,9 @@ class ComfyUIBackend:
             return RemoteStatus("queued", extra={"position": pending.index(remote_id) + 1})
         if remote_id in self._cancelled:
             return RemoteStatus("cancelled")
+        entry = self._history(remote_id)  # it may have ended between the two requests
+        if entry is not None:
+            return _finished(entry, events)
         if events is not None and events.final:  # ended, history not written yet
             return RemoteStatus(events.final, step=events.value, total_steps=total)  # type: ignore[arg-type]
         return RemoteStatus(
