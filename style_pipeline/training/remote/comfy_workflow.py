@@ -1,10 +1,9 @@
 """The ComfyUI workflow that trains a LoRA: one node of the Lora-Training-in-Comfy pack.
 
-Targeted node pack: **LarryJane491/Lora-Training-in-Comfy** (https://github.com/LarryJane491/
-Lora-Training-in-Comfy, checked at commit 96dde0cb), node class
-``"Lora Training in Comfy (Advanced)"``. Why this pack: it is the one whose whole training is
-one node with plain inputs (no custom socket types wiring five nodes together), so the API
-workflow is a single dict whose inputs can be stated exactly; it trains SD 1.x/2.x LoRAs
+Targeted node pack: **LarryJane491's Lora-Training-in-Comfy** (checked at commit 96dde0cb),
+node class ``"Lora Training in Comfy (Advanced)"``. Why this pack: it is the one whose whole
+training is one node with plain inputs (no custom socket types wiring five nodes together),
+so the API workflow is a single dict whose inputs can be stated exactly; it trains SD 1.x/2.x LoRAs
 with kohya sd-scripts' ``train_network.py`` (the families this project trains by default),
 and writes a kohya-format ``<output_name>.safetensors`` into ``output_dir``. (kijai's
 ComfyUI-FluxTrainer trains FLUX/SD3/SDXL only, through a chain of custom-typed nodes.)

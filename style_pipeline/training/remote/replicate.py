@@ -1,6 +1,6 @@
 """The Replicate backend: a LoRA trained by a Replicate trainer through its HTTP API v1.
 
-Routes (``training.replicate.api_url``, default https://api.replicate.com/v1; every call
+Routes (``training.replicate.api_url``, Replicate's v1 API by default; every call
 sends ``Authorization: Bearer <token>``, the token read from ``token_env``):
 
 - ``GET /account``: the token works (``available``);

@@ -1,7 +1,7 @@
 """What a Replicate trainer is sent: the dataset zip and the inputs mapped from the config.
 
-The trainer targeted is ``stability-ai/sdxl``, Replicate's own SDXL fine-tuner (source:
-github.com/replicate/cog-sdxl, ``train.py``): a LoRA (``is_lora``) on SDXL base 1.0, from a
+The trainer targeted is ``stability-ai/sdxl``, Replicate's own SDXL fine-tuner (the inputs of
+the ``train.py`` of Replicate's cog-sdxl repository): a LoRA (``is_lora``) on SDXL base 1.0, from a
 zip of images plus an optional ``*caption*.csv`` (columns ``image_file``, ``caption``) that
 replaces its BLIP auto-captions. It is the trainer on Replicate whose ``train()`` inputs are
 public and stable and which trains an SD-family UNet LoRA; the FLUX trainers
