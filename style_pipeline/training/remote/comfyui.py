@@ -273,7 +273,7 @@ class ComfyUIBackend:
         from safetensors.torch import load, save
 
         from style_pipeline.training.lora_models import WEIGHT_NAME, canonicalize_safetensors
-        from style_pipeline.training.remote.replicate_weights import (
+        from style_pipeline.training.remote.lora_files import (
             verify_loads,
             write_diffusers_lora,
         )

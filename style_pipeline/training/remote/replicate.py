@@ -14,7 +14,7 @@ sends ``Authorization: Bearer <token>``, the token read from ``token_env``):
 - ``POST /trainings/{id}/cancel``.
 
 The weights URL (a ``.tar`` or a ``.safetensors``, on a CDN host: fetched without the
-token) becomes a diffusers-format LoRA (:mod:`.replicate_weights`), checked with
+token) becomes a diffusers-format LoRA (:mod:`.lora_files`), checked with
 ``load_lora_weights`` when a pipeline folder is given. Cost is ``predict_time`` (or the
 time since ``started_at`` while it runs) times ``price_per_second_usd``. Inputs:
 :mod:`.replicate_inputs`.
@@ -38,12 +38,12 @@ from style_pipeline.contracts.remote_training import (
 from style_pipeline.contracts.training import LoraTrainingConfig
 from style_pipeline.training.remote.base import Availability, RemoteStatus, RemoteTrainingError
 from style_pipeline.training.remote.http import RemoteHttp, RemoteRefused
+from style_pipeline.training.remote.lora_files import verify_loads, write_diffusers_lora
 from style_pipeline.training.remote.replicate_inputs import (
     DEFAULT_TRAINER,
     build_dataset_zip,
     trainer_input,
 )
-from style_pipeline.training.remote.replicate_weights import verify_loads, write_diffusers_lora
 
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # what the local trainer writes
 STATUSES: dict[str, JobStatus] = {

@@ -27,16 +27,16 @@ from style_pipeline.training.remote.http import (
     RemoteUnavailable,
     reset_breakers,
 )
-from style_pipeline.training.remote.replicate import ReplicateBackend, parse_progress
-from style_pipeline.training.remote.replicate_inputs import (
-    build_dataset_zip,
-    trainer_input,
-)
-from style_pipeline.training.remote.replicate_weights import (
+from style_pipeline.training.remote.lora_files import (
     lora_from_payload,
     to_diffusers_keys,
     verify_loads,
     write_diffusers_lora,
+)
+from style_pipeline.training.remote.replicate import ReplicateBackend, parse_progress
+from style_pipeline.training.remote.replicate_inputs import (
+    build_dataset_zip,
+    trainer_input,
 )
 from style_pipeline_tests.training.remote.replicate_fake import (
     TOKEN,

@@ -1,4 +1,5 @@
-"""A remote trainer's output turned into the LoRA file the local trainer would have written.
+"""A remote trainer's output turned into the LoRA file the local trainer would have written
+(both remote backends: Replicate's archives and ComfyUI's kohya files).
 
 Replicate trainers return their weights as an archive or a bare file: ``stability-ai/sdxl``
 (cog-sdxl) a ``trained_model.tar`` holding ``lora.safetensors`` (old diffusers
