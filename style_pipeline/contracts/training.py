@@ -34,6 +34,10 @@ LrScheduler = Literal[
 ]
 
 
+# How often a run saves its state: not part of the config hash (same weights either way).
+CHECKPOINT_FIELDS = ("checkpoint_every_n_steps", "keep_checkpoints")
+
+
 class LoraTrainingConfig(BaseModel):
     """Everything that decides a LoRA training run (hashed into the weights' metadata)."""
 
@@ -88,6 +92,19 @@ class LoraTrainingConfig(BaseModel):
     compile_unet: bool = Field(
         False, description="torch.compile the UNet (CUDA only: ignored with a note on CPU)"
     )
+    checkpoint_every_n_steps: int = Field(
+        0,
+        ge=0,
+        description="save a resumable checkpoint (LoRA weights, optimizer, LR schedule, RNGs, "
+        "batch order) every N optimisation steps under training_dataset/checkpoints/; a re-run "
+        "of the same config and dataset resumes from the newest one; 0: off",
+    )
+    keep_checkpoints: int = Field(
+        0,
+        ge=0,
+        description="checkpoints kept after the version is published (newest first); 0: the "
+        "run's checkpoints are deleted once it is published (during training the newest is kept)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LoraTrainingConfig:
@@ -102,8 +119,10 @@ class LoraTrainingConfig(BaseModel):
         return float(self.alpha if self.alpha is not None else self.rank)
 
     def config_hash(self) -> str:
-        """sha256 of the canonical JSON of every field (the name excluded)."""
-        payload = self.model_dump(mode="json", exclude={"name"})
+        """sha256 of the canonical JSON of every field (the name and the checkpoint
+        settings excluded: they do not change the weights, and a resume with another
+        checkpoint interval is the same run)."""
+        payload = self.model_dump(mode="json", exclude={"name", *CHECKPOINT_FIELDS})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -221,6 +221,30 @@ def training_cache_key(cache_dir: str, digest: str) -> str:
     return f"{cache_dir}/{digest[:2]}/{digest}.safetensors"
 
 
+TRAINING_CHECKPOINTS = f"{TRAINING_DATASET}/checkpoints"
+
+
+def training_checkpoint_run_dir(config_hash: str, dataset_hash: str) -> str:
+    """The resumable checkpoints of one LoRA training run, by (config hash, dataset hash)."""
+    for name, value in (("config", config_hash), ("dataset", dataset_hash)):
+        if not re.fullmatch(r"[0-9a-f]{12,64}", value):
+            raise ValueError(f"not a hex {name} hash: {value!r}")
+    return f"{TRAINING_CHECKPOINTS}/{config_hash[:12]}-{dataset_hash[:12]}"
+
+
+def training_checkpoint_dir(run_dir: str, step: int) -> str:
+    """One checkpoint of a run (``step_<n>``, zero-padded so the names sort by step)."""
+    if step < 1:
+        raise ValueError(f"checkpoint step must be at least 1, got {step}")
+    return f"{run_dir}/step_{step:08d}"
+
+
+def training_checkpoint_step_of(key: str) -> int | None:
+    """The step of a ``training_checkpoint_dir`` key; None for anything else."""
+    match = re.fullmatch(r".*/step_(\d{8})", key)
+    return int(match.group(1)) if match else None
+
+
 def reward_model_file(partition: str, name: str) -> str:
     """A file of one day's brand reward model."""
     return f"{partition_dir(REWARD_MODEL, partition)}/{name}"

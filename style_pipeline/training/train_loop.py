@@ -25,6 +25,7 @@ from style_pipeline.contracts.training import LoraTrainingConfig
 from style_pipeline.models.device import pick_device
 from style_pipeline.storage.store import Store
 from style_pipeline.training import data
+from style_pipeline.training.checkpoints import Checkpointer, LoopPosition
 from style_pipeline.training.feed import BatchFeed, build_feed
 from style_pipeline.training.lora_models import attach_lora, save_lora, speed_up
 from style_pipeline.training.objective import Optimization, compute_loss
@@ -68,6 +69,7 @@ class TrainingOutcome:
     notes: tuple[str, ...] = ()
     cache: dict = field(default_factory=dict)  # BatchFeed.metadata(): hits, misses, bypasses
     determinism: str = ""
+    resumed_from_step: int | None = None  # the checkpoint this run continued from
 
 
 def effective_mixed_precision(requested: str, device: torch.device) -> tuple[str, str | None]:
@@ -174,8 +176,17 @@ def train_pipeline(
     optimization = Optimization(models, config, total)
     noise_gen = torch.Generator(device).manual_seed(config.seed)
     data_gen = torch.Generator().manual_seed(config.seed)
+    checkpointer = Checkpointer.for_run(cache_store, config, dataset_dir, models)
+    start = checkpointer.resume(models, optimization, noise_gen) if checkpointer else None
+    if start is not None:
+        note = f"resumed from the checkpoint at step {start.step}/{total}"
+        log.info("%s (%s)", note, checkpointer.prefix if checkpointer else "")
+        notes.append(note)
     try:
-        losses = _loop(models, optimization, feed, total, epochs, noise_gen, data_gen, progress)
+        losses = _loop(
+            models, optimization, feed, total, epochs, noise_gen, data_gen, progress,
+            checkpointer, start,
+        )  # fmt: skip
     finally:
         feed.close()
     weights = save_lora(models, output_dir)
@@ -194,6 +205,7 @@ def train_pipeline(
         notes=tuple(notes),
         cache=feed.metadata(),
         determinism=determinism_note(device, models.denoiser is not None),
+        resumed_from_step=start.step if start is not None else None,
     )
 
 
@@ -221,19 +233,41 @@ def epoch_jobs(
     ]
 
 
-def _loop(models, optimization, feed, total, epochs, noise_gen, data_gen, progress):
-    """Epochs of bucketed batches; one optimisation step per ``gradient_accumulation_steps``."""
+def _loop(
+    models,
+    optimization,
+    feed,
+    total,
+    epochs,
+    noise_gen,
+    data_gen,
+    progress,
+    checkpointer: Checkpointer | None = None,
+    start: LoopPosition | None = None,
+):
+    """Epochs of bucketed batches; one optimisation step per ``gradient_accumulation_steps``.
+
+    With ``start`` (a restored checkpoint) the loop continues at its epoch and batch: the
+    data generator is set back to that epoch's start and the epoch's jobs drawn again, the
+    batches already used skipped. ``checkpointer`` saves a checkpoint when one is due,
+    before ``progress`` hears of the step.
+    """
     config = optimization.config
     accumulation = config.gradient_accumulation_steps
-    losses: list[float] = []
+    losses: list[float] = list(start.losses) if start else []
+    if start is not None:
+        data_gen.set_state(start.epoch_data_state)
     started = time.perf_counter()
-    for epoch in range(epochs):
+    done_before = len(losses)
+    for epoch in range(start.epoch if start else 0, epochs):
         models.unet.train()
         for te in models.text_encoders if models.train_text_encoder else ():
             te.train()
+        epoch_state = data_gen.get_state()
         jobs = epoch_jobs(feed, config, data_gen)
+        skip = start.position if start is not None and epoch == start.epoch else 0
         step_loss, micro = 0.0, 0
-        for index, batch in enumerate(feed.epoch(jobs)):
+        for index, batch in enumerate(feed.epoch(jobs[skip:]), start=skip):
             loss = compute_loss(models, batch, config, noise_gen)
             optimization.backward(loss)
             step_loss += loss.detach().item() / accumulation
@@ -242,9 +276,12 @@ def _loop(models, optimization, feed, total, epochs, noise_gen, data_gen, progre
                 continue
             optimization.step()
             losses.append(step_loss)
+            if checkpointer is not None and checkpointer.due(len(losses), total):
+                position = LoopPosition(len(losses), epoch, index + 1, epoch_state, losses)
+                checkpointer.save(models, optimization, noise_gen, position)
             if progress:
                 elapsed = time.perf_counter() - started
-                eta = elapsed / len(losses) * (total - len(losses))
+                eta = elapsed / (len(losses) - done_before) * (total - len(losses))
                 progress(
                     TrainingProgress(
                         len(losses), total, epoch, step_loss, optimization.lr, elapsed, eta

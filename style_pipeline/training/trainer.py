@@ -4,6 +4,10 @@
 ``pytorch_lora_weights.safetensors`` and ``metadata.json`` (written last: dataset hash,
 config hash, seed, sha256 of the weights, steps, losses, model profile, estimates).
 Only the newest ``config.keep_versions`` versions are kept, and never the live one.
+With ``checkpoint_every_n_steps`` the run saves resumable checkpoints
+(``checkpoints.py``): a re-run after a crash continues from the newest one (the version's
+``resumed_from_step`` says so), and they are deleted once the version is published
+(``keep_checkpoints`` keeps the newest few).
 The VAE latents and frozen text-encoder states of the images are cached in the same Store
 (``training_dataset/cache/``), so the next night's training encodes only new images.
 """
@@ -28,6 +32,7 @@ from style_pipeline.training.backends import (
     TrainingBackend,
     TrainingRequest,
 )
+from style_pipeline.training.checkpoints import prune_run
 from style_pipeline.training.data import read_training_folder
 from style_pipeline.training.estimates import estimate_resources, is_logged_step
 from style_pipeline.training.lora_models import WEIGHT_NAME
@@ -178,4 +183,8 @@ def train_and_publish(
     metadata_key = layout.lora_version_file(version, METADATA_NAME)
     store.put_bytes(json.dumps(metadata, indent=1).encode(), metadata_key)
     pruned = prune_versions(store, config.keep_versions, protect=version)
+    if config.checkpoint_every_n_steps:
+        dropped = prune_run(store, config, data_hash, config.keep_checkpoints)
+        if dropped:
+            log.info("removed %d training checkpoint(s) of the published run", len(dropped))
     return PublishedLora(version, prefix, metadata, tuple(pruned))
