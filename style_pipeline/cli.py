@@ -14,12 +14,14 @@ from rich.table import Table
 
 from style_pipeline.cli_jobs import jobs_app
 from style_pipeline.cli_lora import lora_app
+from style_pipeline.cli_models import models_app
 from style_pipeline.cli_serve import serve
 from style_pipeline.media.dropfolder import scan_drop
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(lora_app, name="lora")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(models_app, name="models")
 console = Console()
 
 

@@ -26,6 +26,7 @@ from style_pipeline.contracts.captioning import CaptioningSettings
 from style_pipeline.contracts.characters import CharacterSettings
 from style_pipeline.contracts.curation import CurationSettings
 from style_pipeline.contracts.ingest import FrameSettings, IngestSettings, SensorSettings
+from style_pipeline.contracts.models import ModelsSettings
 from style_pipeline.contracts.orchestration import ExecutorSettings, PictureSettings
 from style_pipeline.contracts.retention import RetentionSettings
 from style_pipeline.contracts.serving import ServingSettings
@@ -62,6 +63,7 @@ class Settings(BaseSettings):
     pictures: PictureSettings = PictureSettings()
     retention: RetentionSettings = RetentionSettings()
     characters: CharacterSettings = CharacterSettings()
+    models: ModelsSettings = ModelsSettings()
 
     @field_validator("drop", "storage")
     @classmethod

@@ -151,3 +151,16 @@ class BlipModelConfig(BaseModel):
 
     def cache_path(self) -> Path:
         return resolve_local(self.cache_dir)
+
+
+class ModelsSettings(BaseModel):
+    """``models:`` section: may the pipeline fetch pretrained weights itself?"""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_download: bool = Field(
+        False,
+        description="let the auto/pretrained profiles download missing pretrained weights "
+        "from the Hugging Face Hub (HF_ENDPOINT) instead of falling back to tiny; never while "
+        "HF_HUB_OFFLINE is set. Off: fetch them with `style-pipeline models pull`",
+    )

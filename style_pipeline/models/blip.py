@@ -28,6 +28,7 @@ from style_pipeline.contracts.models import BlipModelConfig, Profile, TinyBlipAr
 from style_pipeline.models.cache import building_dir, sha256_of
 from style_pipeline.models.device import pick_device
 from style_pipeline.models.profiles import PretrainedUnavailable, offline, resolve_profile
+from style_pipeline.models.registry import blip_entry, pull
 from style_pipeline.paths import resolve_local
 
 if TYPE_CHECKING:  # transformers is imported lazily (heavy)
@@ -195,6 +196,8 @@ def load_blip(
         config.profile,
         pretrained=lambda: load_blip_pretrained(config),
         tiny=lambda: load_blip_tiny(config, words),
+        download=lambda: pull(blip_entry(config)),
+        pull_name="blip",
     )
     if resolved.fallback_reason is None:
         return resolved.value

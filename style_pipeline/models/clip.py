@@ -40,6 +40,7 @@ from style_pipeline.models.clip_files import (
 )
 from style_pipeline.models.device import pick_device, precision_candidates, weight_dtype
 from style_pipeline.models.profiles import PretrainedUnavailable, resolve_profile
+from style_pipeline.models.registry import clip_entry, pull
 from style_pipeline.paths import resolve_local
 
 log = logging.getLogger(__name__)
@@ -290,5 +291,7 @@ def load_model(config: ModelConfig | None = None) -> LoadedModel:
         pretrained=lambda: load_pretrained(config),
         tiny=lambda: load_tiny(config),
         fallback_on=(PretrainedUnavailable, CheckpointLoadError),
+        download=lambda: pull(clip_entry(config)),
+        pull_name="clip",
     )
     return replace(resolved.value, fallback_reason=resolved.fallback_reason)

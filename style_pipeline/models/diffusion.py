@@ -24,6 +24,7 @@ from style_pipeline.contracts.models import DEFAULT_PRETRAINED, DiffusionProfile
 from style_pipeline.models.cache import building_dir
 from style_pipeline.models.diffusion_configs import CONFIGS, ComponentSize, build_pipeline
 from style_pipeline.models.profiles import resolve_profile
+from style_pipeline.models.registry import diffusion_entry, hub_snapshot, pull
 from style_pipeline.paths import DEFAULT_MODEL_DIR, resolve_local
 
 log = logging.getLogger(__name__)
@@ -102,16 +103,20 @@ def find_pretrained(name_or_path: str) -> str:
         if not (local / "model_index.json").is_file():
             raise FileNotFoundError(f"{local} has no model_index.json: not a diffusers pipeline")
         return str(local)
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
+    # the snapshot refs/main points at, holding model_index.json (a pull fetches only the
+    # files a load needs, so the hub's full listing is not required to be complete)
     try:
-        return snapshot_download(name_or_path, local_files_only=True)
-    except (LocalEntryNotFoundError, ValueError, OSError) as exc:
+        found = hub_snapshot(name_or_path, "model_index.json", None)
+    except ValueError as exc:  # not a valid repo id either
+        raise FileNotFoundError(
+            f"{name_or_path!r} is neither a folder nor a hub id: {exc}"
+        ) from exc
+    if found is None:
         raise FileNotFoundError(
             f"pretrained pipeline {name_or_path!r} is neither a local folder nor in the "
-            f"Hugging Face cache (offline lookup only): {exc}"
-        ) from exc
+            "Hugging Face cache (offline lookup only)"
+        )
+    return str(found)
 
 
 def resolve_diffusion(
@@ -132,6 +137,8 @@ def resolve_diffusion(
         pretrained=lambda: find_pretrained(pretrained),
         tiny=lambda: str(save_tiny_pipeline(cache_dir, seed, family)),
         fallback_on=(FileNotFoundError,),
+        download=lambda: pull(diffusion_entry(pretrained, family)),
+        pull_name="diffusion",
     )
     if resolved.fallback_reason is not None:
         reason = f"FALLBACK TO TINY RANDOM-INIT MODELS: {resolved.fallback_reason}"

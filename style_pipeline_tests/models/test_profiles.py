@@ -36,7 +36,13 @@ class Calls:
         ("tiny", False, "tiny", None, ["tiny"]),
         ("pretrained", True, "pretrained", None, ["pretrained"]),
         ("auto", True, "pretrained", None, ["pretrained"]),
-        ("auto", False, "tiny", "weights not cached locally", ["pretrained", "tiny"]),
+        (
+            "auto",
+            False,
+            "tiny",
+            "weights not cached locally; run `style-pipeline models pull clip` to fetch it",
+            ["pretrained", "tiny"],
+        ),  # fmt: skip
     ],
 )
 def test_profile_x_availability(profile, available, used, reason, calls, recwarn):
@@ -79,7 +85,8 @@ def test_fallback_on_names_the_errors_that_mean_unavailable(error):
         resolved = resolve_profile(
             "diffusion", "auto", loaders.pretrained, loaders.tiny, fallback_on=(OSError,)
         )
-    assert (resolved.used, resolved.fallback_reason) == ("tiny", str(error))
+    hint = "run `style-pipeline models pull diffusion` to fetch it"
+    assert (resolved.used, resolved.fallback_reason) == ("tiny", f"{error}; {hint}")
 
 
 def test_other_errors_propagate_under_auto():
@@ -102,3 +109,52 @@ def test_offline_sets_and_restores_the_hub_flags(monkeypatch):
     with offline():
         assert os.environ["HF_HUB_OFFLINE"] == os.environ["TRANSFORMERS_OFFLINE"] == "1"
     assert os.environ["HF_HUB_OFFLINE"] == "0" and "TRANSFORMERS_OFFLINE" not in os.environ
+
+
+@pytest.fixture
+def _downloads(monkeypatch):
+    from style_pipeline.models import profiles
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    profiles.set_download_policy(True)
+    yield
+    profiles.set_download_policy(None)
+
+
+@pytest.mark.parametrize("profile", ["auto", "pretrained"])
+def test_allowed_download_then_loads_pretrained(profile, _downloads):
+    loaders = Calls(available=False)
+
+    def download() -> None:
+        loaders.log.append("download")
+        loaders.available = True
+
+    resolved = resolve_profile("BLIP", profile, loaders.pretrained, loaders.tiny, download=download)
+    assert (resolved.used, loaders.log) == ("pretrained", ["pretrained", "download", "pretrained"])
+
+
+def test_a_failed_download_falls_back_with_both_reasons(_downloads):
+    loaders = Calls(available=False)
+
+    def download() -> None:
+        raise RuntimeError("hub unreachable")
+
+    with pytest.warns(RuntimeWarning, match="download failed: hub unreachable"):
+        resolved = resolve_profile(
+            "BLIP", "auto", loaders.pretrained, loaders.tiny, download=download
+        )
+    assert resolved.used == "tiny"
+    assert (resolved.fallback_reason or "").endswith("models pull blip` to fetch it")
+
+
+def test_downloads_are_off_by_default(monkeypatch):
+    from style_pipeline.models import profiles
+
+    monkeypatch.delenv(profiles.DOWNLOAD_ENV, raising=False)
+    profiles.set_download_policy(None)
+    loaders = Calls(available=False)
+    with pytest.warns(RuntimeWarning, match="FELL BACK"):
+        resolve_profile("BLIP", "auto", loaders.pretrained, loaders.tiny, download=lambda: 1 / 0)
+    assert not profiles.downloads_allowed()
