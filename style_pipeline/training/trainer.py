@@ -155,6 +155,8 @@ def train_and_publish(
     with tempfile.TemporaryDirectory(prefix="lora_") as tmp:
         request = TrainingRequest(Path(dataset_dir), Path(tmp), config, model, cache_store=store)
         outcome = backend.train(request, _logged(progress, log_line, log_every_n_steps))
+        if getattr(outcome, "resumed_from_step", None) is not None and log_line:
+            log_line(f"training resumed from its checkpoint at step {outcome.resumed_from_step}")
         weights_sha = sha256_file(outcome.weights_path)
         version = next_version(store, partition)
         prefix = layout.lora_version_dir(version)
