@@ -4,7 +4,8 @@
 the training preset's base pipeline): where it comes from, whether it is on this machine
 where the offline resolver looks, its size and path. ``pull NAME`` / ``pull --all``
 downloads the missing ones from the Hugging Face Hub (``HF_ENDPOINT``) into the configured
-caches, resumably, so the next run loads them as ``pretrained`` with no network.
+caches (a stopped pull keeps its finished files: run it again), so the next run loads them
+as ``pretrained`` with no network.
 Model libraries are imported inside the commands, so ``style-pipeline --help`` stays light.
 """
 

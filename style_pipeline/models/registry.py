@@ -8,7 +8,9 @@ them: ``clip`` (``curation.clip``: an open_clip architecture + pretrained tag), 
 - hub ids: ``huggingface_hub.snapshot_download`` into the Hugging Face cache (the entry's
   ``hf_cache_dir``, else the library default), only the files a load needs (configs,
   tokenizers, and per folder ``.safetensors`` over ``.bin``, no fp16/EMA variants, no
-  single-file checkpoints beside a diffusers pipeline). Interrupted downloads resume.
+  single-file checkpoints beside a diffusers pipeline). Resuming is huggingface_hub's: a
+  dropped connection is retried within the pull, and a pull that stops keeps the files it
+  finished, so the next one fetches only the rest (a file cut mid-way starts over).
 - open_clip tags: the tag's ``hf_hub`` file (safetensors preferred, as open_clip's own
   ``download_pretrained_from_hf``) into the same cache, or its URL through open_clip's
   ``download_pretrained_from_url`` (``~/.cache/clip``).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +18,9 @@ class FakeHub:
     def __init__(self) -> None:
         self.repos: dict[str, dict[str, bytes]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.ranges: list[tuple[str, str]] = []  # (path, Range header) of ranged GETs
+        self.cut_once: set[str] = set()  # files whose first GET stops halfway (a dropped line)
+        self.failing: set[str] = set()  # files whose GET answers 500 while listed here
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -127,6 +131,25 @@ class FakeHub:
                 data = files[filename]
                 start = 0
                 wanted = self.headers.get("Range")
+                if wanted and body:
+                    hub.ranges.append((filename, wanted))
+                if body and filename in hub.failing:
+                    self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
+                if body and filename in hub.cut_once and not wanted:
+                    hub.cut_once.discard(filename)
+                    self.send_response(200)
+                    self.send_header("X-Repo-Commit", hub.sha(repo_id))
+                    self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return None
                 if wanted and wanted.startswith("bytes=") and body:
                     start = int(wanted.removeprefix("bytes=").split("-")[0] or 0)
                     self.send_response(206)

@@ -113,6 +113,26 @@ def test_pulling_again_is_a_no_op(hub, tmp_path):
     assert "already cached" in lines[0]
 
 
+def test_a_dropped_connection_is_retried_within_the_pull(hub, tmp_path):
+    hub.cut_once.add("model.safetensors")
+    entry = blip_entry(_blip(tmp_path))
+    assert pull(entry).cached
+    assert hub.downloads().count(f"/{REPO}/resolve/{hub.sha(REPO)}/model.safetensors") == 2
+
+
+def test_a_failed_pull_keeps_finished_files_and_the_next_fetches_only_the_rest(hub, tmp_path):
+    """huggingface_hub resumes per file across runs (a file cut mid-way restarts)."""
+    hub.failing.add("model.safetensors")
+    entry = blip_entry(_blip(tmp_path))
+    with pytest.raises(PullError, match="refused acme/tiny-blip"):
+        pull(entry)
+    assert not status(entry).cached
+    first = len(hub.downloads())
+    hub.failing.clear()
+    assert pull(entry).cached
+    assert [p.rsplit("/", 1)[1] for p in hub.downloads()[first:]] == ["model.safetensors"]
+
+
 def test_an_unreachable_endpoint_says_so(hub, tmp_path, monkeypatch):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
@@ -220,3 +240,32 @@ def test_cli_list_and_pull(hub, tmp_path, monkeypatch):
     assert "was not found" in failed.output and "Traceback" not in failed.output
     bad = runner.invoke(app, ["models", "pull"])
     assert bad.exit_code != 0
+
+
+def test_cli_pull_all_fetches_every_model_then_lists_them_cached(hub, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from style_pipeline.cli import app
+    from style_pipeline.contracts.models import DEFAULT_PRETRAINED
+    from style_pipeline.models.diffusion import save_tiny_pipeline
+
+    hub.add_folder(DEFAULT_PRETRAINED, save_tiny_pipeline(tmp_path / "tiny"))
+    hub.repos["laion/CLIP-ViT-B-32-laion2B-s34B-b79K"] = {"open_clip_model.safetensors": b"w" * 8}
+    for key, value in {
+        "CAPTIONING__CAPTION__BLIP__MODEL__PRETRAINED": REPO,
+        "CAPTIONING__CAPTION__BLIP__MODEL__HF_CACHE_DIR": str(tmp_path / "hub"),
+        "CURATION__CLIP__HF_CACHE_DIR": str(tmp_path / "hub"),
+        "CURATION__CLIP__CACHE_DIR": str(tmp_path / "models"),
+        "TRAINING__PRESET": "tiny",
+    }.items():
+        monkeypatch.setenv(f"STYLE_PIPELINE_{key}", value)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "default-hub"))
+    runner = CliRunner()
+    pulled = runner.invoke(app, ["models", "pull", "--all"], env={"COLUMNS": "200"})
+    assert pulled.exit_code == 0, pulled.output
+    assert pulled.output.count("ready at") == 3
+    listed = runner.invoke(app, ["models", "list"], env={"COLUMNS": "250"})
+    rows = [line for line in listed.output.splitlines() if line.startswith("│ ") and "/" in line]
+    names = [row.split("│")[1].strip() for row in rows if row.split("│")[1].strip()]
+    assert names == ["clip", "blip", "diffusion"], listed.output
+    assert all(" yes " in row for row in rows if row.split("│")[1].strip()), listed.output
