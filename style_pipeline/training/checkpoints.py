@@ -217,6 +217,9 @@ class Checkpointer:
             if hashlib.sha256(blob).hexdigest() != index.get("state_sha256"):
                 log.warning("checkpoint %s: tensors do not match their sha256: skipped", folder)
                 continue
+            if index.get("step") != step:
+                log.warning("checkpoint %s holds step %s: skipped", folder, index.get("step"))
+                continue
             if index.get("format") != FORMAT or index.get("identity") != self.identity:
                 log.warning("checkpoint %s belongs to another run or model: not resumed", folder)
                 continue

@@ -142,3 +142,28 @@ def test_checkpoints_hold_no_pickle_and_a_foreign_identity_is_not_resumed(
     store.put_bytes(json.dumps(index).encode(), f"{folder}/{INDEX_NAME}")
     fresh = train_and_publish(store, PARTITION, CONFIG, tiny_dataset, tiny_model).metadata
     assert fresh["resumed_from_step"] is None
+
+
+@pytest.mark.slow
+def test_an_incomplete_or_damaged_newer_checkpoint_falls_back_to_the_last_good_one(
+    uninterrupted, tiny_model, tiny_dataset, tmp_path
+):
+    """A kill while writing leaves tensors without an index, or tensors that do not match
+    it: the newest complete checkpoint is resumed instead."""
+    store = Store(tmp_path / "store")
+    with pytest.raises(Killed):
+        train_and_publish(store, PARTITION, CONFIG, tiny_dataset, tiny_model, progress=_kill_at(4))
+    data_hash = dataset_hash_in(tiny_dataset)
+    assert data_hash is not None
+    prefix = run_dir(CONFIG, data_hash)
+    good = layout.training_checkpoint_dir(prefix, 4)
+    state = store.read_bytes(f"{good}/{STATE_NAME}")
+    index = store.read_bytes(f"{good}/{INDEX_NAME}")
+    damaged = layout.training_checkpoint_dir(prefix, 5)  # index present, tensors changed
+    store.put_bytes(state[:-4] + b"\0\0\0\0", f"{damaged}/{STATE_NAME}")
+    store.put_bytes(index, f"{damaged}/{INDEX_NAME}")
+    unfinished = layout.training_checkpoint_dir(prefix, 6)  # killed before the index
+    store.put_bytes(state, f"{unfinished}/{STATE_NAME}")
+    resumed = train_and_publish(store, PARTITION, CONFIG, tiny_dataset, tiny_model).metadata
+    assert resumed["resumed_from_step"] == 4
+    assert resumed["sha256"] == uninterrupted["latents"]["sha256"]
