@@ -20,7 +20,14 @@ class SettingsResource(dg.ConfigurableResource):
     config_path: str | None = None
 
     def load(self) -> Settings:
-        return load_settings(self.config_path)
+        settings = load_settings(self.config_path)
+        if settings.models.allow_download:
+            # models.allow_download in the YAML reaches the resolver (and, through the
+            # environment, the trainer's subprocess); light: profiles imports no torch.
+            from style_pipeline.models.profiles import set_download_policy
+
+            set_download_policy(True)
+        return settings
 
 
 class StorageResource(dg.ConfigurableResource):
