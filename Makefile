@@ -20,8 +20,9 @@ $(BIN)/.bench-installed: $(BIN)/.installed
 	$(BIN)/pip install -q -e '.[dev,bench]' -c constraints.txt
 	touch $@
 
+# `make demo REAL=1`: real pretrained weights, downloaded when missing (style-pipeline demo --real).
 demo: $(BIN)/.installed
-	$(BIN)/style-pipeline demo
+	$(BIN)/style-pipeline demo $(if $(REAL),--real,)
 
 # Coverage of the package; the build fails below COV_MIN percent (issue 7 asks for 80).
 COV_MIN ?= 80

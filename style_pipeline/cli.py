@@ -60,14 +60,25 @@ def demo(
     video_seconds: float = typer.Option(30.0, help="length of the generated sample video"),
     select: str = typer.Option("*", help="Dagster asset selection to materialize"),
     preset: str = typer.Option(
-        "tiny", help="LoRA preset for the demo's training (tiny runs on a CPU in seconds)"
+        None,
+        help="LoRA preset for the demo's training (default: tiny, which runs on a CPU in "
+        "seconds; with --real: fast)",
+    ),
+    real: bool = typer.Option(
+        False,
+        "--real",
+        help="real pretrained weights: models.allow_download on (missing CLIP, BLIP and the "
+        "diffusion base are downloaded into the model caches, see `models pull`) and the "
+        "fast preset; slow on a CPU",
     ),
 ) -> None:
     """Fill an empty drop folder with sample media and materialize every asset for today."""
     from style_pipeline.defs.run import ensure_dagster_home, materialize_partition
     from style_pipeline.demo.samples import populate_drop
 
-    os.environ.setdefault("STYLE_PIPELINE_TRAINING__PRESET", preset)
+    if real:
+        os.environ["STYLE_PIPELINE_MODELS__ALLOW_DOWNLOAD"] = "true"
+    os.environ.setdefault("STYLE_PIPELINE_TRAINING__PRESET", preset or ("fast" if real else "tiny"))
     os.environ.setdefault("STYLE_PIPELINE_TRAINING__ALLOW_TINY_PROMOTION", "true")
     console.print(f"training preset: {os.environ['STYLE_PIPELINE_TRAINING__PRESET']}")
     home = ensure_dagster_home()
