@@ -25,8 +25,10 @@ META = {"config": {"deterministic": True}, "device": "cpu", "seconds": 12.0}
 
 
 @pytest.mark.slow
-def test_nightly_check_retrains_the_version_and_matches(tiny_models):
+def test_nightly_check_retrains_the_version_and_matches(tiny_models, monkeypatch):
+    monkeypatch.setenv("STYLE_PIPELINE_TRAINING__REPRO_CHECK__MODE", "auto")  # the default
     settings = load_settings()
+    assert settings.training.repro_check.mode == "auto"
     make_photos(settings.drop_path() / DAY, 4, seed=11, size=(640, 480))
     instance = dg.DagsterInstance.ephemeral()
     run = materialize_partition(DAY, f"{UP_TO_LORA} or key:lora_weights", instance=instance)
