@@ -213,9 +213,8 @@ def test_diffusion_pull_is_found_by_resolve_diffusion(hub, tmp_path, monkeypatch
     assert resolved.profile == "pretrained" and resolved.path == pulled.path
 
 
-def test_cli_list_and_pull(hub, tmp_path, monkeypatch):
-    from style_pipeline.cli import app
-
+def _models_in(tmp_path, monkeypatch) -> None:
+    """The CLI's settings: BLIP from the fake hub's repo, every cache under ``tmp_path``."""
     for key, value in {
         "CAPTIONING__CAPTION__BLIP__MODEL__PRETRAINED": REPO,
         "CAPTIONING__CAPTION__BLIP__MODEL__HF_CACHE_DIR": str(tmp_path / "hub"),
@@ -224,6 +223,12 @@ def test_cli_list_and_pull(hub, tmp_path, monkeypatch):
         "TRAINING__PRESET": "tiny",
     }.items():
         monkeypatch.setenv(f"STYLE_PIPELINE_{key}", value)
+
+
+def test_cli_list_and_pull(hub, tmp_path, monkeypatch):
+    from style_pipeline.cli import app
+
+    _models_in(tmp_path, monkeypatch)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "default-hub"))
     runner = CliRunner()
     before = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"})
@@ -251,14 +256,7 @@ def test_cli_pull_all_fetches_every_model_then_lists_them_cached(hub, tmp_path, 
 
     hub.add_folder(DEFAULT_PRETRAINED, save_tiny_pipeline(tmp_path / "tiny"))
     hub.repos["laion/CLIP-ViT-B-32-laion2B-s34B-b79K"] = {"open_clip_model.safetensors": b"w" * 8}
-    for key, value in {
-        "CAPTIONING__CAPTION__BLIP__MODEL__PRETRAINED": REPO,
-        "CAPTIONING__CAPTION__BLIP__MODEL__HF_CACHE_DIR": str(tmp_path / "hub"),
-        "CURATION__CLIP__HF_CACHE_DIR": str(tmp_path / "hub"),
-        "CURATION__CLIP__CACHE_DIR": str(tmp_path / "models"),
-        "TRAINING__PRESET": "tiny",
-    }.items():
-        monkeypatch.setenv(f"STYLE_PIPELINE_{key}", value)
+    _models_in(tmp_path, monkeypatch)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "default-hub"))
     runner = CliRunner()
     pulled = runner.invoke(app, ["models", "pull", "--all"], env={"COLUMNS": "200"})
