@@ -113,6 +113,43 @@ class LoraTrainingConfig(BaseModel):
         if not self.target_modules:
             raise ValueError("target_modules must name at least one module")
         return self
+    caption_dropout_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="kohya caption_dropout_rate: chance that an example trains on the empty "
+        "caption (unconditional), drawn per example per epoch",
+    )
+    caption_tag_dropout_rate: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="kohya caption_tag_dropout_rate: chance that each comma-separated tag "
+        "after the first keep_tokens is left out, per example per epoch",
+    )
+    keep_tokens: int = Field(
+        1,
+        ge=0,
+        description="kohya keep_tokens: the first N comma-separated tags (the trigger word "
+        "first) are never dropped nor shuffled",
+    )
+    shuffle_tags: bool = Field(
+        False, description="kohya shuffle_caption: shuffle the tags after the kept ones"
+    )
+    masked_loss: bool = Field(
+        False,
+        description="weight the loss per latent pixel by the image's mask (<frame>.mask.png, "
+        "from face boxes); images without a mask weigh 1 everywhere",
+    )
+    mask_background_weight: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="masked_loss: weight of the pixels outside the mask (kohya: 0, ignored)",
+    )
+    prior_loss_weight: float = Field(
+        1.0, ge=0, description="weight of the regularization images' loss (kohya, DreamBooth)"
+    )
 
     @property
     def lora_alpha(self) -> float:
@@ -247,6 +284,7 @@ class ReproCheckSettings(BaseModel):
 
 class DatasetSettings(BaseModel):
     """``training.dataset``: the layout of the training folder."""
+MaskSource = Literal["none", "faces"]
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -266,6 +304,16 @@ class TrainingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    concept_repeats: dict[str, int] = Field(
+        default_factory=dict,
+        description="repeats of a concept or character folder by name, over the computed ones",
+    )
+    masks: MaskSource = Field(
+        "none", description="faces: <frame>.mask.png from the frame's face boxes (masked loss)"
+    )
+    mask_padding: float = Field(
+        0.25, ge=0, le=2, description="masks: each face box grown by this share of its size"
+    )
     preset: str = Field("sd15", description="a name in configs/presets/ or a YAML path")
     window_days: int = Field(7, ge=1, description="train on captions of the last N days")
     concept: str = "style"
@@ -365,6 +413,31 @@ class LoraWeightsDocument(BaseModel):
     final_loss: float
     losses: list[float]
     seconds: float
+class RegularizationSettings(BaseModel):
+    """``training.dataset.regularization``: kohya's regularization (prior-preservation)
+    images, written to ``reg/<repeats>_<class_name>/`` of the training folder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Literal["none", "folder", "generate"] = Field(
+        "none",
+        description="folder: images (+ optional .txt captions) from `folder`; generate: "
+        "rendered by the base model from the captions' class words; none: off",
+    )
+    folder: str | None = Field(None, description="source folder: the images to use")
+    class_prompt: str | None = Field(
+        None,
+        description="caption of a regularization image without a .txt (folder) and prompt of "
+        "every generated one; None: each training caption without its trigger words",
+    )
+    class_name: str = Field("class", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    images: int = Field(8, ge=1, description="generate: how many images (at most, folder)")
+    repeats: int = Field(1, ge=1)
+    num_inference_steps: int = Field(25, ge=1, description="generate: denoising steps")
+    guidance_scale: float = Field(7.5, ge=0, description="generate: classifier-free guidance")
+    seed: int = Field(0, description="generate: image i uses seed + i")
+
+
     device: str
     mixed_precision: str
     family: str
@@ -379,6 +452,20 @@ class LoraWeightsDocument(BaseModel):
     model_profile: str
     model_profile_requested: str
     model_profile_reason: str
+    concept_repeats: dict[str, int] = Field(
+        default_factory=dict,
+        description="repeats by concept or character name (kohya's <repeats>_<name>), over "
+        "the concept's 1 and the per_character balancing",
+    )
+    masks: MaskSource = Field(
+        "none",
+        description="faces: write <frame>.mask.png from the faces asset's boxes, for "
+        "masked_loss; none: no masks",
+    )
+    mask_padding: float = Field(
+        0.25, ge=0, le=2, description="masks: each face box grown by this share of its size"
+    )
+    regularization: RegularizationSettings = RegularizationSettings()
     estimate: dict[str, Any]
     torch_threads: int
     versions: dict[str, str]
@@ -429,6 +516,9 @@ class LiveLora(BaseModel):
     Stored at ``storage.layout.live_lora_key()``; ``version`` is None until a first
     promotion. Newest event last.
     """
+    regularization: int = Field(0, description="regularization images (reg/ folder)")
+    masks: int = Field(0, description="images with a loss mask (<frame>.mask.png)")
+    examples_per_epoch: int = Field(0, description="images x repeats, regularization included")
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -9,6 +9,8 @@ about as many examples per epoch as the most frequent one:
 ``repeats``. kohya's own pattern is ``<repeats>_<identifier> <class>``, whose name part
 only becomes the caption of an image without a ``.txt``: every image here has its caption
 file (trigger words first), so the name part is just the character's name (folder-safe).
+``concept_repeats`` (name -> repeats) sets a concept's or a character's repeats outright,
+over both the concept's ``repeats`` and the balancing.
 """
 
 from __future__ import annotations
@@ -57,7 +59,10 @@ def plan_concepts(
     concept's own name (their folders would read as one concept).
     """
     pairs = list(characters)
-    style = Concept(config.concept, config.repeats, character=False)
+    chosen = config.concept_repeats
+    if bad := sorted(name for name, n in chosen.items() if n < 1):
+        raise ValueError(f"concept_repeats must be at least 1: {bad}")
+    style = Concept(config.concept, chosen.get(config.concept, config.repeats), character=False)
     if config.layout == "flat":
         return {frame_id: style for frame_id, _ in pairs}
     primary = {frame_id: primary_character(names) for frame_id, names in pairs}
@@ -70,7 +75,9 @@ def plan_concepts(
     most = max(counts.values(), default=0)
     concepts = {
         name: Concept(
-            name, balanced_repeats(n, most, config.repeats, config.max_repeats), character=True
+            name,
+            chosen.get(name) or balanced_repeats(n, most, config.repeats, config.max_repeats),
+            character=True,
         )
         for name, n in counts.items()
     }

@@ -4,8 +4,12 @@ Transforms match diffusers' ``train_text_to_image_lora.py`` (resize, centre/rand
 optional flip, ``ToTensor``, ``Normalize([0.5], [0.5])``); with buckets each image is resized
 to cover its aspect-ratio bucket and cropped to it, and batches never mix buckets.
 All randomness comes from one seeded ``torch.Generator`` in the main process: each
-example's crop and flip are drawn there (:func:`plan_augment`), so the images themselves can
-be decoded in DataLoader workers (:func:`pixel_loader`) with the same results as inline.
+example's crop, flip and caption augmentation are drawn there (:func:`plan_augment`), so the
+images themselves can be decoded in DataLoader workers (:func:`pixel_loader`) with the same
+results as inline. A record may have a loss mask (``<frame>.mask.png``, a grayscale PNG of
+the image's size), rendered with the same resize, crop and flip as its image
+(:func:`render_mask`), and may be a regularization image (``is_reg``), whose loss
+``objective.reduce_loss`` weighs by ``prior_loss_weight``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from PIL import Image
 from torchvision.transforms import functional as TF
 
 from style_pipeline.training.buckets import Bucket, make_buckets, resize_crop_box, select_bucket
+from style_pipeline.training.caption_augment import CaptionAugment, augment_caption
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ class TrainingRecord:
     caption: str
     width: int
     height: int
+    mask: Path | None = None  # grayscale PNG of the image's size: loss weight per pixel
+    is_reg: bool = False  # a regularization image (prior_loss_weight)
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,8 @@ class Example:
     caption: str
     original_size: tuple[int, int]  # (height, width), SDXL micro-conditioning
     crop_top_left: tuple[int, int]  # (top, left)
+    mask: torch.Tensor | None = None  # (1, bucket_h, bucket_w) in [0, 1]
+    is_reg: bool = False
 
 
 def read_training_folder(folder: Path) -> list[TrainingRecord]:
@@ -47,6 +56,7 @@ def read_training_folder(folder: Path) -> list[TrainingRecord]:
 
     A row with ``repeats`` (a per-character folder) is listed that many times in a row:
     an epoch sees it ``repeats`` times, as kohya sees its ``<repeats>_<name>`` folder.
+    A row's ``mask`` (a file next to the image) and ``is_reg`` flag are carried along.
     """
     meta = Path(folder) / "metadata.jsonl"
     if not meta.is_file():
@@ -67,7 +77,13 @@ def read_training_folder(folder: Path) -> list[TrainingRecord]:
         repeats = int(row.get("repeats", 1))
         if repeats < 1:
             raise ValueError(f"{meta}:{number}: repeats must be at least 1, got {repeats}")
-        records += [TrainingRecord(image, row["text"], width, height)] * repeats
+        mask = Path(folder) / row["mask"] if row.get("mask") else None
+        if mask is not None and not mask.is_file():
+            raise FileNotFoundError(f"{meta}:{number}: mask {row['mask']} is missing")
+        record = TrainingRecord(
+            image, row["text"], width, height, mask, bool(row.get("is_reg", False))
+        )
+        records += [record] * repeats
     if not records:
         raise ValueError(f"{meta} lists no images")
     return records
@@ -93,11 +109,13 @@ def assign_buckets(
 
 @dataclass(frozen=True)
 class Augment:
-    """Where an example is cropped in its resized image (before any flip), and the flip."""
+    """Where an example is cropped in its resized image (before any flip), the flip, and
+    the caption it trains on when augmented (``None``: the record's own)."""
 
     left: int
     top: int
     flip: bool
+    caption: str | None = None
 
 
 BatchJob = tuple[tuple[int, Augment], ...]  # (record index, augment) of each example
@@ -109,15 +127,24 @@ def plan_augment(
     center_crop: bool,
     random_flip: bool,
     generator: torch.Generator,
+    captions: CaptionAugment | None = None,
 ) -> Augment:
-    """The crop and flip of one example; draws from ``generator`` exactly as the transforms
-    of the diffusers example do: crop offsets (random crop only), then the flip."""
+    """The crop, flip and caption of one example; draws from ``generator`` exactly as the
+    transforms of the diffusers example do: crop offsets (random crop only), then the flip,
+    then (kohya's options, when any is on) the caption (:func:`augment_caption`)."""
     (new_w, new_h), (left, top, _, _) = resize_crop_box(record.width, record.height, bucket)
     if not center_crop:
         left = int(torch.randint(0, new_w - bucket[0] + 1, (1,), generator=generator))
         top = int(torch.randint(0, new_h - bucket[1] + 1, (1,), generator=generator))
     flip = random_flip and float(torch.rand((), generator=generator)) < 0.5
-    return Augment(left, top, flip)
+    if captions is None or not captions.active:
+        return Augment(left, top, flip)
+    return Augment(left, top, flip, augment_caption(record.caption, captions, generator))
+
+
+def caption_of(record: TrainingRecord, augment: Augment) -> str:
+    """The caption an example trains on: the augmented one, else the record's."""
+    return record.caption if augment.caption is None else augment.caption
 
 
 def crop_top_left(record: TrainingRecord, bucket: Bucket, augment: Augment) -> tuple[int, int]:
@@ -146,7 +173,36 @@ def render_example(record: TrainingRecord, bucket: Bucket, augment: Augment) -> 
         image = TF.hflip(image)
     pixels = TF.normalize(TF.to_tensor(image), [0.5], [0.5])
     crop = crop_top_left(record, bucket, augment)
-    return Example(pixels, record.caption, (record.height, record.width), crop)
+    mask = render_mask(record, bucket, augment) if record.mask is not None else None
+    return Example(
+        pixels,
+        caption_of(record, augment),
+        (record.height, record.width),
+        crop,
+        mask,
+        record.is_reg,
+    )
+
+
+def render_mask(record: TrainingRecord, bucket: Bucket, augment: Augment) -> torch.Tensor:
+    """The record's mask as its image is rendered (resize, crop, flip), (1, h, w) in [0, 1].
+
+    Bilinear resize, not the image's Lanczos: a weight map must stay within [0, 1].
+    """
+    if record.mask is None:
+        raise ValueError(f"{record.image} has no mask")
+    with Image.open(record.mask) as img:
+        mask = img.convert("L")
+    if mask.size != (record.width, record.height):
+        raise ValueError(
+            f"{record.mask}: the mask is {mask.size[0]}x{mask.size[1]}, "
+            f"the image {record.width}x{record.height}"
+        )
+    mask = mask.resize(resize_crop_box(*mask.size, bucket)[0], Image.Resampling.BILINEAR)
+    mask = mask.crop((augment.left, augment.top, augment.left + bucket[0], augment.top + bucket[1]))
+    if augment.flip:
+        mask = TF.hflip(mask)
+    return TF.to_tensor(mask)
 
 
 def load_example(
@@ -187,14 +243,22 @@ def batches_per_epoch(buckets: list[Bucket], batch_size: int) -> int:
 
 
 def collate(examples: list[Example]) -> dict:
+    """One batch; ``masks`` (B, 1, h, w) only when an example has one (the others weigh 1
+    everywhere), ``is_reg`` only when an example is a regularization image."""
     pixel_values = torch.stack([e.pixel_values for e in examples])
-    return {
+    batch = {
         "pixel_values": pixel_values.to(memory_format=torch.contiguous_format).float(),
         "captions": [e.caption for e in examples],
         "original_sizes": [e.original_size for e in examples],
         "crop_top_lefts": [e.crop_top_left for e in examples],
         "target_size": tuple(pixel_values.shape[-2:]),
     }
+    if any(e.mask is not None for e in examples):
+        full = torch.ones((1, *pixel_values.shape[-2:]))
+        batch["masks"] = torch.stack([full if e.mask is None else e.mask for e in examples])
+    if any(e.is_reg for e in examples):
+        batch["is_reg"] = torch.tensor([e.is_reg for e in examples])
+    return batch
 
 
 class PixelBatches(torch.utils.data.Dataset):

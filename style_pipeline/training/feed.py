@@ -4,7 +4,11 @@
 posteriors (``latent_cache.py``) or pixels decoded by a DataLoader, and cached text states
 (``text_cache.py``) or captions encoded in the loss. With cached latents a batch is
 assembled in the main process from tensors already on the device: no image is decoded and
-the VAE never runs during the steps.
+the VAE never runs during the steps. Loss masks come along: rendered with the pixels, or,
+with cached latents, rendered once per (image, flip) at latent size. With kohya's caption
+options the captions change per example: caption dropout alone adds ``""`` to the text
+cache; shuffled or dropped tags make every step's captions new, and the text cache is
+bypassed (the reason is in the run's cache metadata).
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ import torch
 from style_pipeline.contracts.training import LoraTrainingConfig
 from style_pipeline.storage.store import Store
 from style_pipeline.training import data
-from style_pipeline.training.buckets import Bucket
+from style_pipeline.training.buckets import Bucket, resize_crop_box
+from style_pipeline.training.caption_augment import CaptionAugment, possible_captions
 from style_pipeline.training.latent_cache import CachedLatents, image_hashes, prepare_latents
 from style_pipeline.training.lora_models import LoraModels
+from style_pipeline.training.masks import downsample_mask
 from style_pipeline.training.text_cache import CachedText, prepare_text
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,7 @@ class BatchFeed:
     device: torch.device
     latents: CachedLatents | None = None
     text: CachedText | None = None
+    masks: dict[tuple[int, bool], torch.Tensor] = field(default_factory=dict)  # latent size
     reasons: dict[str, str] = field(default_factory=dict)  # why a cache is not used
     _sampler: data.JobSampler = field(default_factory=data.JobSampler)
     _loader: torch.utils.data.DataLoader | None = None
@@ -58,15 +65,22 @@ class BatchFeed:
         assert self.latents is not None
         records = [self.records[i] for i, _ in job]
         bucket = self.buckets[job[0][0]]
-        return {
-            "moments": self.latents.batch(job),
-            "captions": [r.caption for r in records],
+        moments = self.latents.batch(job)
+        batch: dict = {
+            "moments": moments,
+            "captions": [data.caption_of(r, a) for r, (_, a) in zip(records, job, strict=True)],
             "original_sizes": [(r.height, r.width) for r in records],
             "crop_top_lefts": [
                 data.crop_top_left(r, bucket, a) for r, (_, a) in zip(records, job, strict=True)
             ],
             "target_size": (bucket[1], bucket[0]),
         }
+        if self.masks and any((i, a.flip) in self.masks for i, a in job):
+            full = torch.ones((1, *moments.shape[-2:]), device=self.device)
+            batch["masks"] = torch.stack([self.masks.get((i, a.flip), full) for i, a in job])
+        if any(r.is_reg for r in records):
+            batch["is_reg"] = torch.tensor([r.is_reg for r in records])
+        return batch
 
     def close(self) -> None:
         """Stop the decode workers (persistent ones live as long as the loader)."""
@@ -109,12 +123,50 @@ def build_feed(
         feed.latents = prepare_latents(
             models, records, buckets, shas, flips, store, workers, config.train_batch_size
         )
+        if config.masked_loss:
+            feed.masks = latent_masks(models, records, buckets, flips)
+    captions = possible_captions([r.caption for r in records], CaptionAugment.from_config(config))
     if not config.cache_text_embeddings:
         feed.reasons["text"] = "cache_text_embeddings is off"
     elif models.train_text_encoder:
         feed.reasons["text"] = "train_text_encoder: the text encoders change every step"
+    elif captions is None:
+        feed.reasons["text"] = (
+            "shuffle_tags / caption_tag_dropout_rate: the captions change every step"
+        )
     else:
-        feed.text = prepare_text(models, [r.caption for r in records], store)
+        feed.text = prepare_text(models, captions, store)
     for name, reason in feed.reasons.items():
         log.info("%s cache not used: %s", name, reason)
     return feed
+
+
+def latent_factor(models: LoraModels) -> int:
+    """How many pixels one latent pixel spans (8 for the SD VAEs)."""
+    return 2 ** (len(models.vae.config["block_out_channels"]) - 1)
+
+
+def latent_masks(
+    models: LoraModels,
+    records: list[data.TrainingRecord],
+    buckets: list[Bucket],
+    flips: tuple[bool, ...],
+) -> dict[tuple[int, bool], torch.Tensor]:
+    """The mask of every masked (record, flip) at its bucket's centre crop, at latent size,
+    on the training device: what the pixel path's batch would bring, downsampled the same
+    way ``objective.reduce_loss`` does."""
+    factor = latent_factor(models)
+    masks: dict[tuple[int, bool], torch.Tensor] = {}
+    rendered: dict[tuple[object, Bucket, bool], torch.Tensor] = {}
+    for index, (record, bucket) in enumerate(zip(records, buckets, strict=True)):
+        if record.mask is None:
+            continue
+        left, top = resize_crop_box(record.width, record.height, bucket)[1][:2]
+        for flip in flips:
+            key = (record.mask, bucket, flip)  # repeats list a record several times
+            if key not in rendered:
+                full = data.render_mask(record, bucket, data.Augment(left, top, flip))
+                size = (bucket[1] // factor, bucket[0] // factor)
+                rendered[key] = downsample_mask(full, size).to(models.device)
+            masks[(index, flip)] = rendered[key]
+    return masks

@@ -27,6 +27,7 @@ from style_pipeline.storage.store import Store
 from style_pipeline.training import data
 from style_pipeline.training.checkpoints import Checkpointer, LoopPosition
 from style_pipeline.training.feed import BatchFeed, build_feed
+from style_pipeline.training.caption_augment import CaptionAugment
 from style_pipeline.training.lora_models import attach_lora, save_lora, speed_up
 from style_pipeline.training.objective import Optimization, compute_loss
 
@@ -212,8 +213,10 @@ def train_pipeline(
 def epoch_jobs(
     feed: BatchFeed, config: LoraTrainingConfig, generator: torch.Generator
 ) -> list[data.BatchJob]:
-    """The epoch's batches and every example's crop and flip, drawn from ``generator`` in
-    the order the inline loop drew them (batches first, then example by example)."""
+    """The epoch's batches and every example's crop, flip and caption augmentation (kohya's
+    caption/tag dropout, shuffled tags), drawn from ``generator`` in the order the inline
+    loop drew them (batches first, then example by example): a resumed run, which sets the
+    generator back to the epoch's start, draws the same ones."""
     batches = data.epoch_batches(feed.buckets, config.train_batch_size, generator)
     return [
         tuple(
@@ -291,3 +294,5 @@ def _loop(
             if len(losses) >= total:
                 return losses
     return losses
+    captions = CaptionAugment.from_config(config)
+                    captions,
