@@ -19,9 +19,11 @@ Profile = Literal["pretrained", "tiny", "auto"]
 DevicePreference = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["fp32", "fp16", "bf16"]
 DiffusionProfile = Profile
-ModelFamily = Literal["sd", "sdxl"]
+ModelFamily = Literal["sd", "sdxl", "flux"]
 DEFAULT_PRETRAINED = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SDXL_PRETRAINED = "stabilityai/stable-diffusion-xl-base-1.0"
+FLUX_DEV_PRETRAINED = "black-forest-labs/FLUX.1-dev"  # gated on the Hub: accept its licence
+FLUX_SCHNELL_PRETRAINED = "black-forest-labs/FLUX.1-schnell"
 BLIP_BASE_ID = "Salesforce/blip-image-captioning-base"
 
 

@@ -1,11 +1,12 @@
 """Diffusion pipelines: ``pretrained`` (hub id / local dir), ``tiny`` (random) or ``auto``.
 
-Every profile ends in the same place: a Stable Diffusion pipeline folder on local disk that
-``DiffusionPipeline.from_pretrained(path, local_files_only=True)`` loads. ``tiny`` builds
-small random-init models with a fixed seed (sizes follow diffusers' own LoRA test fixtures),
-saves them with ``save_pretrained`` and hands back the folder, so tests exercise the same
-loading path as production. Nothing here downloads anything. Which profile is used, and
-the fallback, is decided by the shared resolver in ``profiles.py``.
+Every profile ends in the same place: a Stable Diffusion (SD 1.x, SDXL) or FLUX.1 pipeline
+folder on local disk that ``DiffusionPipeline.from_pretrained(path, local_files_only=True)``
+loads. ``tiny`` builds small random-init models with a fixed seed (sizes follow diffusers'
+own LoRA and pipeline test fixtures), saves them with ``save_pretrained`` and hands back
+the folder, so tests exercise the same loading path as production. Nothing here downloads
+anything. Which profile is used, and the fallback, is decided by the shared resolver in
+``profiles.py``.
 """
 
 from __future__ import annotations
@@ -16,20 +17,21 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 
 from style_pipeline.contracts.models import DEFAULT_PRETRAINED, DiffusionProfile, ModelFamily
 from style_pipeline.models.cache import building_dir
 from style_pipeline.models.diffusion_configs import CONFIGS, ComponentSize, build_pipeline
+from style_pipeline.models.flux_configs import TINY_FLUX_CONFIGS, build_flux_pipeline
 from style_pipeline.models.profiles import resolve_profile
 from style_pipeline.models.registry import diffusion_entry, hub_snapshot, pull
 from style_pipeline.paths import DEFAULT_MODEL_DIR, resolve_local
 
 log = logging.getLogger(__name__)
 
-TINY_SIZES: dict[str, ComponentSize] = {"sd": "tiny", "sdxl": "tiny-sdxl"}
+TINY_SIZES: dict[str, str] = {"sd": "tiny", "sdxl": "tiny-sdxl", "flux": "tiny-flux"}
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,9 @@ def tiny_fingerprint(seed: int, family: ModelFamily = "sd") -> str:
     import diffusers
     import transformers
 
+    size = TINY_SIZES[family]
     payload = {
-        "configs": CONFIGS[TINY_SIZES[family]],
+        "configs": TINY_FLUX_CONFIGS if family == "flux" else CONFIGS[size],
         "seed": seed,
         "diffusers": diffusers.__version__,
         "transformers": transformers.__version__,
@@ -76,7 +79,7 @@ def tiny_fingerprint(seed: int, family: ModelFamily = "sd") -> str:
 def save_tiny_pipeline(
     cache_dir: Path | None = None, seed: int = 0, family: ModelFamily = "sd"
 ) -> Path:
-    """Build the tiny SD (or SDXL) pipeline and save it once; return its folder.
+    """Build the tiny SD (SDXL, FLUX.1) pipeline and save it once; return its folder.
 
     The folder name carries :func:`tiny_fingerprint`, so a cached folder is reused only when
     it was built from the same configs, seed and library versions. Written to a temp folder
@@ -88,7 +91,11 @@ def save_tiny_pipeline(
     if (target / "model_index.json").is_file():
         return target
     with building_dir(target, "model_index.json") as tmp:
-        build_pipeline(size, seed).save_pretrained(tmp, safe_serialization=True)
+        if family == "flux":
+            pipe = build_flux_pipeline(seed)
+        else:
+            pipe = build_pipeline(cast("ComponentSize", size), seed)
+        pipe.save_pretrained(tmp, safe_serialization=True)
     log.info("saved tiny %s pipeline to %s", family, target)
     return target
 
@@ -128,7 +135,7 @@ def resolve_diffusion(
 ) -> ResolvedDiffusion:
     """Pick the pipeline folder for ``profile``; ``auto`` falls back to tiny with a loud reason.
 
-    ``family`` chooses which tiny pipeline stands in (SD 1.x-style or SDXL-style); a
+    ``family`` chooses which tiny pipeline stands in (SD 1.x-, SDXL- or FLUX.1-style); a
     pretrained name that is not on disk (``FileNotFoundError``) counts as unavailable.
     """
     resolved = resolve_profile(
@@ -150,7 +157,7 @@ def resolve_diffusion(
 
 
 def load_pipeline(path: str | Path, torch_dtype: torch.dtype = torch.float32):
-    """Load a pipeline folder offline (``local_files_only=True``), SD or SDXL alike."""
+    """Load a pipeline folder offline (``local_files_only=True``), SD, SDXL or FLUX alike."""
     from diffusers import DiffusionPipeline
 
     index = json.loads((Path(path) / "model_index.json").read_text())
