@@ -37,6 +37,17 @@ LrScheduler = Literal[
 # How often a run saves its state: not part of the config hash (same weights either way).
 CHECKPOINT_FIELDS = ("checkpoint_every_n_steps", "keep_checkpoints")
 
+# Flow-matching settings of FLUX.1 (``training/flow_matching.py``): meaningless for SD/SDXL.
+FLUX_FIELDS = (
+    "guidance_scale",
+    "weighting_scheme",
+    "logit_mean",
+    "logit_std",
+    "mode_scale",
+    "max_sequence_length",
+)
+WeightingScheme = Literal["none", "logit_normal", "mode", "sigma_sqrt", "cosmap"]
+
 
 class LoraTrainingConfig(BaseModel):
     """Everything that decides a LoRA training run (hashed into the weights' metadata)."""
@@ -46,7 +57,27 @@ class LoraTrainingConfig(BaseModel):
     name: str = "custom"
     profile: DiffusionProfile = "auto"
     pretrained: str = DEFAULT_PRETRAINED
-    model_family: ModelFamily = Field("sd", description="sd (1.x/2.x) or sdxl; also the tiny kind")
+    model_family: ModelFamily = Field(
+        "sd", description="sd (1.x/2.x), sdxl or flux (FLUX.1 dev/schnell); also the tiny kind"
+    )
+    guidance_scale: float = Field(
+        1.0,
+        ge=0,
+        description="flux: value fed to the guidance embedding while training (FLUX.1-dev is "
+        "guidance-distilled; diffusers' FLUX LoRA README trains with 1, its script defaults "
+        "to 3.5); unused by models without one (schnell)",
+    )
+    weighting_scheme: WeightingScheme = Field(
+        "none",
+        description="flux: timestep density and loss weighting of flow matching (diffusers "
+        "compute_density_for_timestep_sampling / compute_loss_weighting_for_sd3)",
+    )
+    logit_mean: float = Field(0.0, description="flux, weighting_scheme logit_normal: mean")
+    logit_std: float = Field(1.0, gt=0, description="flux, weighting_scheme logit_normal: std")
+    mode_scale: float = Field(1.29, description="flux, weighting_scheme mode: its scale")
+    max_sequence_length: int = Field(
+        512, ge=1, le=512, description="flux: T5 tokens per caption (dev 512, schnell 256)"
+    )
     resolution: int = Field(512, ge=32, le=4096)
     rank: int = Field(16, ge=1, le=1024)
     alpha: float | None = Field(None, gt=0, description="LoRA alpha; None means alpha = rank")
@@ -112,6 +143,7 @@ class LoraTrainingConfig(BaseModel):
             raise ValueError(f"resolution must be a multiple of 8, got {self.resolution}")
         if not self.target_modules:
             raise ValueError("target_modules must name at least one module")
+        _check_family_fields(self)
         return self
     caption_dropout_rate: float = Field(
         0.0,
@@ -161,6 +193,36 @@ class LoraTrainingConfig(BaseModel):
         checkpoint interval is the same run)."""
         payload = self.model_dump(mode="json", exclude={"name", *CHECKPOINT_FIELDS})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _check_family_fields(config: LoraTrainingConfig) -> None:
+    """FLUX's flow-matching fields only with ``model_family: flux``; DDPM-only options
+    (Min-SNR, noise offset) and text-encoder LoRA not with it."""
+    if config.model_family != "flux":
+        changed = [f for f in FLUX_FIELDS if f in config.model_fields_set]
+        defaults = LoraTrainingConfig.model_fields
+        changed = [f for f in changed if getattr(config, f) != defaults[f].default]
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)}: only used by model_family flux, not {config.model_family}"
+            )
+        return
+    if config.resolution % 16:
+        raise ValueError(
+            f"flux: resolution must be a multiple of 16 (VAE 8x, 2x2 packing), got "
+            f"{config.resolution}"
+        )
+    unsupported = {
+        "snr_gamma": config.snr_gamma is not None,
+        "noise_offset": config.noise_offset != 0,
+        "train_text_encoder": config.train_text_encoder,
+    }
+    if any(unsupported.values()):
+        names = ", ".join(k for k, v in unsupported.items() if v)
+        raise ValueError(
+            f"flux: {names} not supported (flow matching uses weighting_scheme; the CLIP and "
+            "T5 text encoders stay frozen)"
+        )
 
 
 DatasetLayout = Literal["flat", "per_character"]

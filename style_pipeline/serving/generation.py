@@ -115,7 +115,7 @@ def base_model_path(metadata: dict[str, Any], model_cache_dir: Path) -> str:
         return str(recorded)
     config = metadata.get("config") or {}
     family = str(metadata.get("family") or config.get("model_family", "sd"))
-    if family not in ("sd", "sdxl"):
+    if family not in ("sd", "sdxl", "flux"):
         raise BaseModelUnavailable(f"unknown model family {family!r} in the LoRA metadata")
     if metadata.get("model_profile") == "tiny":
         # the tiny models are random-init from a fixed seed: rebuilt identical anywhere
@@ -201,7 +201,7 @@ class GenerationEngine:
         size = {k: v for k, v in (("width", params.width), ("height", params.height)) if v}
         image = pipe(
             params.prompt,
-            negative_prompt=params.negative_prompt or None,
+            **_family_kwargs(pipe, params, lora),
             num_inference_steps=params.steps,
             guidance_scale=params.guidance,
             generator=torch.Generator(self.device).manual_seed(params.seed),
@@ -215,6 +215,17 @@ class GenerationEngine:
             str(self._base_path),
             str(self.device),
         )
+
+
+def _family_kwargs(pipe: Any, params: GenerationParams, lora: LoraVersion) -> dict[str, Any]:
+    """SD/SDXL: the negative prompt. FLUX: none (guidance is its embedding, not CFG), and
+    T5 reads as many tokens as the LoRA was trained with."""
+    from diffusers import FluxPipeline
+
+    if not isinstance(pipe, FluxPipeline):
+        return {"negative_prompt": params.negative_prompt or None}
+    length = (lora.metadata.get("config") or {}).get("max_sequence_length")
+    return {"max_sequence_length": int(length)} if length else {}
 
 
 @dataclass(frozen=True)

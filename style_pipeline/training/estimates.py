@@ -2,7 +2,8 @@
 
 Heuristics, not promises (expect +-50%). Inputs are parameter counts read from the
 pipeline's safetensors headers (no weights loaded), the latent size and the batch. A
-"unit" is ``unet_params x latent_pixels x batch / 1e12`` (SD 1.5 at 512 px, batch 1: 3.52).
+"unit" is ``unet_params x latent_pixels x batch / 1e12`` (SD 1.5 at 512 px, batch 1: 3.52);
+for FLUX the transformer's parameters x its image tokens (latent pixels / 4, packed 2x2).
 
 - memory = frozen weights x bytes per weight + LoRA params x 16 bytes (fp32 weight, grad,
   two AdamW moments) + ``ACT_GB_PER_UNIT x units`` of activations (halved for 16-bit,
@@ -20,8 +21,9 @@ encode ~16 CPU-s and the text encoder ~1 CPU-s, and peaked at ~9.0 GB RSS; the t
 ~0.9 CPU-s and ~1.2 GB RSS, which is the runtime overhead of torch, diffusers and
 transformers. The GPU constants assume ~0.3 s/step for SD 1.5 at 512 px (fp16) and ~1.2
 s/step for SDXL at 1024 px (bf16, gradient checkpointing) on a 24 GB card uncached,
-commonly reported figures rather than measurements here; fp32 on GPU is taken as 2.5x
-slower, and the cached share of a GPU step as the CPU-measured share of the encoders.
+commonly reported figures rather than measurements here; FLUX.1-dev's ~2 s/step at 1024
+px (bf16, gradient checkpointing, an 80 GB card) is such a figure too; fp32 on GPU is taken
+as 2.5x slower, and the cached share of a GPU step as the CPU-measured share of the encoders.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ VAE_CPU_SECONDS_PER_MP = 61.0  # SD's VAE encoder (83.65M-param VAE), per megapi
 TEXT_CPU_SECONDS = 1.0  # SD's text encoder (123M params), per caption
 SD_VAE_PARAMETERS, SD_TEXT_PARAMETERS = 83_653_863, 123_060_480
 GPU_OVERHEAD_S = 0.02
-GPU_SECONDS_PER_UNIT = {"sd": 0.3 / 3.52, "sdxl": 1.2 / 42.06}
+GPU_SECONDS_PER_UNIT = {"sd": 0.3 / 3.52, "sdxl": 1.2 / 42.06, "flux": 2.0 / 48.75}
 ACT_GB_PER_UNIT = 1.0  # fp32 activations kept for backward, per unit
 RUNTIME_OVERHEAD_GB = {"cpu": 1.2, "cuda": 0.8}
 # Used when the pipeline folder has no safetensors (e.g. not downloaded yet): parameter
@@ -64,8 +66,16 @@ FALLBACK_PARAMETERS = {
         "text_encoder_2": 694_659_840,
     },
 }
-FALLBACK_LORA_PER_RANK = {"sd": 199_296, "sdxl": 1_451_520}
-COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+FALLBACK_PARAMETERS["flux"] = {  # FLUX.1-dev: transformer, VAE, CLIP-L, T5-XXL encoder
+    "transformer": 11_901_408_320,
+    "vae": 83_819_683,
+    "text_encoder": 123_060_480,
+    "text_encoder_2": 4_762_310_656,
+}
+FALLBACK_LORA_PER_RANK = {"sd": 199_296, "sdxl": 1_451_520, "flux": 1_167_360}
+COMPONENTS = ("unet", "transformer", "vae", "text_encoder", "text_encoder_2")
+DENOISER = {"sd": "unet", "sdxl": "unet", "flux": "transformer"}  # where the LoRA goes
+SIZES_ASSUMED = {"sd": "SD 1.5", "sdxl": "SDXL", "flux": "FLUX.1-dev"}
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,9 @@ class ResourceEstimate:
         return (
             f"{self.device}: ~{self.memory_gb:.1f} GB peak, ~{self.step_seconds:.2f} s/step, "
             f"{self.total_steps} steps ~{self.total_seconds / 60:.1f} min "
-            f"(UNet {self.parameters.get('unet', 0) / 1e6:.1f}M params, "
+            f"({'transformer' if 'transformer' in self.parameters else 'UNet'} "
+            f"{self.parameters.get('unet', self.parameters.get('transformer', 0)) / 1e6:.1f}M "
+            "params, "
             f"LoRA {self.lora_parameters / 1e6:.2f}M, latents {self.latent_size}px; "
             f"cached {cached}, filling a cold cache <= {self.cache_fill_seconds:.0f} s of the "
             f"total; {self.basis})"
@@ -119,8 +131,9 @@ def count_parameters(pipeline_dir: Path) -> dict[str, int]:
 
 
 def lora_parameter_count(pipeline_dir: Path, config: LoraTrainingConfig) -> int:
-    """rank x (in + out) for every UNet linear whose name ends with a target module."""
-    shapes = _safetensors_shapes(Path(pipeline_dir) / "unet")
+    """rank x (in + out) for every UNet (FLUX: transformer) linear whose name ends with a
+    target module."""
+    shapes = _safetensors_shapes(Path(pipeline_dir) / DENOISER[config.model_family])
     total = 0
     for key, shape in shapes.items():
         module = key.removesuffix(".weight")
@@ -146,12 +159,14 @@ def estimate_resources(
     basis = "parameter counts from safetensors headers"
     family = config.model_family
     lora = lora_parameter_count(pipeline_dir, config)
-    if "unet" not in params:
+    denoiser = DENOISER[family]
+    if denoiser not in params:
         params = dict(FALLBACK_PARAMETERS[family])
         lora = FALLBACK_LORA_PER_RANK[family] * config.rank
-        basis = f"no safetensors found: {'SDXL' if family == 'sdxl' else 'SD 1.5'} sizes assumed"
+        basis = f"no safetensors found: {SIZES_ASSUMED[family]} sizes assumed"
     latent = config.resolution // vae_scale_factor(pipeline_dir)
-    units = params["unet"] * latent * latent * config.train_batch_size / 1e12
+    pixels = latent * latent // (4 if family == "flux" else 1)  # FLUX: packed 2x2 tokens
+    units = params[denoiser] * pixels * config.train_batch_size / 1e12
     half = device == "cuda" and config.mixed_precision != "no"
     weight_bytes = 2 if half else 4
     activations = ACT_GB_PER_UNIT * 1e9 * units * (weight_bytes / 4)

@@ -28,7 +28,7 @@ from style_pipeline.contracts.training import EvalConfig, Tolerance
 from style_pipeline.curation.embeddings import embed_images, embed_texts
 from style_pipeline.models import LoadedModel
 from style_pipeline.training.fid import fid_between
-from style_pipeline.training.lora_models import WEIGHT_NAME
+from style_pipeline.training.lora_models import WEIGHT_NAME, pipeline_family
 from style_pipeline.training.reward import RewardModel
 
 AESTHETIC_PROMPTS = ("a beautiful, high quality photo", "an ugly, low quality photo")
@@ -61,13 +61,24 @@ class RegressionFlag:
     regressed: bool
 
 
-def generate_samples(pipe, lora_dir: Path | None, config: EvalConfig) -> list[Sample]:
-    """One image per (prompt, seed); the LoRA in ``lora_dir`` is loaded first when given."""
+def generate_samples(
+    pipe, lora_dir: Path | None, config: EvalConfig, max_sequence_length: int | None = None
+) -> list[Sample]:
+    """One image per (prompt, seed); the LoRA in ``lora_dir`` is loaded first when given.
+
+    SD/SDXL and FLUX pipelines alike (FLUX: ``guidance_scale`` feeds its guidance embedding,
+    the LoRA scale goes through ``joint_attention_kwargs``, T5 reads ``max_sequence_length``
+    tokens, the pipeline's 512 when None).
+    """
     if lora_dir is not None:
         pipe.load_lora_weights(str(lora_dir), weight_name=WEIGHT_NAME)
     pipe.set_progress_bar_config(disable=True)
     size = {"height": config.resolution, "width": config.resolution} if config.resolution else {}
-    extra = {"cross_attention_kwargs": {"scale": config.lora_scale}} if lora_dir else {}
+    flux = pipeline_family(pipe) == "flux"
+    scale_kwarg = "joint_attention_kwargs" if flux else "cross_attention_kwargs"
+    extra: dict = {scale_kwarg: {"scale": config.lora_scale}} if lora_dir else {}
+    if flux and max_sequence_length is not None:
+        extra["max_sequence_length"] = max_sequence_length
     samples = []
     for prompt in config.prompts:
         for seed in config.seeds:

@@ -2,8 +2,9 @@
 trained adapters saved in diffusers' ``pytorch_lora_weights.safetensors`` format.
 
 Follows diffusers' ``train_text_to_image_lora.py`` without Accelerate; SD 1.x/2.x and SDXL
-pipelines (two text encoders) alike. The loss is in ``objective.py``, the loop in
-``train_loop.py``.
+pipelines (two text encoders) alike, and FLUX.1 as in ``train_dreambooth_lora_flux.py``
+(LoRA on the transformer, CLIP and T5 frozen, a flow-matching scheduler). The loss is in
+``objective.py`` (FLUX's in ``flow_matching.py``), the loop in ``train_loop.py``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from style_pipeline.contracts.training import LoraTrainingConfig
 
 if TYPE_CHECKING:  # diffusers is imported lazily (heavy)
     from diffusers.loaders.lora_pipeline import (
+        FluxLoraLoaderMixin,
         StableDiffusionLoraLoaderMixin,
         StableDiffusionXLLoraLoaderMixin,
     )
     from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
     from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+    from diffusers.schedulers.scheduling_flow_match_euler_discrete import (
+        FlowMatchEulerDiscreteScheduler,
+    )
     from peft import PeftConfig
 
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"
@@ -35,15 +40,21 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoraModels:
-    """The pipeline's modules, frozen, with LoRA adapters attached."""
+    """The pipeline's modules, frozen, with LoRA adapters attached.
 
-    pipeline_cls: type[StableDiffusionLoraLoaderMixin | StableDiffusionXLLoraLoaderMixin]
+    ``unet`` is the denoising network the LoRA is on, whatever its kind: the UNet of SD and
+    SDXL, FLUX's ``FluxTransformer2DModel`` (``pipe.transformer``) for ``family`` flux.
+    """
+
+    pipeline_cls: type[
+        StableDiffusionLoraLoaderMixin | StableDiffusionXLLoraLoaderMixin | FluxLoraLoaderMixin
+    ]
     unet: torch.nn.Module
     vae: AutoencoderKL
-    text_encoders: list[torch.nn.Module]
+    text_encoders: list[torch.nn.Module]  # flux: [CLIP, T5]
     tokenizers: list
-    noise_scheduler: DDPMScheduler
-    family: str  # "sd" or "sdxl"
+    noise_scheduler: DDPMScheduler | FlowMatchEulerDiscreteScheduler
+    family: str  # "sd", "sdxl" or "flux"
     device: torch.device
     weight_dtype: torch.dtype
     train_text_encoder: bool
@@ -52,6 +63,7 @@ class LoraModels:
     # What the loss calls for the noise prediction: the UNet, or its torch.compile wrapper
     # (same parameters; ``unet`` stays the plain module for saving).
     denoiser: Callable[..., Any] | None = None
+    max_sequence_length: int | None = None  # flux: T5 tokens per caption
 
     def lora_parameter_count(self) -> int:
         return sum(p.numel() for p in self.params)
@@ -110,14 +122,26 @@ def _move(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> 
         module.to(dtype=dtype)
 
 
+def pipeline_family(pipe) -> str:
+    """``flux`` for a ``FluxPipeline``, ``sdxl`` for two CLIP text encoders, else ``sd``."""
+    from diffusers import FluxPipeline
+
+    if isinstance(pipe, FluxPipeline):
+        return "flux"
+    return "sdxl" if getattr(pipe, "text_encoder_2", None) is not None else "sd"
+
+
 def attach_lora(
     pipe, config: LoraTrainingConfig, device: torch.device, mixed_precision: str
 ) -> LoraModels:
     """Freeze the pipeline, cast frozen weights, add LoRA adapters (seeded) and enable options."""
-    from diffusers import DDPMScheduler
+    from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
     from diffusers.training_utils import cast_training_params
     from peft import LoraConfig
 
+    family = pipeline_family(pipe)
+    # the network the LoRA trains: FLUX's transformer, else the UNet
+    denoiser = pipe.transformer if family == "flux" else pipe.unet
     text_encoders = [pipe.text_encoder]
     if getattr(pipe, "text_encoder_2", None) is not None:
         text_encoders.append(pipe.text_encoder_2)
@@ -126,7 +150,7 @@ def attach_lora(
         mixed_precision, torch.float32
     )
     vae_dtype = torch.float32 if pipe.vae.config.force_upcast else weight_dtype
-    for module, dtype in ((pipe.unet, weight_dtype), (pipe.vae, vae_dtype)):
+    for module, dtype in ((denoiser, weight_dtype), (pipe.vae, vae_dtype)):
         module.requires_grad_(False)
         _move(module, device, dtype)
     for te in text_encoders:
@@ -134,7 +158,7 @@ def attach_lora(
         _move(te, device, weight_dtype)
 
     torch.manual_seed(config.seed)
-    pipe.unet.add_adapter(
+    denoiser.add_adapter(
         LoraConfig(
             r=config.rank,
             lora_alpha=config.lora_alpha,  # type: ignore[arg-type]  # peft annotates int; alpha/r is a float scale
@@ -142,7 +166,7 @@ def attach_lora(
             target_modules=list(config.target_modules),
         )
     )
-    trainable = [pipe.unet]
+    trainable = [denoiser]
     if config.train_text_encoder:
         te_config = LoraConfig(
             r=config.rank,
@@ -156,24 +180,27 @@ def attach_lora(
     if mixed_precision in ("fp16", "bf16"):
         cast_training_params(trainable, dtype=torch.float32)
     if config.gradient_checkpointing:
-        pipe.unet.enable_gradient_checkpointing()
+        denoiser.enable_gradient_checkpointing()
         if config.train_text_encoder:
             for te in text_encoders:
                 te.gradient_checkpointing_enable()
     params = [p for m in trainable for p in m.parameters() if p.requires_grad]
+    # a fresh copy: training indexes the scheduler's initial timesteps and sigmas
+    scheduler_cls = FlowMatchEulerDiscreteScheduler if family == "flux" else DDPMScheduler
     return LoraModels(
         pipeline_cls=type(pipe),
-        unet=pipe.unet,
+        unet=denoiser,
         vae=pipe.vae,
         text_encoders=text_encoders,
         tokenizers=tokenizers,
-        noise_scheduler=DDPMScheduler.from_config(pipe.scheduler.config),
-        family="sdxl" if len(text_encoders) == 2 else "sd",
+        noise_scheduler=scheduler_cls.from_config(pipe.scheduler.config),
+        family=family,
         device=device,
         weight_dtype=weight_dtype,
         train_text_encoder=config.train_text_encoder,
         autocast_dtype=weight_dtype if mixed_precision in ("fp16", "bf16") else None,
         params=params,
+        max_sequence_length=config.max_sequence_length if family == "flux" else None,
     )
 
 
@@ -183,10 +210,17 @@ def save_lora(models: LoraModels, output_dir: Path) -> Path:
     from peft.utils import get_peft_model_state_dict
 
     _move(models.unet, models.device, torch.float32)
-    kwargs = {
-        "unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(models.unet)),
-        "unet_lora_adapter_metadata": _sorted_metadata(models.unet),
-    }
+    state = get_peft_model_state_dict(models.unet)
+    if models.family == "flux":  # PEFT names (lora_A/lora_B), as the diffusers FLUX example
+        kwargs = {
+            "transformer_lora_layers": state,
+            "transformer_lora_adapter_metadata": _sorted_metadata(models.unet),
+        }
+    else:
+        kwargs = {
+            "unet_lora_layers": convert_state_dict_to_diffusers(state),
+            "unet_lora_adapter_metadata": _sorted_metadata(models.unet),
+        }
     if models.train_text_encoder:
         names = ["text_encoder", "text_encoder_2"]
         for name, te in zip(names, models.text_encoders, strict=False):

@@ -18,7 +18,12 @@ from style_pipeline.training.lora_models import LoraModels, autocast_context
 
 
 def encode_captions(models: LoraModels, captions: list[str]):
-    """Text conditioning: SD -> last hidden state; SDXL -> both penultimate states + pooled."""
+    """Text conditioning: SD -> last hidden state; SDXL -> both penultimate states + pooled;
+    FLUX -> T5's last hidden state + CLIP's pooled output."""
+    if models.family == "flux":
+        from style_pipeline.training.flow_matching import encode_flux_captions
+
+        return encode_flux_captions(models, captions)
     ids = [
         tok(
             captions,
@@ -70,6 +75,10 @@ def compute_loss(
     models: LoraModels, batch: dict, config: LoraTrainingConfig, generator: torch.Generator
 ) -> torch.Tensor:
     """Noise-prediction loss of one batch (the diffusers example's forward pass)."""
+    if models.family == "flux":  # flow matching (imported here: it builds on this module)
+        from style_pipeline.training.flow_matching import flow_matching_loss
+
+        return flow_matching_loss(models, batch, config, generator)
     with autocast_context(models):
         latents = sample_latents(models, batch, generator)
         noise = torch.randn(

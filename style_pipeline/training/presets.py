@@ -3,8 +3,10 @@
 Defaults follow diffusers' ``examples/text_to_image/train_text_to_image_lora.py`` (AdamW
 betas 0.9/0.999, weight decay 1e-2, eps 1e-8, grad-norm clip 1.0, LoRA on
 ``to_k/to_q/to_v/to_out.0`` with gaussian init). Presets: ``sd15`` (512 px, rank 16),
-``sdxl`` (1024 px, rank 32), ``fast`` (rank 8), ``high_quality`` (rank 64) and ``tiny``
-(random-init test models, 64 px). ``load_preset`` takes a preset name or a YAML path.
+``sdxl`` (1024 px, rank 32), ``fast`` (rank 8), ``high_quality`` (rank 64), ``flux_dev`` and
+``flux_schnell`` (FLUX.1, flow matching: ``train_dreambooth_lora_flux.py``'s defaults but
+1024 px, bf16), ``tiny`` and ``tiny_flux`` (random-init test models, 64 px).
+``load_preset`` takes a preset name or a YAML path.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from pathlib import Path
 
 import yaml
 
-from style_pipeline.contracts.models import DEFAULT_PRETRAINED, SDXL_PRETRAINED
+from style_pipeline.contracts.models import (
+    DEFAULT_PRETRAINED,
+    FLUX_DEV_PRETRAINED,
+    FLUX_SCHNELL_PRETRAINED,
+    SDXL_PRETRAINED,
+)
 from style_pipeline.contracts.training import LoraTrainingConfig
 from style_pipeline.paths import PROJECT_ROOT
 
@@ -85,6 +92,52 @@ PRESETS: dict[str, LoraTrainingConfig] = {
         max_train_steps=4,
         train_batch_size=1,
     ),
+    # FLUX.1-dev: guidance-distilled, so the guidance embedding gets a value while training
+    # (1, as in diffusers' FLUX LoRA README); T5 at its full 512 tokens.
+    "flux_dev": LoraTrainingConfig(
+        name="flux_dev",
+        pretrained=FLUX_DEV_PRETRAINED,
+        model_family="flux",
+        guidance_scale=1.0,
+        max_sequence_length=512,
+        resolution=1024,
+        rank=16,
+        learning_rate=1e-4,
+        lr_scheduler="constant",
+        max_train_steps=1000,
+        train_batch_size=1,
+        gradient_accumulation_steps=4,
+        mixed_precision="bf16",
+        gradient_checkpointing=True,
+    ),
+    # FLUX.1-schnell: timestep-distilled, no guidance embedding, T5 trained at 256 tokens.
+    "flux_schnell": LoraTrainingConfig(
+        name="flux_schnell",
+        pretrained=FLUX_SCHNELL_PRETRAINED,
+        model_family="flux",
+        max_sequence_length=256,
+        resolution=1024,
+        rank=16,
+        learning_rate=1e-4,
+        lr_scheduler="constant",
+        max_train_steps=1000,
+        train_batch_size=1,
+        gradient_accumulation_steps=4,
+        mixed_precision="bf16",
+        gradient_checkpointing=True,
+    ),
+    "tiny_flux": LoraTrainingConfig(
+        name="tiny_flux",
+        profile="tiny",
+        pretrained=FLUX_DEV_PRETRAINED,  # what "auto" would look for; tiny builds its own
+        model_family="flux",
+        max_sequence_length=32,
+        resolution=64,
+        rank=4,
+        learning_rate=1e-3,
+        max_train_steps=4,
+        train_batch_size=1,
+    ),
 }
 
 
@@ -139,12 +192,17 @@ PRESET_KEY_FIELDS = (
     "train_text_encoder",
     "seed",
 )
+# Key fields of FLUX presets only (SD presets leave them out: they must stay default there).
+FLUX_PRESET_KEY_FIELDS = ("guidance_scale", "weighting_scheme", "max_sequence_length")
 
 
 def config_to_yaml(config: LoraTrainingConfig) -> str:
     """YAML of ``config``: the key fields always, other fields only when not default."""
     full = config.model_dump(mode="json")
     changed = config.model_dump(mode="json", exclude_defaults=True)
-    data = {k: full[k] for k in PRESET_KEY_FIELDS}
+    keys: tuple[str, ...] = PRESET_KEY_FIELDS
+    if config.model_family == "flux":
+        keys += FLUX_PRESET_KEY_FIELDS
+    data = {k: full[k] for k in keys}
     data.update({k: v for k, v in changed.items() if k not in data})
     return yaml.safe_dump(data, sort_keys=False)

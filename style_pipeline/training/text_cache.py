@@ -55,6 +55,7 @@ def _tokenizer_identity(tokenizer) -> str:
 
 def text_encoder_hash(models: LoraModels) -> str:
     """Identity of everything that decides the text conditioning of a caption."""
+    flux: dict[str, Any] = {"t5_length": models.max_sequence_length}
     return module_hash(
         models.text_encoders,
         configs=[_config(te).to_dict() for te in models.text_encoders],
@@ -63,6 +64,7 @@ def text_encoder_hash(models: LoraModels) -> str:
         autocast=str(models.autocast_dtype),
         device=models.device.type,
         family=models.family,
+        **(flux if models.family == "flux" else {}),
     )
 
 
@@ -72,6 +74,10 @@ def _config(text_encoder: torch.nn.Module) -> Any:
 
 
 def _spec(models: LoraModels) -> dict:
+    if models.family == "flux":  # T5 states (hidden) and CLIP's pooled output
+        clip, t5 = (_config(te) for te in models.text_encoders)
+        t5_shape = (models.max_sequence_length, t5.d_model)
+        return {"hidden": (t5_shape, None), "pooled": ((clip.hidden_size,), None)}
     length = models.tokenizers[0].model_max_length
     if models.family == "sd":
         return {"hidden": ((length, _config(models.text_encoders[0]).hidden_size), None)}
