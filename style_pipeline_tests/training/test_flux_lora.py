@@ -19,6 +19,8 @@ from style_pipeline.serving.generation import (
 )
 from style_pipeline.storage.store import Store
 from style_pipeline.training.evaluation import generate_samples
+from style_pipeline.training.flow_matching import flow_matching_loss, sample_sigmas
+from style_pipeline.training.lora_models import attach_lora
 from style_pipeline.training.presets import PRESETS, load_preset, preset_path
 from style_pipeline.training.trainer import train_and_publish
 from style_pipeline_tests.training.conftest import PARTITION
@@ -115,6 +117,38 @@ def test_evaluation_samples_with_the_lora(flux_runs, tiny_flux_model):
     tuned = generate_samples(load_pipeline(tiny_flux_model.path), lora_dir, config, 32)
     assert [s.image.size for s in tuned] == [(64, 64)]
     assert np.abs(np.asarray(tuned[0].image, np.int16) - np.asarray(base[0].image)).max() > 0
+
+
+def test_uncached_run_matches_the_cached_one(flux_runs, tiny_flux_model, tiny_dataset, tmp_path):
+    """Pixels through the VAE and captions through CLIP + T5 on every step draw the same
+    randomness as the cached posteriors and text states: the same weights, bit for bit."""
+    _, first, _ = flux_runs
+    config = PRESETS["tiny_flux"].model_copy(
+        update={"cache_latents": False, "cache_text_embeddings": False}
+    )
+    store = Store(tmp_path / "store")
+    uncached = train_and_publish(store, PARTITION, config, tiny_dataset, tiny_flux_model)
+    assert uncached.metadata["cache"]["latents"]["used"] is False
+    assert uncached.metadata["losses"] == first.metadata["losses"]
+    assert uncached.metadata["sha256"] == first.metadata["sha256"]
+
+
+@pytest.mark.parametrize("scheme", ["none", "logit_normal", "mode", "sigma_sqrt", "cosmap"])
+def test_weighting_schemes_draw_valid_sigmas_and_a_finite_loss(tiny_flux_model, scheme):
+    config = PRESETS["tiny_flux"].model_copy(update={"weighting_scheme": scheme})
+    models = attach_lora(load_pipeline(tiny_flux_model.path), config, torch.device("cpu"), "no")
+    timesteps, sigmas = sample_sigmas(models, config, 64, torch.Generator().manual_seed(0))
+    again = sample_sigmas(models, config, 64, torch.Generator().manual_seed(0))
+    assert torch.equal(sigmas, again[1]) and ((sigmas > 0) & (sigmas <= 1)).all()
+    assert torch.allclose(timesteps, sigmas * 1000)  # FLUX.1-dev: shift applied at inference
+    batch = {
+        "pixel_values": torch.rand(2, 3, 64, 64) * 2 - 1,
+        "captions": ["sks style, a", "sks style, b"],
+    }
+    loss = flow_matching_loss(models, batch, config, torch.Generator().manual_seed(0))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None for p in models.params)
 
 
 @pytest.mark.parametrize("name", ["flux_dev", "flux_schnell", "tiny_flux"])
