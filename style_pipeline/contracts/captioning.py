@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from style_pipeline.contracts.captioning_vlm import VlmCaptionConfig
 from style_pipeline.contracts.models import BlipModelConfig
 from style_pipeline.contracts.sections import Section
 from style_pipeline.redaction import has_userinfo, redact
@@ -30,7 +31,7 @@ def conditional_prompt(trigger: str, template: str = DEFAULT_CONDITIONAL) -> str
     return template.format(trigger=trigger.strip())
 
 
-Backend = Literal["blip", "openai", "template", "auto"]
+Backend = Literal["blip", "vlm", "openai", "template", "auto"]
 
 
 class EndpointConfig(Section):
@@ -50,6 +51,13 @@ class EndpointConfig(Section):
     max_image_edge: int = Field(768, ge=32, description="images are downscaled to this edge")
     temperature: float = Field(0.0, ge=0, le=2)
     cache: bool = Field(True, description="cache answers per (image, prompt, model) in the store")
+    prompt_style: Literal["instruction", "joycaption"] = Field(
+        "instruction",
+        description="instruction: captioning.caption.instruction with the ontology terms; "
+        "joycaption: a descriptive-caption request as JoyCaption models are prompted "
+        "(system + user turn; tags or sentence per captioning.caption.style)",
+    )
+    caption_words: int = Field(40, ge=1, description="caption length asked of the model")
 
     @model_validator(mode="before")
     @classmethod
@@ -107,6 +115,7 @@ class CaptionConfig(Section):
     similarity_cutoff: float = Field(0.8, gt=0, le=1, description="validation repair cut-off")
     blip: BlipCaptionConfig = BlipCaptionConfig()
     endpoint: EndpointConfig = EndpointConfig()
+    vlm: VlmCaptionConfig = VlmCaptionConfig()
 
     @field_validator("trigger_word")
     @classmethod

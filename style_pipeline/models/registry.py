@@ -3,7 +3,10 @@
 Three entries, named as ``style-pipeline models list|pull`` and the fallback messages name
 them: ``clip`` (``curation.clip``: an open_clip architecture + pretrained tag), ``blip``
 (``captioning.caption.blip.model``: a hub id) and ``diffusion`` (the training preset's
-``pretrained``: a hub id). A pull writes where the offline resolver of each kind looks:
+``pretrained``: a hub id); with a VLM config, a fourth: the configured
+``captioning.caption.vlm`` model, named ``florence2``, ``qwen2-vl`` or ``blip2`` for the
+known ones (``VLM_CATALOG``), else ``vlm``; :func:`vlm_catalog` lists all three.
+A pull writes where the offline resolver of each kind looks:
 
 - hub ids: ``huggingface_hub.snapshot_download`` into the Hugging Face cache (the entry's
   ``hf_cache_dir``, else the library default), only the files a load needs (configs,
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from style_pipeline.contracts.captioning_vlm import VLM_CATALOG, VlmCaptionConfig
 from style_pipeline.contracts.models import BlipModelConfig, ModelConfig, ModelFamily
 from style_pipeline.models.profiles import PretrainedUnavailable, hub_offline
 from style_pipeline.paths import resolve_local
@@ -45,7 +49,7 @@ class PullError(RuntimeError):
 class ModelEntry:
     """One pretrained model of the configured pipeline."""
 
-    name: str  # clip | blip | diffusion
+    name: str  # clip | blip | diffusion | florence2 | qwen2-vl | blip2 | vlm
     kind: Kind
     source: str  # hub id, or "<arch>/<tag>" for open_clip
     hf_cache_dir: str | None = None
@@ -95,11 +99,32 @@ def diffusion_entry(pretrained: str, family: ModelFamily = "sd") -> ModelEntry:
     return ModelEntry("diffusion", "diffusers", pretrained, None, local)
 
 
+def vlm_entry(config: VlmCaptionConfig) -> ModelEntry:
+    """The configured VLM captioner (named by its catalog name, else ``vlm``)."""
+    local = config.pretrained if _looks_like_path(config.pretrained) else None
+    return ModelEntry(
+        config.pull_name(), "transformers", config.pretrained, config.hf_cache_dir, local
+    )
+
+
+def vlm_catalog(hf_cache_dir: str | None = None) -> list[ModelEntry]:
+    """The known VLM captioners (Florence-2-base, Qwen2-VL-2B-Instruct, BLIP-2 OPT-2.7b)."""
+    return [ModelEntry(name, "transformers", hub_id, hf_cache_dir)
+            for name, hub_id in VLM_CATALOG.items()]  # fmt: skip
+
+
 def registry(
-    clip: ModelConfig, blip: BlipModelConfig, diffusion_pretrained: str, family: ModelFamily = "sd"
+    clip: ModelConfig,
+    blip: BlipModelConfig,
+    diffusion_pretrained: str,
+    family: ModelFamily = "sd",
+    vlm: VlmCaptionConfig | None = None,
 ) -> list[ModelEntry]:
-    """The entries of the configured pipeline, in pipeline order."""
-    return [clip_entry(clip), blip_entry(blip), diffusion_entry(diffusion_pretrained, family)]
+    """The entries of the configured pipeline, in pipeline order (the VLM when given)."""
+    entries = [clip_entry(clip), blip_entry(blip)]
+    if vlm is not None:
+        entries.append(vlm_entry(vlm))
+    return [*entries, diffusion_entry(diffusion_pretrained, family)]
 
 
 # --------------------------------------------------------------------------- local state
