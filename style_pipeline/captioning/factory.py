@@ -1,10 +1,15 @@
 """Pick and build the captioner for a :class:`CaptionConfig`, saying why.
 
 ``auto`` prefers an OpenAI-compatible endpoint when one is configured and its key is
-set, then BLIP (pretrained when loadable offline, or tiny when the BLIP profile asks for
-it explicitly), then the template fallback. BLIP uses the newest ``caption_model``
-version from the store when it was trained on the same base model. Reasons and metadata
-name the endpoint through :func:`style_pipeline.redaction.redact`: no credentials in them.
+set, then the local VLM (``vlm``: Florence-2, Qwen2-VL class, BLIP-2) when its
+pretrained weights are on this machine (never downloaded for ``auto``), then BLIP
+(pretrained when loadable offline, or tiny when the BLIP profile asks for it
+explicitly), then the template fallback; the reason says what was chosen and why each
+earlier choice was not. The endpoint's prompt is the ontology instruction or, with
+``endpoint.prompt_style: joycaption``, a JoyCaption-style request. BLIP uses the newest
+``caption_model`` version from the store when it was trained on the same base model.
+Reasons and metadata name the endpoint through :func:`style_pipeline.redaction.redact`:
+no credentials in them.
 """
 
 from __future__ import annotations
@@ -25,11 +30,18 @@ from style_pipeline.captioning.finetune import (
     read_caption_model_metadata,
 )
 from style_pipeline.captioning.remote import OpenAICompatibleCaptioner
-from style_pipeline.captioning.templates import instruction_prompt
+from style_pipeline.captioning.templates import (
+    JOYCAPTION_SYSTEM,
+    instruction_prompt,
+    joycaption_prompt,
+)
+from style_pipeline.captioning.vlm import VlmCaptioner
 from style_pipeline.captioning.vocabulary import caption_words, load_default_ontology
 from style_pipeline.contracts.captioning import CaptionConfig, conditional_prompt
 from style_pipeline.models.blip import load_blip
 from style_pipeline.models.clip import PretrainedUnavailable
+from style_pipeline.models.profiles import pull_hint
+from style_pipeline.models.vlm import LoadedVlm, load_vlm, load_vlm_pretrained
 from style_pipeline.redaction import redact
 from style_pipeline.storage.store import Store
 
@@ -69,12 +81,18 @@ def endpoint_ready(config: CaptionConfig) -> tuple[bool, str]:
 
 
 def _openai(config, categories, store, transport, sleep, reason) -> SelectedCaptioner:
-    prompt = instruction_prompt(categories, config.instruction)
+    ep = config.endpoint
+    system = None
+    if ep.prompt_style == "joycaption":
+        prompt = joycaption_prompt(categories, config.style, ep.caption_words)
+        system = JOYCAPTION_SYSTEM
+    else:
+        prompt = instruction_prompt(categories, config.instruction, ep.caption_words)
     captioner = OpenAICompatibleCaptioner(
-        config.endpoint, max_tokens=config.generation_max_tokens, default_prompt=prompt,
-        store=store, transport=transport, sleep=sleep,
+        ep, max_tokens=config.generation_max_tokens, default_prompt=prompt,
+        system_prompt=system, store=store, transport=transport, sleep=sleep,
     )  # fmt: skip
-    facts = {"caption_model_id": captioner.model_id}
+    facts = {"caption_model_id": captioner.model_id, "caption_prompt_style": ep.prompt_style}
     secret_env = config.endpoint.api_key_env
     reason = redact(reason, [secret_env])
     return SelectedCaptioner(captioner, "openai", prompt, reason, facts, secret_env)
@@ -83,6 +101,32 @@ def _openai(config, categories, store, transport, sleep, reason) -> SelectedCapt
 def _template(categories, reason) -> SelectedCaptioner:
     captioner = TemplateCaptioner(category_order=list(categories))
     return SelectedCaptioner(captioner, "template", "", reason, {"caption_model_id": "template"})
+
+
+def vlm_prompt(config: CaptionConfig, family: str, categories: Mapping[str, Sequence[str]]) -> str:
+    """The VLM's prompt: Florence-2's task token, a chat VLM's ontology instruction, or
+    BLIP-2's prefix (``vlm.prompt`` overrides the last two)."""
+    vlm = config.vlm
+    if family == "florence2":
+        return vlm.task
+    if vlm.prompt is not None:
+        return vlm.prompt
+    if family == "qwen2_vl":
+        return instruction_prompt(categories, config.instruction)
+    return ""
+
+
+def _vlm(config: CaptionConfig, loaded: LoadedVlm, categories, reason: str) -> SelectedCaptioner:
+    settings = config.vlm
+    prompt = vlm_prompt(config, loaded.family, categories)
+    captioner = VlmCaptioner(
+        loaded, default_prompt=prompt, batch_size=settings.batch_size,
+        max_new_tokens=settings.max_new_tokens, num_beams=settings.num_beams,
+    )  # fmt: skip
+    reason += f"; VLM {loaded.model_id} ({loaded.family}, {loaded.profile_used})"
+    if loaded.fallback_reason:
+        reason += f"; {loaded.fallback_reason}"
+    return SelectedCaptioner(captioner, "vlm", prompt, reason, loaded.metadata())
 
 
 def _blip(config: CaptionConfig, store: Store | None, words, reason: str) -> SelectedCaptioner:
@@ -128,8 +172,9 @@ def make_captioner(
 ) -> SelectedCaptioner:
     """The captioner for ``config.backend``.
 
-    ``categories`` (ontology category -> terms) feeds the endpoint instruction and the
-    template order; ``words`` is the tiny BLIP's vocabulary (None: the ontology's).
+    ``categories`` (ontology category -> terms) feeds the endpoint and chat-VLM
+    instructions and the template order; ``words`` is the tiny BLIP's and tiny VLM's
+    vocabulary (None: the ontology's).
     """
     backend = config.backend
     if backend == "template":
@@ -138,9 +183,18 @@ def make_captioner(
         return _openai(config, categories, store, transport, sleep, "backend openai requested")
     if backend == "blip":
         return _blip(config, store, words, "backend blip requested")
+    if backend == "vlm":
+        if words is None:  # the tiny VLM's tokenizer learns the ontology's caption words
+            words = caption_words(load_default_ontology())
+        loaded = load_vlm(config.vlm, words)
+        return _vlm(config, loaded, categories, "backend vlm requested")
     ready, why = endpoint_ready(config)
     if ready:
         return _openai(config, categories, store, transport, sleep, f"auto: {why}")
+    loaded_vlm, why_not = _vlm_if_present(config)
+    if loaded_vlm is not None:
+        return _vlm(config, loaded_vlm, categories, f"auto: {why}; {why_not}")
+    why = f"{why}; {why_not}"
     try:
         if config.blip.model.profile == "tiny":
             return _blip(config, store, words, f"auto: {why}; BLIP profile tiny requested")
@@ -151,3 +205,15 @@ def make_captioner(
         reason = f"auto: FELL BACK TO TEMPLATE captions: {why}; {err}"
         log.warning(reason)
         return _template(categories, reason)
+
+
+def _vlm_if_present(config: CaptionConfig) -> tuple[LoadedVlm | None, str]:
+    """The pretrained VLM when its weights are here (``auto`` never downloads it), and why."""
+    vlm = config.vlm
+    if vlm.profile == "tiny":
+        return None, "VLM skipped: its profile is tiny (random weights; ask backend vlm for it)"
+    try:
+        loaded = load_vlm_pretrained(vlm)
+    except PretrainedUnavailable as err:
+        return None, f"VLM not used: {err}; {pull_hint(vlm.pull_name())}"
+    return loaded, f"VLM {vlm.pretrained} present offline"

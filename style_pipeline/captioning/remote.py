@@ -1,6 +1,7 @@
 """Captions from an OpenAI-compatible vision endpoint, with bounded retries and a cache.
 
-One ``POST {base_url}/chat/completions`` per image (text prompt + image as a data URL).
+One ``POST {base_url}/chat/completions`` per image (text prompt + image as a data URL,
+after an optional system turn: the JoyCaption-style prompt sends one).
 429, 5xx, timeouts and connection errors are retried with exponential backoff and full
 jitter (``Retry-After`` honoured, every delay capped), at most ``max_attempts`` times;
 other 4xx fail at once. Answers are cached in the :class:`Store` under
@@ -113,6 +114,7 @@ class OpenAICompatibleCaptioner:
         *,
         max_tokens: int = 60,
         default_prompt: str = "Describe this image in one sentence.",
+        system_prompt: str | None = None,
         store: Store | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -122,6 +124,7 @@ class OpenAICompatibleCaptioner:
         self.model_id = str(endpoint.model)
         self.max_tokens = max_tokens
         self.default_prompt = default_prompt
+        self.system_prompt = system_prompt
         self.store = store if endpoint.cache else None
         self.requests_made = 0
         self.unreadable_cache_keys: list[str] = []  # entries treated as misses and rewritten
@@ -148,7 +151,7 @@ class OpenAICompatibleCaptioner:
         results = []
         prompts = per_image(prompts, len(images), self.default_prompt)
         for image, prompt in zip(images, prompts, strict=True):
-            key = cache_key(image_sha256(image), prompt, self.model_id)
+            key = cache_key(image_sha256(image), self._cache_prompt(prompt), self.model_id)
             if self.store is not None and self.store.exists(key):
                 cached = read_cached_caption(self.store, key)
                 if cached is not None:
@@ -162,29 +165,32 @@ class OpenAICompatibleCaptioner:
             results.append(self._result(text, prompt, cached=False))
         return results
 
+    def _cache_prompt(self, prompt: str) -> str:
+        """What the answer depends on besides image and model (keys without a system turn
+        are unchanged, so caches written before it was added stay valid)."""
+        return prompt if self.system_prompt is None else f"{self.system_prompt}\n\n{prompt}"
+
     def _result(self, text: str, prompt: str, cached: bool) -> CaptionResult:
         return CaptionResult(text, self.name, self.model_id, prompt, cached)
 
     def request(self, image: Image.Image, prompt: str) -> str:
         """Ask the endpoint for one caption, retrying transient failures within the bounds."""
+        url = image_data_url(image, self.endpoint.max_image_edge)
+        messages: list[dict] = []
+        if self.system_prompt is not None:
+            messages.append({"role": "system", "content": self.system_prompt})
+        messages.append({
+            "role": "user",
+            "content": [
+                {"type": "text", "text": prompt},
+                {"type": "image_url", "image_url": {"url": url}},
+            ],
+        })  # fmt: skip
         body = {
             "model": self.model_id,
             "max_tokens": self.max_tokens,
             "temperature": self.endpoint.temperature,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": prompt},
-                        {
-                            "type": "image_url",
-                            "image_url": {
-                                "url": image_data_url(image, self.endpoint.max_image_edge)
-                            },
-                        },
-                    ],
-                }
-            ],
+            "messages": messages,
         }
         try:
             response = post_with_retries(

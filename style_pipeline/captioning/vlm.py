@@ -1,0 +1,145 @@
+"""Batched captions from a local VLM: Florence-2 task tokens, chat VLMs, BLIP-2 prefixes.
+
+How each family runs (all return the generated continuation only, in input order):
+
+* ``qwen2_vl`` (Qwen2-VL and any chat-template VLM): transformers' ``image-text-to-text``
+  pipeline, one chat conversation per image (the image, then the instruction), with
+  ``return_full_text=False``;
+* ``florence2``: direct ``generate``. Florence-2 is an encoder-decoder: its decoder output
+  never contains the prompt, but the pipeline's ``return_full_text=False`` cuts the
+  prompt's length of characters off it anyway, returning empty or truncated captions;
+* ``blip2``: direct ``generate``, cutting the prompt tokens off. The pipeline's cut
+  miscounts for BLIP-2 (its image tokens are prepended to the text after tokenizing) and
+  returns empty captions for an empty prompt.
+
+Prompts are per image (``per_image``); each batch of ``batch_size`` images is padded by
+the processor (left padding for the decoder-only families), so prompts may differ inside
+a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+
+from style_pipeline.captioning.captioners import CaptionResult, Labels, per_image
+from style_pipeline.contracts.captioning_vlm import FLORENCE2_TASKS
+from style_pipeline.models.vlm import LoadedVlm
+
+log = logging.getLogger(__name__)
+
+
+def chat_messages(image: Image.Image, prompt: str) -> list[dict[str, Any]]:
+    """One user turn holding the image and the instruction (the chat template places them)."""
+    return [{
+        "role": "user",
+        "content": [{"type": "image", "image": image}, {"type": "text", "text": prompt}],
+    }]  # fmt: skip
+
+
+def florence_task(prompt: str) -> str:
+    """The Florence-2 task token a prompt starts with; the rest is dropped (Florence-2
+    takes no free text with a caption task: a re-caption's added note would break it)."""
+    task = next((t for t in FLORENCE2_TASKS if prompt.strip().startswith(t)), None)
+    if task is None:
+        raise ValueError(f"Florence-2 prompts must start with a task token {FLORENCE2_TASKS}, "
+                         f"got {prompt[:80]!r}")  # fmt: skip
+    if prompt.strip() != task:
+        log.info("Florence-2 takes only the task token: %r dropped", prompt.strip()[len(task) :])
+    return task
+
+
+class VlmCaptioner:
+    """Captioner over a :class:`LoadedVlm`; ``default_prompt`` is used when none is given.
+
+    For Florence-2 a prompt must start with one of its caption task tokens (``<CAPTION>``,
+    ``<DETAILED_CAPTION>``, ``<MORE_DETAILED_CAPTION>``); for chat VLMs it is the
+    instruction; for BLIP-2 the text the caption continues ('' for a plain caption).
+    """
+
+    name = "vlm"
+
+    def __init__(
+        self,
+        loaded: LoadedVlm,
+        *,
+        default_prompt: str = "",
+        batch_size: int = 4,
+        max_new_tokens: int = 60,
+        num_beams: int = 3,
+    ):
+        if batch_size < 1 or max_new_tokens < 1 or num_beams < 1:
+            raise ValueError("batch_size, max_new_tokens and num_beams must be >= 1")
+        if loaded.family == "florence2" and not default_prompt:
+            default_prompt = "<MORE_DETAILED_CAPTION>"
+        self.loaded = loaded
+        self.family = loaded.family
+        self.model_id = loaded.model_id
+        self.default_prompt = default_prompt
+        self.batch_size = batch_size
+        self.generate_kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens, "num_beams": num_beams, "do_sample": False,
+        }  # fmt: skip
+        # BLIP-2's generate hands these to its language model, whose generation config is
+        # its own: pass the tokens the saved one suppresses (the tiny models' unprintables)
+        if suppress := getattr(loaded.model.generation_config, "suppress_tokens", None):
+            self.generate_kwargs["suppress_tokens"] = list(suppress)
+        self._pipeline: Any = None
+
+    def caption(
+        self,
+        images: Sequence[Image.Image],
+        prompts: str | Sequence[str] | None = None,
+        labels: Sequence[Labels] | None = None,
+    ) -> list[CaptionResult]:
+        """One caption per image, in input order, generated ``batch_size`` images at a time."""
+        prompts = per_image(prompts, len(images), self.default_prompt)
+        asked = prompts
+        if self.family == "florence2":
+            prompts = [florence_task(p) for p in prompts]
+        texts: list[str] = []
+        for start in range(0, len(images), self.batch_size):
+            batch = [image.convert("RGB") for image in images[start : start + self.batch_size]]
+            texts += self._batch(batch, prompts[start : start + self.batch_size])
+        return [
+            CaptionResult(" ".join(text.split()), self.name, self.model_id, prompt)
+            for text, prompt in zip(texts, asked, strict=True)
+        ]
+
+    def _batch(self, images: list[Image.Image], prompts: list[str]) -> list[str]:
+        if self.family == "qwen2_vl":
+            return self._chat(images, prompts)
+        return self._generate(images, prompts)
+
+    def _chat(self, images: list[Image.Image], prompts: list[str]) -> list[str]:
+        if self._pipeline is None:
+            from transformers import pipeline
+
+            self._pipeline = pipeline(
+                "image-text-to-text", model=self.loaded.model, processor=self.loaded.processor
+            )
+        conversations = [chat_messages(i, p) for i, p in zip(images, prompts, strict=True)]
+        with torch.inference_mode():
+            outputs = self._pipeline(
+                text=conversations, batch_size=len(conversations), return_full_text=False,
+                generate_kwargs=self.generate_kwargs,
+            )  # fmt: skip
+        # one list of candidates per conversation; the first is the generated answer
+        return [out[0]["generated_text"] if isinstance(out, list) else out["generated_text"]
+                for out in outputs]  # fmt: skip
+
+    def _generate(self, images: list[Image.Image], prompts: list[str]) -> list[str]:
+        loaded = self.loaded
+        model: Any = loaded.model  # generate() is typed loosely in transformers' stubs
+        inputs = loaded.processor(images=images, text=prompts, return_tensors="pt", padding=True)
+        inputs = inputs.to(loaded.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(loaded.dtype)
+        with torch.inference_mode():
+            output = model.generate(**inputs, **self.generate_kwargs)
+        # encoder-decoder (Florence-2): the output is the decoder's tokens only
+        cut = 0 if model.config.is_encoder_decoder else inputs["input_ids"].shape[1]
+        return loaded.processor.batch_decode(output[:, cut:], skip_special_tokens=True)
