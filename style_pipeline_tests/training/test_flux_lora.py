@@ -18,6 +18,7 @@ from style_pipeline.serving.generation import (
     base_model_path,
 )
 from style_pipeline.storage.store import Store
+from style_pipeline.training.estimates import estimate_resources
 from style_pipeline.training.evaluation import generate_samples
 from style_pipeline.training.flow_matching import flow_matching_loss, sample_sigmas
 from style_pipeline.training.lora_models import attach_lora
@@ -133,6 +134,31 @@ def test_uncached_run_matches_the_cached_one(flux_runs, tiny_flux_model, tiny_da
     assert uncached.metadata["sha256"] == first.metadata["sha256"]
 
 
+class _Killed(Exception):
+    pass
+
+
+def _kill_at_step_2(progress) -> None:
+    if progress.step == 2:
+        raise _Killed
+
+
+def test_resume_after_a_kill_gives_the_uninterrupted_weights(
+    flux_runs, tiny_flux_model, tiny_dataset, tmp_path
+):
+    _, first, _ = flux_runs
+    config = PRESETS["tiny_flux"].model_copy(update={"checkpoint_every_n_steps": 2})
+    store = Store(tmp_path / "store")
+    with pytest.raises(_Killed):
+        train_and_publish(
+            store, PARTITION, config, tiny_dataset, tiny_flux_model, progress=_kill_at_step_2
+        )
+    resumed = train_and_publish(store, PARTITION, config, tiny_dataset, tiny_flux_model).metadata
+    assert resumed["resumed_from_step"] == 2
+    assert resumed["sha256"] == first.metadata["sha256"]
+    assert resumed["losses"] == first.metadata["losses"]
+
+
 @pytest.mark.parametrize("scheme", ["none", "logit_normal", "mode", "sigma_sqrt", "cosmap"])
 def test_weighting_schemes_draw_valid_sigmas_and_a_finite_loss(tiny_flux_model, scheme):
     config = PRESETS["tiny_flux"].model_copy(update={"weighting_scheme": scheme})
@@ -149,6 +175,15 @@ def test_weighting_schemes_draw_valid_sigmas_and_a_finite_loss(tiny_flux_model, 
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     assert all(p.grad is not None for p in models.params)
+
+
+def test_estimate_of_flux_dev_without_weights_assumes_its_sizes(tmp_path, tiny_flux_model):
+    estimate = estimate_resources(PRESETS["flux_dev"], tmp_path, 20, device="cuda")
+    assert "FLUX.1-dev sizes assumed" in estimate.basis
+    assert estimate.parameters["transformer"] > 11e9 and estimate.lora_parameters > 0
+    assert 30 < estimate.memory_gb < 80 and "transformer" in estimate.summary()
+    tiny = estimate_resources(PRESETS["tiny_flux"], Path(tiny_flux_model.path), 4, device="cpu")
+    assert tiny.parameters["transformer"] < 1e6 and tiny.lora_parameters > 0
 
 
 @pytest.mark.parametrize("name", ["flux_dev", "flux_schnell", "tiny_flux"])
