@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 
 from style_pipeline.captioning.postprocess import (
+    Fitted,
     approx_token_count,
+    budget_fits,
     clean_caption,
     collapse_repeats,
+    fit_caption,
     fit_to_limit,
     postprocess_caption,
+    to_tags,
     tokenizer_counter,
 )
 
@@ -126,3 +130,34 @@ def test_tokenizer_counter_uses_the_tokenizer_without_special_tokens():
     long_caption = postprocess_caption(raw, TRIGGER, max_tokens=30, count_tokens=count)
     assert 20 <= count(long_caption) <= 28
     assert long_caption.startswith(TRIGGER)
+
+
+@pytest.mark.parametrize(
+    ("raw", "tags"),
+    [
+        ("a woman in a red coat walking on a street", "woman, red coat, walking, street"),
+        ("a photo of two dogs and a cat by the window", "two dogs, cat, window"),
+        ("woman, red coat, street", "woman, red coat, street"),  # a tag list stays one
+        ("a man wearing a hat, a man wearing a hat", "man, hat"),
+    ],
+)  # fmt: skip
+def test_to_tags(raw, tags):
+    assert ", ".join(to_tags(clean_caption(raw))) == tags
+
+
+def test_tags_and_sentence_styles():
+    raw = "a woman in a red coat on a street at night"
+    sentence = postprocess_caption(raw, TRIGGER, ("film grain",), characters=["ohwx_ann"])
+    tags = postprocess_caption(raw, TRIGGER, ("film grain",), characters=["ohwx_ann"], style="tags")
+    assert (
+        sentence == f"{TRIGGER}, ohwx_ann, a woman in a red coat on a street at night, film grain"
+    )
+    assert tags == f"{TRIGGER}, ohwx_ann, woman, red coat, street, night, film grain"
+
+
+def test_sentence_truncation_drops_whole_comma_parts_first():
+    body = "a woman in a red coat, neon signs, wet street"
+    fitted = fit_caption(TRIGGER, body, ("film grain",), budget_fits(14, lambda t: len(t.split())))
+    assert fitted == Fitted(f"{TRIGGER}, a woman in a red coat, neon signs, film grain", True)
+    untouched = fit_caption(TRIGGER, body, (), budget_fits(77))
+    assert untouched == Fitted(f"{TRIGGER}, {body}", False)
