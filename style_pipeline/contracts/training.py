@@ -36,6 +36,17 @@ LrScheduler = Literal[
 
 # How often a run saves its state: not part of the config hash (same weights either way).
 CHECKPOINT_FIELDS = ("checkpoint_every_n_steps", "keep_checkpoints")
+# What a run shows while it trains (validation images, how often it validates): not part of
+# the config hash either. Exception: with early stop on, the validation interval and seed
+# decide the step it stops at, so config_hash keeps them (EARLY_STOP_INPUTS).
+MONITORING_FIELDS = (
+    "validation_prompts",
+    "validation_every_n_steps",
+    "validation_inference_steps",
+    "validation_guidance_scale",
+    "validation_seed",
+)
+EARLY_STOP_INPUTS = ("validation_every_n_steps", "validation_seed")
 
 # Flow-matching settings of FLUX.1 (``training/flow_matching.py``): meaningless for SD/SDXL.
 FLUX_FIELDS = (
@@ -102,49 +113,6 @@ class LoraTrainingConfig(BaseModel):
     snr_gamma: float | None = Field(None, gt=0)
     center_crop: bool = True
     random_flip: bool = False
-    use_buckets: bool = Field(True, description="train each image at its aspect-ratio bucket")
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    deterministic: bool = True
-    keep_versions: int = Field(3, ge=1)
-    cache_latents: bool = Field(
-        True,
-        description="encode each (image, bucket, flip) with the VAE once and keep its posterior "
-        "in storage (training_dataset/cache/latents/); bypassed with random crops",
-    )
-    cache_text_embeddings: bool = Field(
-        True,
-        description="encode each caption once and keep the frozen text encoders' outputs in "
-        "storage (training_dataset/cache/text/); bypassed when train_text_encoder is on",
-    )
-    dataloader_workers: int | None = Field(
-        None, ge=0, description="image decoding processes; None: 0 on CPU, up to 8 on CUDA"
-    )
-    compile_unet: bool = Field(
-        False, description="torch.compile the UNet (CUDA only: ignored with a note on CPU)"
-    )
-    checkpoint_every_n_steps: int = Field(
-        0,
-        ge=0,
-        description="save a resumable checkpoint (LoRA weights, optimizer, LR schedule, RNGs, "
-        "batch order) every N optimisation steps under training_dataset/checkpoints/; a re-run "
-        "of the same config and dataset resumes from the newest one; 0: off",
-    )
-    keep_checkpoints: int = Field(
-        0,
-        ge=0,
-        description="checkpoints kept after the version is published (newest first); 0: the "
-        "run's checkpoints are deleted once it is published (during training the newest is kept)",
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> LoraTrainingConfig:
-        if self.resolution % 8:
-            raise ValueError(f"resolution must be a multiple of 8, got {self.resolution}")
-        if not self.target_modules:
-            raise ValueError("target_modules must name at least one module")
-        _check_family_fields(self)
-        return self
     caption_dropout_rate: float = Field(
         0.0,
         ge=0,
@@ -182,6 +150,92 @@ class LoraTrainingConfig(BaseModel):
     prior_loss_weight: float = Field(
         1.0, ge=0, description="weight of the regularization images' loss (kohya, DreamBooth)"
     )
+    use_buckets: bool = Field(True, description="train each image at its aspect-ratio bucket")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    deterministic: bool = True
+    keep_versions: int = Field(3, ge=1)
+    cache_latents: bool = Field(
+        True,
+        description="encode each (image, bucket, flip) with the VAE once and keep its posterior "
+        "in storage (training_dataset/cache/latents/); bypassed with random crops",
+    )
+    cache_text_embeddings: bool = Field(
+        True,
+        description="encode each caption once and keep the frozen text encoders' outputs in "
+        "storage (training_dataset/cache/text/); bypassed when train_text_encoder is on",
+    )
+    dataloader_workers: int | None = Field(
+        None, ge=0, description="image decoding processes; None: 0 on CPU, up to 8 on CUDA"
+    )
+    compile_unet: bool = Field(
+        False, description="torch.compile the UNet (CUDA only: ignored with a note on CPU)"
+    )
+    checkpoint_every_n_steps: int = Field(
+        0,
+        ge=0,
+        description="save a resumable checkpoint (LoRA weights, optimizer, LR schedule, RNGs, "
+        "batch order) every N optimisation steps under training_dataset/checkpoints/; a re-run "
+        "of the same config and dataset resumes from the newest one; 0: off",
+    )
+    keep_checkpoints: int = Field(
+        0,
+        ge=0,
+        description="checkpoints kept after the version is published (newest first); 0: the "
+        "run's checkpoints are deleted once it is published (during training the newest is kept)",
+    )
+    validation_split: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="share of the images held out of training for a validation loss (by "
+        "image, at least one when > 0 and at least one left to train on; chosen from seed)",
+    )
+    validation_every_n_steps: int = Field(
+        0,
+        ge=0,
+        description="validation loss and images every N optimisation steps, and after the "
+        "last step; 0: after the last step only",
+    )
+    validation_prompts: tuple[str, ...] = Field(
+        (), description="prompts rendered at each validation into the run's image grid"
+    )
+    validation_inference_steps: int = Field(
+        10, ge=1, description="denoising steps of each validation image"
+    )
+    validation_guidance_scale: float | None = Field(
+        None, ge=0, description="guidance of the validation images; None: the pipeline's"
+    )
+    validation_seed: int = Field(
+        0, description="seed of the validation images and the validation loss's fixed noise"
+    )
+    early_stop_patience: int = Field(
+        0,
+        ge=0,
+        description="stop after N validations in a row without a validation loss lower than "
+        "the best by early_stop_min_delta, and publish the best validation's weights; 0: off",
+    )
+    early_stop_min_delta: float = Field(
+        0.0, ge=0, description="early stop: how much lower a validation loss must be to count"
+    )
+    ema_decay: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="keep an exponential moving average of the LoRA weights (diffusers' EMA "
+        "warm-up: min(decay, (1 + step) / (10 + step))), validate and publish it; None: off",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> LoraTrainingConfig:
+        if self.early_stop_patience and not self.validation_split:
+            raise ValueError("early_stop_patience needs a validation_split above 0")
+        if self.resolution % 8:
+            raise ValueError(f"resolution must be a multiple of 8, got {self.resolution}")
+        if not self.target_modules:
+            raise ValueError("target_modules must name at least one module")
+        _check_family_fields(self)
+        return self
 
     @property
     def lora_alpha(self) -> float:
@@ -190,8 +244,12 @@ class LoraTrainingConfig(BaseModel):
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of every field (the name and the checkpoint
         settings excluded: they do not change the weights, and a resume with another
-        checkpoint interval is the same run)."""
-        payload = self.model_dump(mode="json", exclude={"name", *CHECKPOINT_FIELDS})
+        checkpoint interval is the same run; the monitoring settings too, except the
+        validation interval and seed when early stop is on)."""
+        monitoring = set(MONITORING_FIELDS)
+        if self.early_stop_patience:
+            monitoring -= set(EARLY_STOP_INPUTS)
+        payload = self.model_dump(mode="json", exclude={"name", *CHECKPOINT_FIELDS, *monitoring})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -226,6 +284,7 @@ def _check_family_fields(config: LoraTrainingConfig) -> None:
 
 
 DatasetLayout = Literal["flat", "per_character"]
+MaskSource = Literal["none", "faces"]
 
 
 class DatasetBuildConfig(BaseModel):
@@ -244,6 +303,16 @@ class DatasetBuildConfig(BaseModel):
     )
     max_repeats: int = Field(
         10, ge=1, description="per_character: cap of a character's balancing repeats"
+    )
+    concept_repeats: dict[str, int] = Field(
+        default_factory=dict,
+        description="repeats of a concept or character folder by name, over the computed ones",
+    )
+    masks: MaskSource = Field(
+        "none", description="faces: <frame>.mask.png from the frame's face boxes (masked loss)"
+    )
+    mask_padding: float = Field(
+        0.25, ge=0, le=2, description="masks: each face box grown by this share of its size"
     )
 
     @property
@@ -344,9 +413,33 @@ class ReproCheckSettings(BaseModel):
     )
 
 
+class RegularizationSettings(BaseModel):
+    """``training.dataset.regularization``: kohya's regularization (prior-preservation)
+    images, written to ``reg/<repeats>_<class_name>/`` of the training folder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Literal["none", "folder", "generate"] = Field(
+        "none",
+        description="folder: images (+ optional .txt captions) from `folder`; generate: "
+        "rendered by the base model from the captions' class words; none: off",
+    )
+    folder: str | None = Field(None, description="source folder: the images to use")
+    class_prompt: str | None = Field(
+        None,
+        description="caption of a regularization image without a .txt (folder) and prompt of "
+        "every generated one; None: each training caption without its trigger words",
+    )
+    class_name: str = Field("class", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    images: int = Field(8, ge=1, description="generate: how many images (at most, folder)")
+    repeats: int = Field(1, ge=1)
+    num_inference_steps: int = Field(25, ge=1, description="generate: denoising steps")
+    guidance_scale: float = Field(7.5, ge=0, description="generate: classifier-free guidance")
+    seed: int = Field(0, description="generate: image i uses seed + i")
+
+
 class DatasetSettings(BaseModel):
     """``training.dataset``: the layout of the training folder."""
-MaskSource = Literal["none", "faces"]
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -359,6 +452,20 @@ MaskSource = Literal["none", "faces"]
     max_repeats: int = Field(
         10, ge=1, description="per_character: most repeats a rare character's images get"
     )
+    concept_repeats: dict[str, int] = Field(
+        default_factory=dict,
+        description="repeats by concept or character name (kohya's <repeats>_<name>), over "
+        "the concept's 1 and the per_character balancing",
+    )
+    masks: MaskSource = Field(
+        "none",
+        description="faces: write <frame>.mask.png from the faces asset's boxes, for "
+        "masked_loss; none: no masks",
+    )
+    mask_padding: float = Field(
+        0.25, ge=0, le=2, description="masks: each face box grown by this share of its size"
+    )
+    regularization: RegularizationSettings = RegularizationSettings()
 
 
 class TrainingSettings(BaseModel):
@@ -366,16 +473,6 @@ class TrainingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    concept_repeats: dict[str, int] = Field(
-        default_factory=dict,
-        description="repeats of a concept or character folder by name, over the computed ones",
-    )
-    masks: MaskSource = Field(
-        "none", description="faces: <frame>.mask.png from the frame's face boxes (masked loss)"
-    )
-    mask_padding: float = Field(
-        0.25, ge=0, le=2, description="masks: each face box grown by this share of its size"
-    )
     preset: str = Field("sd15", description="a name in configs/presets/ or a YAML path")
     window_days: int = Field(7, ge=1, description="train on captions of the last N days")
     concept: str = "style"
@@ -419,6 +516,9 @@ class TrainingDatasetDocument(BaseModel):
     concepts: dict[str, int] = Field(
         default_factory=dict, description="images per concept folder (<repeats>_<name>)"
     )
+    regularization: int = Field(0, description="regularization images (reg/ folder)")
+    masks: int = Field(0, description="images with a loss mask (<frame>.mask.png)")
+    examples_per_epoch: int = Field(0, description="images x repeats, regularization included")
 
 
 class RewardModelDocument(BaseModel):
@@ -475,31 +575,6 @@ class LoraWeightsDocument(BaseModel):
     final_loss: float
     losses: list[float]
     seconds: float
-class RegularizationSettings(BaseModel):
-    """``training.dataset.regularization``: kohya's regularization (prior-preservation)
-    images, written to ``reg/<repeats>_<class_name>/`` of the training folder."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    source: Literal["none", "folder", "generate"] = Field(
-        "none",
-        description="folder: images (+ optional .txt captions) from `folder`; generate: "
-        "rendered by the base model from the captions' class words; none: off",
-    )
-    folder: str | None = Field(None, description="source folder: the images to use")
-    class_prompt: str | None = Field(
-        None,
-        description="caption of a regularization image without a .txt (folder) and prompt of "
-        "every generated one; None: each training caption without its trigger words",
-    )
-    class_name: str = Field("class", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-    images: int = Field(8, ge=1, description="generate: how many images (at most, folder)")
-    repeats: int = Field(1, ge=1)
-    num_inference_steps: int = Field(25, ge=1, description="generate: denoising steps")
-    guidance_scale: float = Field(7.5, ge=0, description="generate: classifier-free guidance")
-    seed: int = Field(0, description="generate: image i uses seed + i")
-
-
     device: str
     mixed_precision: str
     family: str
@@ -514,20 +589,6 @@ class RegularizationSettings(BaseModel):
     model_profile: str
     model_profile_requested: str
     model_profile_reason: str
-    concept_repeats: dict[str, int] = Field(
-        default_factory=dict,
-        description="repeats by concept or character name (kohya's <repeats>_<name>), over "
-        "the concept's 1 and the per_character balancing",
-    )
-    masks: MaskSource = Field(
-        "none",
-        description="faces: write <frame>.mask.png from the faces asset's boxes, for "
-        "masked_loss; none: no masks",
-    )
-    mask_padding: float = Field(
-        0.25, ge=0, le=2, description="masks: each face box grown by this share of its size"
-    )
-    regularization: RegularizationSettings = RegularizationSettings()
     estimate: dict[str, Any]
     torch_threads: int
     versions: dict[str, str]
@@ -578,9 +639,6 @@ class LiveLora(BaseModel):
     Stored at ``storage.layout.live_lora_key()``; ``version`` is None until a first
     promotion. Newest event last.
     """
-    regularization: int = Field(0, description="regularization images (reg/ folder)")
-    masks: int = Field(0, description="images with a loss mask (<frame>.mask.png)")
-    examples_per_epoch: int = Field(0, description="images x repeats, regularization included")
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

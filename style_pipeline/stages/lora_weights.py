@@ -1,5 +1,7 @@
 """Stage ``lora_weights``: one style LoRA trained on the day's dataset and published as a
-new ``lora_weights/<version>/`` (old versions pruned)."""
+new ``lora_weights/<version>/`` (old versions pruned), with its loss curve and validation
+grid beside the weights (:func:`report_pictures` copies them where the web app serves
+pictures to the Dagster UI)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from style_pipeline.contracts.training import LoraWeightsDocument, TrainingSetti
 from style_pipeline.models.diffusion import resolve_diffusion
 from style_pipeline.paths import resolve_local
 from style_pipeline.stages import FactValue
+from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 from style_pipeline.training.dataset import download_dataset
 from style_pipeline.training.presets import load_preset
@@ -66,9 +69,52 @@ def train_lora(
         "text_cache": _cache_fact(document.cache.get("text", {})),
         "determinism": document.determinism or "-",
     }
+    facts.update(monitoring_facts(document))
     job = (document.model_extra or {}).get("job") or {}
     facts.update({k: v for k, v in job.items() if isinstance(v, str | int | float)})
     return document, facts
+
+
+def monitoring_facts(document: LoraWeightsDocument) -> dict[str, FactValue]:
+    """Validation, early stop, EMA and the pictures' store keys (scalars: Pipes metadata
+    carries no lists)."""
+    extra = document.model_extra or {}
+    facts: dict[str, FactValue] = {
+        f"{name}_key": key for name, key in (extra.get("pictures") or {}).items()
+    }
+    points = extra.get("validation_losses") or []
+    if points:
+        facts["validation_loss_first"] = float(points[0][1])
+        facts["validation_loss_last"] = float(points[-1][1])
+        facts["validation_loss_best"] = float(extra["best_validation_loss"])
+        facts["best_step"] = int(extra["best_step"])
+        facts["validation_points"] = len(points)
+    if extra.get("held_out"):
+        facts["held_out"] = ", ".join(extra["held_out"])
+    if extra.get("validation_steps"):
+        facts["validation_image_steps"] = ", ".join(str(s) for s in extra["validation_steps"])
+    if points or extra.get("validation_steps"):
+        facts["early_stopped"] = bool(extra.get("early_stopped"))
+        facts["validation_seconds"] = float(extra.get("validation_seconds") or 0.0)
+    if extra.get("ema"):
+        facts["ema_decay"] = float(document.config.get("ema_decay") or 0.0)
+    return facts
+
+
+REPORT_NAMES = {"loss_curve": "loss.png", "validation_grid": "validation_grid.png"}
+
+
+def report_pictures(document: LoraWeightsDocument, store: Store, partition: str) -> dict[str, str]:
+    """Copy the version's loss curve and validation grid to ``reports/lora_weights/<day>/``
+    (what the web app serves to the Dagster UI); their report keys by name."""
+    stored = (document.model_extra or {}).get("pictures") or {}
+    out = {}
+    for name, key in stored.items():
+        if name in REPORT_NAMES:
+            report = layout.report_key(layout.LORA_WEIGHTS, partition, REPORT_NAMES[name])
+            store.put_bytes(store.read_bytes(key), report)
+            out[name] = report
+    return out
 
 
 def _cache_fact(facts: dict) -> str:

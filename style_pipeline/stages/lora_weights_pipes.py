@@ -5,11 +5,13 @@
 root and the ``training:`` settings section, so the trainer reads no config file of its
 own. It then trains exactly as the in-process path does (:func:`train_lora`) and reports:
 
-- the estimate, step 1, every ``log_every_n_steps``-th and the last step as log lines;
+- the estimate, step 1, every ``log_every_n_steps``-th, every validating and the last
+  step as log lines;
 - each of those steps as a custom message ``{"kind": "progress", step, total_steps, loss,
-  eta_s, elapsed_s}``;
+  eta_s, elapsed_s}`` (plus ``validation_loss`` on the steps that validated);
 - the published :class:`LoraWeightsDocument` as a custom message ``{"kind": "document"}``
-  and its facts as the asset materialization's metadata.
+  (validation losses, best step, early stop, the store keys of the loss curve and the
+  validation grid) and its facts as the asset materialization's metadata.
 
 SIGTERM (what Docker and Kubernetes send on a stop) is turned into the same
 ``KeyboardInterrupt`` as the SIGINT that ``PipesSubprocessClient`` forwards when the run is
@@ -44,7 +46,7 @@ def extras_for(partition: str, storage_root: str, settings: TrainingSettings) ->
 
 
 def progress_message(p: TrainingProgress) -> dict[str, Any]:
-    return {
+    message = {
         "kind": "progress",
         "step": p.step,
         "total_steps": p.total_steps,
@@ -52,6 +54,9 @@ def progress_message(p: TrainingProgress) -> dict[str, Any]:
         "eta_s": round(p.eta_s, 1),
         "elapsed_s": round(p.elapsed_s, 1),
     }
+    if p.validation_loss is not None:
+        message["validation_loss"] = p.validation_loss
+    return message
 
 
 def _interrupt_on_sigterm() -> None:
@@ -73,7 +78,7 @@ def run(pipes: Any, extras: Mapping[str, Any]) -> None:
     every = settings.log_every_n_steps
 
     def progress(p: TrainingProgress) -> None:
-        if is_logged_step(p.step, p.total_steps, every):
+        if is_logged_step(p.step, p.total_steps, every) or p.validation_loss is not None:
             pipes.report_custom_message(progress_message(p))
 
     document, facts = train_lora(

@@ -11,7 +11,9 @@ continues from the newest checkpoint and ends with bit-identical weights on CPU
   flips are drawn again from it: same order, same augments);
 - the noise generator (VAE posterior samples, noise, timesteps), torch's global CPU RNG,
   the CUDA RNGs when on CUDA, Python's ``random`` and NumPy's global RNG;
-- the losses so far.
+- the losses so far;
+- the state of the run's monitors (``extras``): the EMA of the weights, the validation
+  history, early stop's best loss and weights, the validation images so far.
 
 Layout: ``training_dataset/checkpoints/<config_hash[:12]>-<dataset_hash[:12]>/step_<n>/``
 with ``state.safetensors`` (tensors) and ``checkpoint.json`` (everything else, and the
@@ -27,7 +29,7 @@ import hashlib
 import json
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -99,6 +101,8 @@ class LoopPosition:
     position: int
     epoch_data_state: torch.Tensor  # the data generator at the start of ``epoch``
     losses: list[float]
+    # name -> (JSON part, tensors) of a monitor (``ema``, ``validation``)
+    extras: dict[str, tuple[dict, dict[str, torch.Tensor]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -161,6 +165,10 @@ class Checkpointer:
         tensors["rng/torch_cpu"] = torch.get_rng_state()
         tensors["rng/noise"] = noise_gen.get_state()
         tensors["rng/data_epoch_start"] = position.epoch_data_state
+        extras = {}
+        for name, (saved, extra_tensors) in position.extras.items():
+            extras[name] = saved
+            tensors.update({f"extra/{name}/{k}": v for k, v in extra_tensors.items()})
         if torch.cuda.is_available() and models.device.type == "cuda":
             for i, state in enumerate(torch.cuda.get_rng_state_all()):
                 tensors[f"rng/cuda/{i}"] = state
@@ -182,6 +190,7 @@ class Checkpointer:
                 np.asarray(np_state[1]).tolist(),
                 *[_plain(v) for v in np_state[2:]],
             ],
+            "extras": extras,
             "state_sha256": hashlib.sha256(blob).hexdigest(),
         }
         folder = layout.training_checkpoint_dir(self.prefix, position.step)
@@ -252,13 +261,22 @@ class Checkpointer:
         random.setstate(_python_state_from_json(index["python_random"]))
         name, keys, *rest = index["numpy_random"]
         np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+        extras = {
+            extra: (saved, _prefixed(tensors, f"extra/{extra}/"))
+            for extra, saved in index.get("extras", {}).items()
+        }
         return LoopPosition(
             step=index["step"],
             epoch=index["epoch"],
             position=index["position"],
             epoch_data_state=tensors["rng/data_epoch_start"],
             losses=[float(x) for x in index["losses"]],
+            extras=extras,
         )
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def _optimizer_state(saved: dict, tensors: dict[str, torch.Tensor]) -> dict:

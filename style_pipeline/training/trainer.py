@@ -8,6 +8,9 @@ With ``checkpoint_every_n_steps`` the run saves resumable checkpoints
 (``checkpoints.py``): a re-run after a crash continues from the newest one (the version's
 ``resumed_from_step`` says so), and they are deleted once the version is published
 (``keep_checkpoints`` keeps the newest few).
+Beside the weights: ``loss_curve.png`` (training loss per step, validation losses, the
+kept step) and, with ``validation_prompts``, ``validation_grid.png`` (rows: prompts,
+columns: validation steps); ``metadata.json`` names them under ``pictures``.
 The VAE latents and frozen text-encoder states of the images are cached in the same Store
 (``training_dataset/cache/``), so the next night's training encodes only new images.
 """
@@ -36,8 +39,10 @@ from style_pipeline.training.checkpoints import prune_run
 from style_pipeline.training.data import read_training_folder
 from style_pipeline.training.estimates import estimate_resources, is_logged_step
 from style_pipeline.training.lora_models import WEIGHT_NAME
+from style_pipeline.training.plots import CURVE_NAME, loss_curve_png
 from style_pipeline.training.promotion import PromotionError, live_lock, read_live
-from style_pipeline.training.train_loop import ProgressCallback, TrainingProgress
+from style_pipeline.training.train_loop import ProgressCallback, TrainingOutcome, TrainingProgress
+from style_pipeline.training.validation import GRID_NAME
 from style_pipeline.training.versions import (
     METADATA_NAME,
     list_versions,
@@ -107,17 +112,40 @@ def dataset_hash_of(dataset_dir: Path) -> str:
 def _logged(
     progress: ProgressCallback | None, log_line: Callable[[str], None] | None, every: int
 ) -> ProgressCallback | None:
-    """``progress`` plus a ``log_line`` of the steps :func:`is_logged_step` picks."""
+    """``progress`` plus a ``log_line`` of the steps :func:`is_logged_step` picks and of
+    every step that validated."""
     if log_line is None:
         return progress
 
     def on_step(p: TrainingProgress) -> None:
         if progress:
             progress(p)
-        if is_logged_step(p.step, p.total_steps, every):
+        if is_logged_step(p.step, p.total_steps, every) or p.validation_loss is not None:
             log_line(str(p))
 
     return on_step
+
+
+PATH_FIELDS = ("weights_path", "validation_grid_path", "loss_curve_path")
+
+
+def store_pictures(
+    store: Store, version: str, outcome: TrainingOutcome, title: str
+) -> dict[str, str]:
+    """Store the run's loss curve (drawn here when the backend made none) and validation
+    grid beside its weights; their keys by name."""
+    curve_key = layout.lora_version_file(version, CURVE_NAME)
+    curve = getattr(outcome, "loss_curve_path", None)
+    if curve is not None and Path(curve).is_file():
+        store.put_file(Path(curve), curve_key)
+    else:  # a remote backend: the curve of the losses it reported
+        store.put_bytes(loss_curve_png(outcome.losses, title=title), curve_key)
+    keys = {"loss_curve": curve_key}
+    grid = getattr(outcome, "validation_grid_path", None)
+    if grid is not None and Path(grid).is_file():
+        keys["validation_grid"] = layout.lora_version_file(version, GRID_NAME)
+        store.put_file(Path(grid), keys["validation_grid"])
+    return keys
 
 
 def train_and_publish(
@@ -170,7 +198,7 @@ def train_and_publish(
             "config": config.model_dump(mode="json"),
             "seed": config.seed,
             "backend": backend.name,
-            **{k: v for k, v in asdict(outcome).items() if k != "weights_path"},
+            **{k: v for k, v in asdict(outcome).items() if k not in PATH_FIELDS},
             **model.as_metadata(),
             "estimate": estimate.as_metadata(),
             "torch_threads": torch.get_num_threads(),
@@ -182,6 +210,7 @@ def train_and_publish(
             },
         }
         store.put_file(outcome.weights_path, layout.lora_version_file(version, WEIGHT_NAME))
+        metadata["pictures"] = store_pictures(store, version, outcome, config.name)
     metadata_key = layout.lora_version_file(version, METADATA_NAME)
     store.put_bytes(json.dumps(metadata, indent=1).encode(), metadata_key)
     pruned = prune_versions(store, config.keep_versions, protect=version)

@@ -7,6 +7,7 @@ only for the libraries of its own stage.
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -17,13 +18,19 @@ from style_pipeline.contracts.training import (
     PromotedLoraDocument,
     RewardModelDocument,
 )
-from style_pipeline.defs.metadata import loss_metadata, samples_metadata
+from style_pipeline.defs.metadata import (
+    loss_metadata,
+    picture_url,
+    samples_metadata,
+    series_table,
+)
 from style_pipeline.defs.ownership import group_options
 from style_pipeline.defs.partitions import DAILY_PARTITIONS, MAY_BE_MISSING
 from style_pipeline.defs.placement import K8S_GPU_OP_TAGS
 from style_pipeline.defs.resources import SettingsResource, StorageResource
-from style_pipeline.settings import load_settings
+from style_pipeline.settings import Settings, load_settings
 from style_pipeline.storage import layout
+from style_pipeline.storage.store import Store
 
 TRAINING = group_options("training")
 # The caption window is part of the asset graph (a partition mapping), and Dagster builds
@@ -187,6 +194,11 @@ def lora_weights(
         context.log.warning(f"TRAINED ON THE TINY MODEL: {document.model_profile_reason}")
     weights = store.path(layout.lora_version_file(document.version, document.weights))
     title = f"{document.version}: {document.n_images} images, {document.family}"
+    pictures = monitoring_metadata(
+        document, store, context.partition_key, cfg, context.log.warning
+    ) or loss_metadata(  # a version stored before loss_curve.png was kept beside it
+        document.losses, title, store, context.partition_key, cfg, context.log.warning
+    )
     return dg.Output(
         document,
         metadata={
@@ -196,12 +208,65 @@ def lora_weights(
             "final_loss": document.final_loss,
             "estimate": dg.MetadataValue.json(document.estimate),
             "weights": dg.MetadataValue.path(str(weights)),
-            **loss_metadata(
-                document.losses, title, store, context.partition_key, cfg, context.log.warning
-            ),
+            **pictures,
             "seconds": _elapsed(started),
         },
     )
+
+
+def monitoring_metadata(
+    document: LoraWeightsDocument,
+    store: Store,
+    partition: str,
+    cfg: Settings,
+    warn: Callable[[str], None],
+) -> dict[str, dg.MetadataValue]:
+    """The version's loss curve and validation grid (stored beside its weights) as
+    markdown pictures served by the web app, their stored files' paths, and the
+    step/loss tables of training and validation. Empty when the version has no curve."""
+    from style_pipeline.media.pictures import thin_series
+    from style_pipeline.stages.lora_weights import report_pictures
+
+    extra = document.model_extra or {}
+    stored: dict[str, str] = extra.get("pictures") or {}
+    if "loss_curve" not in stored:
+        return {}
+    out: dict[str, dg.MetadataValue] = {
+        f"{name}_file": dg.MetadataValue.path(str(store.path(key))) for name, key in stored.items()
+    }
+    points = [(int(s), float(v)) for s, v in extra.get("validation_losses") or []]
+    out["loss_series"] = series_table(thin_series(document.losses, cfg.pictures.loss_points))
+    if points:
+        out["validation_losses"] = series_table(points)
+    if not cfg.pictures.enabled:
+        return out
+    try:
+        reports = report_pictures(document, store, partition)
+    except (OSError, ValueError) as err:  # a picture must never fail the asset
+        warn(f"loss curve / validation grid not shown: {err!r}")
+        return out
+    base = cfg.serving.base_url()
+    url = picture_url(base, reports["loss_curve"])
+    summary = f"{len(document.losses)} steps · final train loss {document.final_loss:.4f}"
+    if points:
+        summary += (
+            f" · validation loss {points[0][1]:.4f} → {points[-1][1]:.4f}, lowest "
+            f"{extra['best_validation_loss']:.4f} at step {extra['best_step']}"
+        )
+    if extra.get("early_stopped"):
+        summary += f" · early stop: published step {extra['best_step']}"
+    location = str(store.path(reports["loss_curve"]))
+    out["loss_curve"] = dg.MetadataValue.md(
+        f"![loss curve]({url})\n\n{summary} · [open]({url}) · `{location}`"
+    )
+    if "validation_grid" in reports:
+        grid_url = picture_url(base, reports["validation_grid"])
+        steps = ", ".join(str(s) for s in extra.get("validation_steps") or [])
+        out["validation_grid"] = dg.MetadataValue.md(
+            f"![validation grid]({grid_url})\n\nrows: validation prompts · columns: steps "
+            f"{steps} · [open]({grid_url}) · `{store.path(reports['validation_grid'])}`"
+        )
+    return out
 
 
 @dg.asset_check(
