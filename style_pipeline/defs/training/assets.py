@@ -59,7 +59,16 @@ def _elapsed(started: float) -> float:
             metadata=MAY_BE_MISSING,
         )
     },
-    deps=["curated_frames"],  # its blocking min_curated_count check gates training
+    deps=[
+        "curated_frames",  # its blocking min_curated_count check gates training
+        # the face boxes of the window's frames, read by the stage only for loss masks
+        # (training.dataset.masks: faces): a dep, not an input, so that a night without
+        # masks loads nothing and logs no missing day of it
+        dg.AssetDep(
+            "faces",
+            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(WINDOW - 1)),
+        ),
+    ],
     output_required=False,  # an empty window: no dataset, and no training that night
 )
 def training_dataset(
@@ -87,11 +96,17 @@ def training_dataset(
         )
         return
     document, facts = build_dataset(
-        tables, storage.store(), context.partition_key, settings.load().training
+        tables,
+        storage.store(),
+        context.partition_key,
+        settings.load().training,
     )
     for item in document.skipped:
         context.log.warning(f"skipped {item}")
-    yield dg.Output(document, metadata={**facts, "seconds": _elapsed(started)})
+    report = dg.MetadataValue.md(str(facts.pop("bucket_report")))
+    yield dg.Output(
+        document, metadata={**facts, "bucket_report": report, "seconds": _elapsed(started)}
+    )
 
 
 def window_tables(context: dg.AssetExecutionContext, captions: Any) -> dict[str, pl.DataFrame]:
