@@ -234,3 +234,36 @@ def test_masked_training_is_the_same_from_cached_latents_and_from_pixels(
         if m != p
     ]  # fmt: skip
     assert differ and differ[0][0] < differ[0][1]
+
+
+def test_stage_draws_masks_from_the_stored_faces_tables(tmp_path):
+    from style_pipeline.contracts.training import DatasetSettings, TrainingSettings
+    from style_pipeline.stages.training_dataset import build_dataset
+
+    store = Store(tmp_path / "s")
+    day = "2026-01-01"
+    for frame_id in ("a", "b"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (96, 64), (9, 9, 9)).save(buffer, format="JPEG")
+        store.put_bytes(buffer.getvalue(), f"frames/{day}/{frame_id}.jpg")
+    captions = {
+        day: pl.DataFrame(
+            {
+                "frame_id": ["a", "b"],
+                "path": [f"frames/{day}/a.jpg", f"frames/{day}/b.jpg"],
+                "caption": ["sks style, a face", "sks style, a street"],
+            }
+        )
+    }
+    buffer = io.BytesIO()
+    _faces_table([("a", 0, 10, 10, 30, 40)]).write_parquet(buffer)
+    store.put_bytes(buffer.getvalue(), f"faces/{day}.parquet")
+    off, _ = build_dataset(captions, store, day, TrainingSettings())
+    assert off.masks == 0
+    settings = TrainingSettings(dataset=DatasetSettings(masks="faces", mask_padding=0.0))
+    document, facts = build_dataset(captions, store, day, settings)
+    assert document.masks == 1 and facts["masks"] == 1
+    with Image.open(store.path(f"training_dataset/{day}/1_style/a.mask.png")) as mask:
+        pixels = np.asarray(mask)
+    assert pixels.shape == (64, 96) and pixels[10:40, 10:30].min() == 255
+    assert pixels.sum() == 255 * 20 * 30
