@@ -37,7 +37,7 @@ from style_pipeline.paths import resolve_local
 
 Kind = Literal["open_clip", "transformers", "diffusers"]
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
-CONFIG_SUFFIXES = (".json", ".txt", ".model")
+CONFIG_SUFFIXES = (".json", ".txt", ".model", ".jinja")  # .jinja: chat templates (VLMs)
 _VARIANTS = ("fp16", "non_ema", "ema", "fp32", "bf16")
 
 
