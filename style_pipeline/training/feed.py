@@ -42,6 +42,7 @@ class BatchFeed:
     latents: CachedLatents | None = None
     text: CachedText | None = None
     masks: dict[tuple[int, bool], torch.Tensor] = field(default_factory=dict)  # latent size
+    masked_loss: bool = False
     reasons: dict[str, str] = field(default_factory=dict)  # why a cache is not used
     _sampler: data.JobSampler = field(default_factory=data.JobSampler)
     _loader: torch.utils.data.DataLoader | None = None
@@ -89,6 +90,9 @@ class BatchFeed:
     def metadata(self) -> dict:
         """Hits, misses and bypass reasons of both caches, for the run's metadata."""
         out: dict = {"dataloader_workers": self.workers}
+        if self.masked_loss:
+            masked = len({r.image for r in self.records if r.mask is not None})
+            out["masks"] = {"images": masked, "cached": bool(self.masks)}
         for name, cached in (("latents", self.latents), ("text", self.text)):
             if cached is None:
                 out[name] = {"used": False, "reason": self.reasons.get(name, "")}
@@ -112,7 +116,9 @@ def build_feed(
     workers: int,
 ) -> BatchFeed:
     """Fill the caches the config allows (reading ``store``'s, writing the misses back)."""
-    feed = BatchFeed(records, buckets, workers, models.device)
+    feed = BatchFeed(records, buckets, workers, models.device, masked_loss=config.masked_loss)
+    if config.masked_loss and not any(r.mask is not None for r in records):
+        log.warning("masked_loss is on but no image has a mask: every pixel weighs 1")
     if not config.cache_latents:
         feed.reasons["latents"] = "cache_latents is off"
     elif not config.center_crop:

@@ -223,6 +223,8 @@ def test_masked_training_is_the_same_from_cached_latents_and_from_pixels(
     pixels = train_and_publish(Store(tmp_path / "b"), PARTITION, pixels_config, folder, tiny_model)
     assert cached.metadata["cache"]["latents"]["used"] is True
     assert pixels.metadata["cache"]["latents"]["used"] is False
+    assert cached.metadata["cache"]["masks"] == {"images": 2, "cached": True}
+    assert pixels.metadata["cache"]["masks"] == {"images": 2, "cached": False}
     # the two paths agree as the unmasked ones do (test_training_cache): to float noise
     for a, b in zip(cached.metadata["losses"], pixels.metadata["losses"], strict=True):
         assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6), (a, b)
