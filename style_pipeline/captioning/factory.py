@@ -122,6 +122,7 @@ def _vlm(config: CaptionConfig, loaded: LoadedVlm, categories, reason: str) -> S
     captioner = VlmCaptioner(
         loaded, default_prompt=prompt, batch_size=settings.batch_size,
         max_new_tokens=settings.max_new_tokens, num_beams=settings.num_beams,
+        max_image_edge=settings.max_image_edge,
     )  # fmt: skip
     reason += f"; VLM {loaded.model_id} ({loaded.family}, {loaded.profile_used})"
     if loaded.fallback_reason:

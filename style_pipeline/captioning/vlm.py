@@ -12,7 +12,9 @@ How each family runs (all return the generated continuation only, in input order
   miscounts for BLIP-2 (its image tokens are prepended to the text after tokenizing) and
   returns empty captions for an empty prompt.
 
-Prompts are per image (``per_image``); each batch of ``batch_size`` images is padded by
+Images are first downscaled to ``max_image_edge`` (processors resize anyway; Qwen2-VL
+would otherwise spend thousands of tokens on a large frame). Prompts are per image
+(``per_image``); each batch of ``batch_size`` images is padded by
 the processor (left padding for the decoder-only families), so prompts may differ inside
 a batch.
 """
@@ -39,6 +41,15 @@ def chat_messages(image: Image.Image, prompt: str) -> list[dict[str, Any]]:
         "role": "user",
         "content": [{"type": "image", "image": image}, {"type": "text", "text": prompt}],
     }]  # fmt: skip
+
+
+def downscaled(image: Image.Image, max_edge: int | None) -> Image.Image:
+    """``image`` with its longer edge at most ``max_edge`` (aspect kept); None: unchanged."""
+    if max_edge is None or max(image.size) <= max_edge:
+        return image
+    scale = max_edge / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BICUBIC)
 
 
 def florence_task(prompt: str) -> str:
@@ -71,6 +82,7 @@ class VlmCaptioner:
         batch_size: int = 4,
         max_new_tokens: int = 60,
         num_beams: int = 3,
+        max_image_edge: int | None = 768,
     ):
         if batch_size < 1 or max_new_tokens < 1 or num_beams < 1:
             raise ValueError("batch_size, max_new_tokens and num_beams must be >= 1")
@@ -81,6 +93,7 @@ class VlmCaptioner:
         self.model_id = loaded.model_id
         self.default_prompt = default_prompt
         self.batch_size = batch_size
+        self.max_image_edge = max_image_edge
         self.generate_kwargs: dict[str, Any] = {
             "max_new_tokens": max_new_tokens, "num_beams": num_beams, "do_sample": False,
         }  # fmt: skip
@@ -103,7 +116,8 @@ class VlmCaptioner:
             prompts = [florence_task(p) for p in prompts]
         texts: list[str] = []
         for start in range(0, len(images), self.batch_size):
-            batch = [image.convert("RGB") for image in images[start : start + self.batch_size]]
+            chunk = images[start : start + self.batch_size]
+            batch = [downscaled(image.convert("RGB"), self.max_image_edge) for image in chunk]
             texts += self._batch(batch, prompts[start : start + self.batch_size])
         return [
             CaptionResult(" ".join(text.split()), self.name, self.model_id, prompt)

@@ -68,6 +68,10 @@ class VlmCaptionConfig(Section):
         "captioning.caption.instruction); BLIP-2: the text the caption continues (None: none)",
     )
     max_new_tokens: int = Field(60, ge=1)
+    max_image_edge: int = Field(
+        768, ge=32, description="images are downscaled to this edge first (Qwen2-VL's own "
+        "limit is ~3584 px: a 1080p frame would be ~2600 image tokens)",
+    )  # fmt: skip
     batch_size: int = Field(4, ge=1)
     num_beams: int = Field(3, ge=1)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(

@@ -129,6 +129,8 @@ def _loaded(config: VlmCaptionConfig, path, model_id, used, reason) -> LoadedVlm
     device = pick_device(config.device)
     dtype = pick_dtype(config.dtype, device)
     model, processor, model_type = load_vlm_dir(path, device, dtype, config.hf_cache_dir)
+    if not model.config.is_encoder_decoder:  # batched generation continues after the prompt
+        processor.tokenizer.padding_side = "left"
     has_template = bool(getattr(processor, "chat_template", None))
     family = family_of(model_type, has_template, config.family)
     return LoadedVlm(

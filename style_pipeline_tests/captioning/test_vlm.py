@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from style_pipeline.captioning.captioners import Captioner
-from style_pipeline.captioning.vlm import VlmCaptioner, chat_messages, florence_task
+from style_pipeline.captioning.vlm import VlmCaptioner, chat_messages, downscaled, florence_task
 from style_pipeline.contracts.captioning_vlm import FLORENCE2_BASE_ID, VlmCaptionConfig
 from style_pipeline.models.profiles import PretrainedUnavailable
 from style_pipeline.models.registry import registry, status, vlm_catalog, vlm_entry
@@ -151,3 +151,12 @@ def test_bfloat16_runs_on_cpu_too(family, vlm_cache, images):
     assert loaded.metadata()["caption_model_dtype"] == "bfloat16"
     results = VlmCaptioner(loaded, max_new_tokens=3, num_beams=1).caption(images)
     assert len(results) == 2
+
+
+@pytest.mark.parametrize(
+    ("size", "edge", "expected"),
+    [((1920, 1080), 768, (768, 432)), ((300, 200), 768, (300, 200)), ((100, 4000), 64, (2, 64)),
+     ((1920, 1080), None, (1920, 1080))],
+)  # fmt: skip
+def test_images_are_downscaled_to_the_max_edge(size, edge, expected):
+    assert downscaled(Image.new("RGB", size), edge).size == expected
