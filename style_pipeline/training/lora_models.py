@@ -90,19 +90,24 @@ def speed_up(models: LoraModels, compile_unet: bool) -> list[str]:
     """
     processors = {type(p).__name__ for p in getattr(models.unet, "attn_processors", {}).values()}
     notes = [f"attention: {', '.join(sorted(processors)) or 'none'}"]
+    flux = models.family == "flux"  # FLUX's transformer has no convolutions to go NHWC
+    name = "transformer" if flux else "UNet"
     if models.device.type != "cuda":
         if compile_unet:
-            notes.append("compile_unet ignored on CPU: the UNet runs eagerly")
+            notes.append(f"compile_unet ignored on CPU: the {name} runs eagerly")
             log.info(notes[-1])
         return notes
-    models.unet.to(memory_format=torch.channels_last)
+    if not flux:
+        models.unet.to(memory_format=torch.channels_last)
     torch.nn.Module.to(
         models.vae, memory_format=torch.channels_last
     )  # ModelMixin.to is typed narrower
-    notes.append("cuda: channels_last UNet and VAE")
+    notes.append("cuda: channels_last VAE" if flux else "cuda: channels_last UNet and VAE")
     if compile_unet:
         models.denoiser = torch.compile(models.unet)
-        notes.append("cuda: UNet compiled with torch.compile (first steps of each bucket compile)")
+        notes.append(
+            f"cuda: {name} compiled with torch.compile (first steps of each bucket compile)"
+        )
     return notes
 
 

@@ -64,6 +64,7 @@ def test_trains_saves_transformer_lora_and_changes_the_image(flux_runs, tiny_flu
     meta = first.metadata
     assert (meta["family"], meta["steps"], meta["model_profile"]) == ("flux", 4, "tiny")
     assert all(np.isfinite(meta["losses"]))
+    assert any(n.startswith("attention: Flux") for n in meta["notes"])
     weights = store.local_path(first.weights_key)
     assert weights.name == "pytorch_lora_weights.safetensors"
     with safe_open(str(weights), framework="pt") as fh:
