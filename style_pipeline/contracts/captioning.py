@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from style_pipeline.contracts.caption_checks import CaptionCheckConfig
 from style_pipeline.contracts.captioning_vlm import VlmCaptionConfig
 from style_pipeline.contracts.models import BlipModelConfig
 from style_pipeline.contracts.sections import Section
@@ -97,6 +98,9 @@ class BlipCaptionConfig(Section):
     use_latest_adapter: bool = Field(True, description="use the newest caption_model version")
 
 
+CaptionStyle = Literal["sentence", "tags"]
+
+
 class CaptionConfig(Section):
     """Everything the ``captions`` asset needs to turn images into training captions.
 
@@ -113,6 +117,17 @@ class CaptionConfig(Section):
     conditional_prompt: str = DEFAULT_CONDITIONAL
     instruction: str = DEFAULT_INSTRUCTION
     similarity_cutoff: float = Field(0.8, gt=0, le=1, description="validation repair cut-off")
+    style: CaptionStyle = Field(
+        "sentence",
+        description="sentence: '<trigger>, a woman in a red coat on a street'; tags: "
+        "'<trigger>, woman, red coat, street' (a comma-separated tag list)",
+    )
+    token_counter: Literal["encoder", "approx"] = Field(
+        "encoder",
+        description="encoder: the real tokenizers of the training preset's text encoders "
+        "(CLIP; both for SDXL) with their limits; approx: a CLIP-like estimate and max_tokens",
+    )
+    check: CaptionCheckConfig = CaptionCheckConfig()
     blip: BlipCaptionConfig = BlipCaptionConfig()
     endpoint: EndpointConfig = EndpointConfig()
     vlm: VlmCaptionConfig = VlmCaptionConfig()
@@ -191,6 +206,30 @@ class CaptionRecord(BaseModel):
         description="matched characters the caption names (their trigger words follow the "
         "style trigger), largest face first; tables written before characters lack it",
     )
+    caption_mismatch: bool = Field(
+        False, description="the first caption failed the image-caption agreement check"
+    )
+    still_mismatched: bool = Field(False, description="the kept caption fails the check too")
+    clip_similarity: float | None = Field(
+        None, description="CLIP cosine of the frame and the kept caption (None: not checked)"
+    )
+    clip_margin: float | None = Field(
+        None, description="clip_similarity minus the mean of the other captions on this frame"
+    )
+    itm_score: float | None = Field(None, description="BLIP ITM match probability (0..1)")
+    recaption_attempts: int = Field(0, description="re-captions tried for this frame")
+    first_caption: str | None = Field(
+        None, description="the flagged first caption when a re-caption replaced it"
+    )
+    first_clip_similarity: float | None = None
+    first_itm_score: float | None = None
+    token_count: int | None = Field(
+        None, description="most tokens over the target text encoders, special tokens included"
+    )
+    token_counts: list[int] = Field(
+        default_factory=list, description="tokens per target text encoder, in token_encoders order"
+    )
+    truncated: bool = Field(False, description="tags or words were cut to fit the token limit")
 
 
 class CaptionModelDocument(BaseModel):

@@ -90,6 +90,7 @@ def captions(
     """A validated, ontology-constrained caption with the trigger word for every kept frame."""
     from style_pipeline.stages.captions import (
         CAPTION_SCHEMA,
+        CheckModels,
         caption_partition,
         character_specs,
     )
@@ -113,6 +114,9 @@ def captions(
             config,
             characters=characters,
             specs=specs,
+            models=CheckModels(
+                loaded.curation.clip, loaded.curation.embeddings.cache_prefix, loaded.training
+            ),
         )
     except Exception as exc:  # any error text (a remote body, a URL) lands in the event log
         trace = redact(traceback.format_exc(), secret_env)
@@ -123,6 +127,14 @@ def captions(
     for row in table.filter(~pl.col("valid")).head(20).iter_rows(named=True):
         context.log.warning(
             redact(f"caption of {row['frame_id']} flagged: {row['violations']}", secret_env)
+        )
+    for row in table.filter(pl.col("still_mismatched")).head(20).iter_rows(named=True):
+        context.log.warning(
+            redact(
+                f"caption of {row['frame_id']} does not match its frame after "
+                f"{row['recaption_attempts']} re-caption(s): {row['caption']!r}",
+                secret_env,
+            )
         )
     if facts.get("cache_rewritten"):
         context.log.warning(
@@ -136,6 +148,8 @@ def captions(
             **facts,
             "by_source": counts_by(table, "source"),
             "seconds": round(time.perf_counter() - started, 3),
-            "sample": sample_table(table, ["frame_id", "caption", "valid"]),
+            "sample": sample_table(
+                table, ["frame_id", "caption", "valid", "caption_mismatch", "token_count"]
+            ),
         },
     )
