@@ -115,3 +115,15 @@ def test_the_stage_reads_the_training_presets_tokenizers(pipeline_dir):
     assert "preset tiny" in str(facts["token_counter_reason"])
     approx, facts = token_budget(CaptionConfig(token_counter="approx"), training)
     assert approx.names == ["approx"] and facts["token_encoders"] == "approx (approx, 77)"
+
+
+def test_flux_presets_fit_captions_to_the_t5_and_count_the_clip(tmp_path):
+    training = TrainingSettings(preset="tiny_flux", model_cache_dir=str(tmp_path))
+    budget, facts = token_budget(CaptionConfig(), training)
+    assert [(e.name, type(e.tokenizer).__name__, e.limit, e.enforced) for e in budget.encoders] == [
+        ("tokenizer", "CLIPTokenizer", 77, False),
+        ("tokenizer_2", "T5Tokenizer", 32, True),  # the preset's max_sequence_length
+    ]
+    assert "flux" in str(facts["token_counter_reason"])
+    fitted = postprocess_fitted(RAW, TRIGGER, style="tags", fits=budget)
+    assert fitted.truncated and budget.counts(fitted.caption)[1] <= 32
