@@ -29,7 +29,7 @@ from style_pipeline.models.profiles import (
     pull_hint,
     resolve_profile,
 )
-from style_pipeline.models.registry import pull, vlm_entry
+from style_pipeline.models.registry import hub_snapshot, pull, vlm_entry
 from style_pipeline.models.vlm_tiny import WEIGHTS_NAME, build_tiny_vlm, tiny_fingerprint
 from style_pipeline.paths import resolve_local
 
@@ -151,19 +151,30 @@ def load_vlm_tiny(config: VlmCaptionConfig, words: Iterable[str] | None = None) 
     return _loaded(tiny, path, f"{arch.name}-{family}@sha256:{digest}", "tiny", None)
 
 
+def _in_hub_cache(config: VlmCaptionConfig) -> bool:
+    try:
+        return hub_snapshot(config.pretrained, "config.json", config.hf_cache_dir) is not None
+    except ValueError:  # not a repo id at all (a missing path): not cached
+        return False
+
+
 def load_vlm_pretrained(config: VlmCaptionConfig) -> LoadedVlm:
     """The pretrained VLM from local files only; raises :class:`PretrainedUnavailable`."""
     local = resolve_local(config.pretrained)
     source = str(local) if local.is_dir() else config.pretrained
+    missing = (
+        f"VLM {config.pretrained!r} is neither a local model directory nor in the Hugging Face "
+        "cache (offline lookup only)"
+    )
+    if not local.is_dir() and not _in_hub_cache(config):
+        # answered without importing the model classes (seconds): auto asks on every run
+        raise PretrainedUnavailable(missing)
     try:
         return _loaded(config, source, config.pretrained, "pretrained", None)
     except (OSError, ValueError) as exc:
         if isinstance(exc, ValueError) and "cannot tell how to prompt" in str(exc):
             raise
-        raise PretrainedUnavailable(
-            f"VLM {config.pretrained!r} is neither a local model directory nor in the Hugging "
-            f"Face cache (offline lookup only): {str(exc).splitlines()[0][:300]}"
-        ) from exc
+        raise PretrainedUnavailable(f"{missing}: {str(exc).splitlines()[0][:300]}") from exc
 
 
 def load_vlm(
