@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from style_pipeline.contracts.caption_checks import CaptionCheckConfig
+from style_pipeline.contracts.captioning_vlm import FLORENCE2_TASKS
 from style_pipeline.curation.embeddings import embed_images, embed_texts
 from style_pipeline.models.blip_itm import LoadedItm
 from style_pipeline.models.clip import LoadedModel
@@ -202,9 +203,12 @@ def retry_prompts(
         ]
     if backend == "template":
         return None
-    if backend == "blip":
+    if backend == "blip" or not prompt.strip():  # prefix-conditioned (BLIP, BLIP-2)
         choices = [p for p in BLIP_RETRY_PROMPTS if p != prompt] or [""]
         return [choices[k % len(choices)] for k in range(attempts)]
+    if prompt.strip() in FLORENCE2_TASKS:  # Florence-2 reads only its task token
+        tasks = [t for t in FLORENCE2_TASKS if t != prompt.strip()]
+        return [tasks[k % len(tasks)] for k in range(attempts)]
     return [prompt + LOOK_AGAIN] * attempts
 
 

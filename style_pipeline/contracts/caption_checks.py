@@ -72,7 +72,7 @@ class CaptionCheckConfig(Section):
     recaption_prompts: tuple[str, ...] = Field(
         (),
         description="prompts of the re-caption attempts, in turn ({prompt}: the first "
-        "prompt); empty: per backend (blip: unconditional, endpoint/vlm: the prompt plus "
-        "a look-again note; template captions are not re-captioned)",
+        "prompt); empty: per backend (blip: unconditional, florence-2: its other caption tasks, "
+        "endpoint/chat vlm: the prompt plus a look-again note; template: no re-caption)",
     )
     batch_size: int = Field(32, ge=1, description="images (or texts) per scoring forward")

@@ -224,6 +224,9 @@ def test_reference_columns(texts, own, text, expected):
         ("vlm", "<CAPTION>", 3, ("<DETAILED_CAPTION>", "{prompt} again"),
          ["<DETAILED_CAPTION>", "<CAPTION> again", "<DETAILED_CAPTION>"]),
         ("blip", "", 0, (), []),
+        ("vlm", "<MORE_DETAILED_CAPTION>", 2, (), ["<CAPTION>", "<DETAILED_CAPTION>"]),
+        ("vlm", "Describe the image.", 1, (), ["Describe the image." + LOOK_AGAIN]),
+        ("vlm", "", 2, (), ["a picture of ", "a picture of "]),  # BLIP-2's empty prefix
     ],
 )  # fmt: skip
 def test_retry_prompts(backend, prompt, attempts, configured, expected):
