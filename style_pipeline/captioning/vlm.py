@@ -1,22 +1,19 @@
 """Batched captions from a local VLM: Florence-2 task tokens, chat VLMs, BLIP-2 prefixes.
 
-How each family runs (all return the generated continuation only, in input order):
+Every family runs through transformers' ``image-text-to-text`` pipeline with
+``return_full_text=False`` (the continuation only), ``batch_size`` images per forward:
 
-* ``qwen2_vl`` (Qwen2-VL and any chat-template VLM): transformers' ``image-text-to-text``
-  pipeline, one chat conversation per image (the image, then the instruction), with
-  ``return_full_text=False``;
-* ``florence2``: direct ``generate``. Florence-2 is an encoder-decoder: its decoder output
-  never contains the prompt, but the pipeline's ``return_full_text=False`` cuts the
-  prompt's length of characters off it anyway, returning empty or truncated captions;
-* ``blip2``: direct ``generate``, cutting the prompt tokens off. The pipeline's cut
-  miscounts for BLIP-2 (its image tokens are prepended to the text after tokenizing) and
-  returns empty captions for an empty prompt.
+* ``qwen2_vl`` (Qwen2-VL and any chat-template VLM): one chat conversation per image (a
+  user turn holding the image, then the instruction), placed by the model's template;
+* ``florence2``: the image and its task token (``<MORE_DETAILED_CAPTION>`` ...), which
+  the processor expands to Florence-2's task sentence; the decoder output is the caption;
+* ``blip2``: the image and the text the caption continues (may be empty); the pipeline
+  removes that prefix from the decoded output.
 
 Images are first downscaled to ``max_image_edge`` (processors resize anyway; Qwen2-VL
 would otherwise spend thousands of tokens on a large frame). Prompts are per image
-(``per_image``); each batch of ``batch_size`` images is padded by
-the processor (left padding for the decoder-only families), so prompts may differ inside
-a batch.
+(``per_image``) and may differ inside a batch: the pipeline pads (on the left for the
+decoder-only families, set by the loader).
 """
 
 from __future__ import annotations
@@ -125,35 +122,22 @@ class VlmCaptioner:
         ]
 
     def _batch(self, images: list[Image.Image], prompts: list[str]) -> list[str]:
-        if self.family == "qwen2_vl":
-            return self._chat(images, prompts)
-        return self._generate(images, prompts)
-
-    def _chat(self, images: list[Image.Image], prompts: list[str]) -> list[str]:
         if self._pipeline is None:
             from transformers import pipeline
 
             self._pipeline = pipeline(
                 "image-text-to-text", model=self.loaded.model, processor=self.loaded.processor
             )
-        conversations = [chat_messages(i, p) for i, p in zip(images, prompts, strict=True)]
+        inputs: dict[str, Any]
+        if self.family == "qwen2_vl":
+            inputs = {"text": [chat_messages(i, p) for i, p in zip(images, prompts, strict=True)]}
+        else:
+            inputs = {"images": images, "text": prompts}
         with torch.inference_mode():
             outputs = self._pipeline(
-                text=conversations, batch_size=len(conversations), return_full_text=False,
+                **inputs, batch_size=len(images), return_full_text=False,
                 generate_kwargs=self.generate_kwargs,
             )  # fmt: skip
-        # one list of candidates per conversation; the first is the generated answer
+        # per input, a list of candidates (one here: no sampling, one returned sequence)
         return [out[0]["generated_text"] if isinstance(out, list) else out["generated_text"]
                 for out in outputs]  # fmt: skip
-
-    def _generate(self, images: list[Image.Image], prompts: list[str]) -> list[str]:
-        loaded = self.loaded
-        model: Any = loaded.model  # generate() is typed loosely in transformers' stubs
-        inputs = loaded.processor(images=images, text=prompts, return_tensors="pt", padding=True)
-        inputs = inputs.to(loaded.device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(loaded.dtype)
-        with torch.inference_mode():
-            output = model.generate(**inputs, **self.generate_kwargs)
-        # encoder-decoder (Florence-2): the output is the decoder's tokens only
-        cut = 0 if model.config.is_encoder_decoder else inputs["input_ids"].shape[1]
-        return loaded.processor.batch_decode(output[:, cut:], skip_special_tokens=True)

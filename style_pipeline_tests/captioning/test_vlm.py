@@ -160,3 +160,18 @@ def test_bfloat16_runs_on_cpu_too(family, vlm_cache, images):
 )  # fmt: skip
 def test_images_are_downscaled_to_the_max_edge(size, edge, expected):
     assert downscaled(Image.new("RGB", size), edge).size == expected
+
+
+@pytest.mark.parametrize("family", ["florence2", "blip2"])
+def test_the_caption_is_the_continuation_only(family, vlm_cache, three_images):
+    """What the pipeline returns equals the generated tokens after the prompt, decoded."""
+    loaded = load_vlm(_config(vlm_cache, family), WORDS)
+    captioner = VlmCaptioner(loaded, batch_size=3, max_new_tokens=6, num_beams=2)
+    prompts = PROMPTS[family]
+    got = [r.caption for r in captioner.caption(three_images, prompts)]
+    inputs = loaded.processor(images=three_images, text=prompts, return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        out = loaded.model.generate(**inputs, **captioner.generate_kwargs)
+    cut = 0 if loaded.model.config.is_encoder_decoder else inputs["input_ids"].shape[1]
+    decoded = loaded.processor.batch_decode(out[:, cut:], skip_special_tokens=True)
+    assert got == [" ".join(text.split()) for text in decoded]
