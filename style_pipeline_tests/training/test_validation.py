@@ -240,3 +240,17 @@ def test_the_pipes_trainer_reports_validation_and_the_grid(day_dataset, tmp_path
     grid = day_dataset.read_bytes(metadata["validation_grid_key"])
     assert hashlib.sha256(grid).hexdigest()  # stored and readable
     assert metadata["validation_points"] == 2 and metadata["early_stopped"] is False
+
+
+@pytest.mark.slow
+def test_sdxl_validation_renders_through_the_pipeline_with_its_adapters(
+    tiny_sdxl_model, tiny_dataset, tmp_path
+):
+    config = VALIDATED.model_copy(
+        update={"model_family": "sdxl", "validation_prompts": PROMPTS[:1]}
+    )
+    store = Store(tmp_path / "sdxl")
+    meta = train_and_publish(store, PARTITION, config, tiny_dataset, tiny_sdxl_model).metadata
+    assert meta["family"] == "sdxl" and [s for s, _ in meta["validation_losses"]] == [2, 4]
+    grid = Image.open(io.BytesIO(store.read_bytes(meta["pictures"]["validation_grid"])))
+    assert grid.height == (LINE_HEIGHT + 6) + LINE_HEIGHT + (GRID_EDGE + 6) + 6
