@@ -166,8 +166,10 @@ def _qwen2_vl(arch: TinyVlmArch, vocab, merges):
     tok.add_special_tokens({"additional_special_tokens": specials[1:]})
     ids = {name: _token_id(tok, name) for name in specials}
     pixels = IMAGE_SIZE["qwen2_vl"] ** 2
-    grid: dict[str, Any] = dict(size={"shortest_edge": pixels, "longest_edge": pixels}, patch_size=14,
-                merge_size=2, temporal_patch_size=2)  # fmt: skip
+    grid: dict[str, Any] = {
+        "size": {"shortest_edge": pixels, "longest_edge": pixels}, "patch_size": 14,
+        "merge_size": 2, "temporal_patch_size": 2,
+    }  # fmt: skip
     processor = Qwen2VLProcessor(
         image_processor=Qwen2VLImageProcessor(**grid), tokenizer=tok,
         video_processor=Qwen2VLVideoProcessor(**grid), chat_template=QWEN2_VL_TEMPLATE,
