@@ -23,19 +23,28 @@ models_app = typer.Typer(
 console = Console()
 
 
-def _entries():
-    from style_pipeline.models.registry import registry
+def _entries(catalog: bool = False):
+    """The configured pipeline's models (the VLM captioner when backend is vlm); with
+    ``catalog``, every VLM captioner ``pull NAME`` may name (florence2, qwen2-vl, blip2, vlm)."""
+    from style_pipeline.models.registry import registry, vlm_catalog, vlm_entry
     from style_pipeline.settings import load_settings
     from style_pipeline.training.presets import load_preset
 
     settings = load_settings()
     preset = load_preset(settings.training.preset)
-    return registry(
+    caption = settings.captioning.caption
+    entries = registry(
         settings.curation.clip,
-        settings.captioning.caption.blip.model,
+        caption.blip.model,
         preset.pretrained,
         preset.model_family,
+        caption.vlm if caption.backend == "vlm" else None,
     )
+    if catalog:  # the configured VLM (named vlm when not a known one), then the known ones
+        for entry in [vlm_entry(caption.vlm), *vlm_catalog(caption.vlm.hf_cache_dir)]:
+            if entry.name not in {e.name for e in entries}:
+                entries.append(entry)
+    return entries
 
 
 @models_app.command("list")
@@ -57,13 +66,15 @@ def list_models() -> None:
 
 @models_app.command("pull")
 def pull_models(
-    name: str | None = typer.Argument(None, help="clip, blip or diffusion"),
+    name: str | None = typer.Argument(
+        None, help="clip, blip, diffusion, or a VLM captioner: florence2, qwen2-vl, blip2"
+    ),
     all_: bool = typer.Option(False, "--all", help="pull every model the pipeline uses"),
 ) -> None:
     """Download a model (or --all) into the configured cache; cached ones are left alone."""
     from style_pipeline.models.registry import PullError, pull
 
-    entries = _entries()
+    entries = _entries(catalog=name is not None)
     if all_ == (name is not None):
         raise typer.BadParameter("give a model name or --all (not both)")
     if name is not None:
