@@ -31,10 +31,11 @@ from style_pipeline.training.caption_augment import CaptionAugment
 from style_pipeline.training.checkpoints import Checkpointer, LoopPosition
 from style_pipeline.training.ema import LoraEma
 from style_pipeline.training.feed import BatchFeed, build_feed
+from style_pipeline.training.held_out import split_held_out, validation_feed
 from style_pipeline.training.lora_models import attach_lora, save_lora, speed_up
 from style_pipeline.training.objective import Optimization, compute_loss
 from style_pipeline.training.plots import CURVE_NAME, loss_curve_png
-from style_pipeline.training.validation import Validator, split_held_out, validation_feed
+from style_pipeline.training.validation import Validator
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,8 @@
 """Validation during LoRA training: a held-out split, its loss, images of fixed prompts and
 early stop.
 
-- :func:`split_held_out`: ``validation_split`` of the images (by image, not by repeated
-  record; at least one when the split is above 0, at least one left to train on; chosen
-  from the seed) leave the training set. Regularization images are never held out.
+- ``held_out.py``: ``validation_split`` of the images (by image, chosen from the seed)
+  leave the training set and form the validation feed.
 - :class:`Validator`: every ``validation_every_n_steps`` steps and after the last one,
   the loss of the held-out images with *fixed* noise, timesteps and VAE samples (its own
   generator, seeded with ``validation_seed`` afresh at each validation, so every point
@@ -26,7 +25,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,11 +36,9 @@ from PIL import Image
 
 from style_pipeline.contracts.training import LoraTrainingConfig
 from style_pipeline.media.pictures import png_bytes, sample_grid
-from style_pipeline.storage.store import Store
 from style_pipeline.training import data
-from style_pipeline.training.buckets import Bucket, resize_crop_box
 from style_pipeline.training.ema import LoraEma
-from style_pipeline.training.feed import BatchFeed, build_feed
+from style_pipeline.training.feed import BatchFeed
 from style_pipeline.training.lora_models import LoraModels, autocast_context
 from style_pipeline.training.objective import compute_loss
 
@@ -49,44 +46,6 @@ log = logging.getLogger(__name__)
 GRID_NAME = "validation_grid.png"
 GRID_EDGE = 128  # px of a grid cell (small samples are enlarged with hard pixel edges)
 GRID_COLUMNS = 12  # most steps a grid shows: evenly spaced, the first and last always
-
-
-@dataclass(frozen=True)
-class HeldOut:
-    """The training records (repeats kept) and one record per held-out image."""
-
-    train: list[data.TrainingRecord]
-    validation: list[data.TrainingRecord]
-    note: str | None = None
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(r.image.name for r in self.validation)
-
-
-def split_held_out(records: Sequence[data.TrainingRecord], fraction: float, seed: int) -> HeldOut:
-    """Hold out ``round(fraction x images)`` images (at least 1, at most all but 1).
-
-    The pick is a permutation of the sorted image paths drawn from its own generator
-    seeded with ``seed``: the same folder and seed hold out the same images.
-    """
-    if fraction <= 0:
-        return HeldOut(list(records), [])
-    images = sorted({r.image for r in records if not r.is_reg})
-    if len(images) < 2:
-        note = f"validation_split ignored: {len(images)} image(s), none can be held out"
-        log.warning(note)
-        return HeldOut(list(records), [], note)
-    count = min(max(1, round(fraction * len(images))), len(images) - 1)
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    held = {images[i] for i in order[:count].tolist()}
-    first: dict[Path, data.TrainingRecord] = {}
-    for r in records:
-        if r.image in held:
-            first.setdefault(r.image, r)
-    validation = [first[image] for image in sorted(held)]
-    train = [r for r in records if r.image not in held]
-    return HeldOut(train, validation)
 
 
 @dataclass
@@ -110,35 +69,6 @@ class EarlyStop:
     @property
     def stop(self) -> bool:
         return self.patience > 0 and self.bad >= self.patience
-
-
-def validation_jobs(
-    records: Sequence[data.TrainingRecord], buckets: Sequence[Bucket]
-) -> list[data.BatchJob]:
-    """One batch per held-out image, centre-cropped and unflipped (no draws)."""
-    jobs: list[data.BatchJob] = []
-    for i, (record, bucket) in enumerate(zip(records, buckets, strict=True)):
-        left, top = resize_crop_box(record.width, record.height, bucket)[1][:2]
-        jobs.append(((i, data.Augment(left, top, False)),))
-    return jobs
-
-
-def validation_feed(
-    models: LoraModels,
-    config: LoraTrainingConfig,
-    dataset_dir: Path,
-    held_out: HeldOut,
-    bucket_step: int,
-    store: Store | None,
-) -> tuple[BatchFeed, list[data.BatchJob]] | None:
-    """The held-out images' feed (cached latents and text like training's) and jobs."""
-    if not held_out.validation:
-        return None
-    records = held_out.validation
-    buckets = data.assign_buckets(records, config.resolution, config.use_buckets, bucket_step)
-    plain = config.model_copy(update={"center_crop": True, "random_flip": False})
-    feed = build_feed(models, plain, dataset_dir, records, buckets, store, 0)
-    return feed, validation_jobs(records, buckets)
 
 
 @contextlib.contextmanager

@@ -21,9 +21,10 @@ from style_pipeline.storage.store import Store
 from style_pipeline.training import train_loop
 from style_pipeline.training.data import TrainingRecord
 from style_pipeline.training.dataset import build_training_dataset
+from style_pipeline.training.held_out import split_held_out
 from style_pipeline.training.presets import PRESETS
 from style_pipeline.training.trainer import train_and_publish
-from style_pipeline.training.validation import GRID_EDGE, split_held_out
+from style_pipeline.training.validation import GRID_EDGE
 from style_pipeline_tests.training.conftest import PARTITION
 from style_pipeline_tests.training.factories import write_images
 
