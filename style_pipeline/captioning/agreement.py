@@ -93,8 +93,8 @@ def reference_columns(texts: Sequence[str], own: int, text: str) -> list[int]:
 class AgreementChecker:
     """Scores captions against their images with CLIP (and BLIP ITM when given).
 
-    ``image_vectors``: the frames' CLIP vectors when already computed (e.g. read from the
-    embeddings cache), unit length, one row per image; else the images are embedded.
+    Methods take ``image_vectors``: the frames' CLIP vectors when already computed (e.g.
+    read from the embeddings cache), unit length, one row per image; None: embedded here.
     """
 
     def __init__(
@@ -125,7 +125,7 @@ class AgreementChecker:
             failures.append(f"itm {itm:.3f} < {cfg.min_itm}")
         return Agreement(similarity, margin, itm, tuple(failures))
 
-    def _margin(self, row: np.ndarray, own: int, own_similarity: float, columns: list[int]):
+    def _margin(self, row: np.ndarray, own_similarity: float, columns: list[int]) -> float | None:
         if self.config.clip_mode != "relative" or len(columns) < self.config.min_references:
             return None
         return own_similarity - float(np.mean(row[columns]))
@@ -146,7 +146,7 @@ class AgreementChecker:
         out = []
         for i, text in enumerate(texts):
             own = float(matrix[i, i])
-            margin = self._margin(matrix[i], i, own, reference_columns(texts, i, text))
+            margin = self._margin(matrix[i], own, reference_columns(texts, i, text))
             out.append(self._judge(own, margin, itm[i]))
         return out, matrix
 
@@ -166,7 +166,7 @@ class AgreementChecker:
         out = []
         for k, (i, text) in enumerate(zip(indices, new_texts, strict=True)):
             own = float(image_vectors[i] @ new[k])
-            margin = self._margin(matrix[i], i, own, reference_columns(texts, i, text))
+            margin = self._margin(matrix[i], own, reference_columns(texts, i, text))
             out.append(self._judge(own, margin, itm[k]))
         return out
 
