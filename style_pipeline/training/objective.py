@@ -117,6 +117,7 @@ def compute_loss(
         model_pred = models.predict_noise(
             noisy_latents, timesteps, encoder_hidden_states, return_dict=False, **extra
         )[0]
+    loss = F.mse_loss(model_pred.float(), target.float(), reduction="none")
     if config.snr_gamma is None:
         return reduce_loss(loss, batch, config)
     from diffusers.training_utils import compute_snr
