@@ -13,7 +13,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from style_pipeline.contracts import (
+    caption_checks,
     captioning,
+    captioning_vlm,
     characters,
     curation,
     ingest,
@@ -50,6 +52,8 @@ def _public_models() -> list[type[BaseModel]]:
         models,
         curation,
         captioning,
+        captioning_vlm,
+        caption_checks,
         training,
         serving,
         themes,
