@@ -39,6 +39,7 @@ def _entries(catalog: bool = False):
         preset.pretrained,
         preset.model_family,
         caption.vlm if caption.backend == "vlm" else None,
+        caption.check.itm_model if caption.check.use_itm != "off" else None,
     )
     if catalog:  # the configured VLM (named vlm when not a known one), then the known ones
         for entry in [vlm_entry(caption.vlm), *vlm_catalog(caption.vlm.hf_cache_dir)]:
@@ -67,7 +68,7 @@ def list_models() -> None:
 @models_app.command("pull")
 def pull_models(
     name: str | None = typer.Argument(
-        None, help="clip, blip, diffusion, or a VLM captioner: florence2, qwen2-vl, blip2"
+        None, help="clip, blip, blip-itm, diffusion, or a VLM captioner: florence2, qwen2-vl, blip2"
     ),
     all_: bool = typer.Option(False, "--all", help="pull every model the pipeline uses"),
 ) -> None:

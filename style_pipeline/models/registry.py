@@ -93,6 +93,12 @@ def blip_entry(config: BlipModelConfig) -> ModelEntry:
     return ModelEntry("blip", "transformers", config.pretrained, config.hf_cache_dir, local)
 
 
+def itm_entry(config: BlipModelConfig) -> ModelEntry:
+    """BLIP image-text matching, the caption check's second opinion (``check.itm_model``)."""
+    local = config.pretrained if _looks_like_path(config.pretrained) else None
+    return ModelEntry("blip-itm", "transformers", config.pretrained, config.hf_cache_dir, local)
+
+
 def diffusion_entry(pretrained: str, family: ModelFamily = "sd") -> ModelEntry:
     del family  # the same rules pull SD and SDXL pipelines
     local = pretrained if _looks_like_path(pretrained) else None
@@ -119,11 +125,15 @@ def registry(
     diffusion_pretrained: str,
     family: ModelFamily = "sd",
     vlm: VlmCaptionConfig | None = None,
+    itm: BlipModelConfig | None = None,
 ) -> list[ModelEntry]:
-    """The entries of the configured pipeline, in pipeline order (the VLM when given)."""
+    """The entries of the configured pipeline, in pipeline order (the VLM and the caption
+    check's ITM model when given)."""
     entries = [clip_entry(clip), blip_entry(blip)]
     if vlm is not None:
         entries.append(vlm_entry(vlm))
+    if itm is not None:
+        entries.append(itm_entry(itm))
     return [*entries, diffusion_entry(diffusion_pretrained, family)]
 
 

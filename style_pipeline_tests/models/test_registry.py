@@ -221,6 +221,7 @@ def _models_in(tmp_path, monkeypatch) -> None:
         "CURATION__CLIP__HF_CACHE_DIR": str(tmp_path / "hub"),
         "CURATION__CLIP__CACHE_DIR": str(tmp_path / "models"),
         "TRAINING__PRESET": "tiny",
+        "CAPTIONING__CAPTION__CHECK__USE_ITM": "off",
     }.items():
         monkeypatch.setenv(f"STYLE_PIPELINE_{key}", value)
 
@@ -267,3 +268,17 @@ def test_cli_pull_all_fetches_every_model_then_lists_them_cached(hub, tmp_path, 
     names = [row.split("│")[1].strip() for row in rows if row.split("│")[1].strip()]
     assert names == ["clip", "blip", "diffusion"], listed.output
     assert all(" yes " in row for row in rows if row.split("│")[1].strip()), listed.output
+
+
+def test_cli_lists_the_caption_checks_itm_model_unless_itm_is_off(hub, tmp_path, monkeypatch):
+    from style_pipeline.cli import app
+
+    _models_in(tmp_path, monkeypatch)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "default-hub"))
+    runner = CliRunner()
+    without = runner.invoke(app, ["models", "list"], env={"COLUMNS": "250"})
+    assert without.exit_code == 0 and "blip-itm" not in without.output, without.output
+    monkeypatch.setenv("STYLE_PIPELINE_CAPTIONING__CAPTION__CHECK__USE_ITM", "auto")
+    listed = runner.invoke(app, ["models", "list"], env={"COLUMNS": "250"})
+    assert listed.exit_code == 0, listed.output
+    assert "blip-itm" in listed.output and "Salesforce/blip-itm-base-coco" in listed.output
