@@ -62,7 +62,9 @@ def evaluate_lora(
         lora_dir = Path(tmp)
         weights = store.read_bytes(layout.lora_version_file(lora.version, WEIGHT_NAME))
         (lora_dir / WEIGHT_NAME).write_bytes(weights)
-        samples = generate_samples(pipe, lora_dir, config)
+        # FLUX's T5 reads as many tokens as it was trained with (the pipeline's 512 else).
+        max_length = lora.config.get("max_sequence_length") if lora.family == "flux" else None
+        samples = generate_samples(pipe, lora_dir, config, max_length)
     kept = curated.filter(pl.col("keep")).sort("frame_id").head(settings.reference_images)
     with store.local_copies(kept["path"].to_list()) as local:
         reference = [_rgb(local[p]) for p in kept["path"]]
