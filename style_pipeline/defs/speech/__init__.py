@@ -1,0 +1,1 @@
+"""Assets of the speech group: audio, transcripts, chat_events."""

@@ -1,0 +1,1 @@
+"""The LLM side: SFT dataset building, adapter training with TRL + PEFT, evaluation."""
