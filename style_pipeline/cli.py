@@ -16,6 +16,7 @@ from style_pipeline.cli_jobs import jobs_app
 from style_pipeline.cli_lora import lora_app
 from style_pipeline.cli_models import models_app
 from style_pipeline.cli_serve import serve
+from style_pipeline.cli_sql import sql
 from style_pipeline.media.dropfolder import scan_drop
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -323,6 +324,7 @@ def _print_run(summary) -> None:
 
 
 app.command()(serve)
+app.command()(sql)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
