@@ -22,6 +22,7 @@ from pydantic import field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from style_pipeline.contracts.alignment import AlignmentSettings, SftSettings
 from style_pipeline.contracts.captioning import CaptioningSettings
 from style_pipeline.contracts.characters import CharacterSettings
 from style_pipeline.contracts.curation import CurationSettings
@@ -64,6 +65,8 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     characters: CharacterSettings = CharacterSettings()
     models: ModelsSettings = ModelsSettings()
+    alignment: AlignmentSettings = AlignmentSettings()
+    sft: SftSettings = SftSettings()
 
     @field_validator("drop", "storage")
     @classmethod
