@@ -21,6 +21,8 @@ OWNERSHIP: dict[str, Ownership] = {
     "curation": Ownership(owners=("team:curation",), domain="curation"),
     "captioning": Ownership(owners=("team:ml-training",), domain="ml"),
     "training": Ownership(owners=("team:ml-training",), domain="ml"),
+    "speech": Ownership(owners=("team:speech",), domain="speech"),
+    "llm": Ownership(owners=("team:ml-training",), domain="ml"),
 }
 
 
