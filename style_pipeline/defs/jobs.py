@@ -18,6 +18,13 @@ ARRIVAL_SELECTION = dg.AssetSelection.groups("ingest", "curation")
 # promotion (promoted_lora is in the training group; metrics' blocking checks gate it).
 NIGHTLY_SELECTION = dg.AssetSelection.groups("captioning", "training")
 
+# What the nightly LLM schedule runs for yesterday: the speech group (audio, Whisper
+# transcripts, chat events), then the llm group (aligned pairs, SFT dataset, adapter,
+# evaluation, promotion; llm_eval's blocking check gates promoted_llm_adapter). Speech runs
+# here rather than on arrival for the reason captions do: Whisper wants the GPU, and the
+# day's chat logs and videos are all in by then.
+NIGHTLY_LLM_SELECTION = dg.AssetSelection.groups("speech", "llm")
+
 ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=ARRIVAL_SELECTION,
@@ -27,6 +34,14 @@ nightly_training_job = dg.define_asset_job(
     "nightly_training_job",
     selection=NIGHTLY_SELECTION,
     description="A day's captions, LoRA, evaluation and promotion (what nightly_training runs).",
+    tags=DOCKER_GPU_RUN_TAGS,  # TaggedDockerRunLauncher: the run container gets the GPUs
+)
+
+nightly_llm_job = dg.define_asset_job(
+    "nightly_llm_job",
+    selection=NIGHTLY_LLM_SELECTION,
+    description="A day's audio, transcripts, chat events, aligned pairs, SFT dataset, LLM "
+    "adapter, evaluation and promotion (what nightly_llm runs).",
     tags=DOCKER_GPU_RUN_TAGS,  # TaggedDockerRunLauncher: the run container gets the GPUs
 )
 
@@ -54,6 +69,20 @@ training_job = dg.define_asset_job(
     tags=DOCKER_GPU_RUN_TAGS,  # TaggedDockerRunLauncher: the run container gets the GPUs
 )
 
+speech_job = dg.define_asset_job(
+    "speech_job",
+    selection=dg.AssetSelection.groups("speech"),
+    description="The speech group alone: audio, transcripts and chat events of a day.",
+    tags=DOCKER_GPU_RUN_TAGS,  # Whisper: the run container gets the GPUs
+)
+llm_job = dg.define_asset_job(
+    "llm_job",
+    selection=dg.AssetSelection.groups("llm"),
+    description="The llm group alone: aligned pairs, SFT dataset, adapter, evaluation, "
+    "promotion, on the day's stored transcripts and chat events.",
+    tags=DOCKER_GPU_RUN_TAGS,  # TaggedDockerRunLauncher: the run container gets the GPUs
+)
+
 ALL_JOBS = (
     ingest_job,
     nightly_training_job,
@@ -61,4 +90,7 @@ ALL_JOBS = (
     curation_job,
     captioning_job,
     training_job,
+    nightly_llm_job,
+    speech_job,
+    llm_job,
 )

@@ -4,10 +4,17 @@ from style_pipeline.defs.jobs import ALL_JOBS
 from style_pipeline.defs.placement import DOCKER_CONTAINER_CONTEXT_TAG, DOCKER_GPU_RUN_TAGS
 from style_pipeline.docker_launcher import tagged_container_context
 
-GPU_JOBS = {"nightly_training_job", "captioning_job", "training_job"}
+GPU_JOBS = {
+    "nightly_training_job",
+    "captioning_job",
+    "training_job",
+    "nightly_llm_job",
+    "speech_job",
+    "llm_job",
+}
 
 
-def test_only_the_caption_and_training_jobs_ask_for_gpus():
+def test_only_the_caption_speech_and_training_jobs_ask_for_gpus():
     tagged = {job.name for job in ALL_JOBS if DOCKER_CONTAINER_CONTEXT_TAG in (job.tags or {})}
     assert tagged == GPU_JOBS
     for job in ALL_JOBS:
