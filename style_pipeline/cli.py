@@ -98,13 +98,20 @@ def demo(
                 face_photos=3,
                 characters_dir=references,
             )
+        files = 1 + len(samples.photos) + len(samples.faces) + (samples.chat_log is not None)
         console.print(
-            f"generated {1 + len(samples.photos) + len(samples.faces)} sample files and one "
-            f"bad file in {drop} (video cuts at "
+            f"generated {files} sample files and one bad file in {drop} (video cuts at "
             f"{', '.join(f'{t:.1f}s' for t in samples.cut_times)})"
         )
         if samples.character is not None:
             console.print(f"reference character for the characters asset: {samples.character}")
+        if samples.talk is not None and samples.chat_log is not None:
+            console.print(
+                f"the video speaks {len(samples.talk.speech)} answers (espeak-ng) to questions "
+                f"in its chat log {samples.chat_log.name}"
+            )
+        if samples.speech_note:
+            console.print(f"[yellow]{samples.speech_note}")
     dates = sorted({e.arrival_date.isoformat() for e in scan_drop(drop)})
     partition = _today() if _today() in dates or not dates else dates[-1]
     if partition != _today():
@@ -116,6 +123,7 @@ def demo(
     _print_characters(settings.storage_root(), partition)
     console.print(f"\nstorage root : {settings.storage_root()}")
     console.print(f"DAGSTER_HOME : {home}")
+    console.print('query tables : style-pipeline sql "select * from raw_media" (--tables: all)')
     console.print(f"open the UI  : DAGSTER_HOME={home} dagster dev -w workspace.yaml (or make dev)")
     base = settings.serving.base_url()
     console.print(

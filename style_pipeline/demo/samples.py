@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from style_pipeline.demo.faces import make_demo_character, make_face_photos
+from style_pipeline.demo.speech import TalkPlan, add_speech, espeak_binary, write_chat_log
 from style_pipeline.demo.textures import expose as _expose
 from style_pipeline.demo.textures import fractal as _fractal
 from style_pipeline.demo.textures import ink as _ink
@@ -48,7 +49,8 @@ _STDERR_TAIL = 2000
 @dataclass(frozen=True)
 class SampleSet:
     """What ``populate_drop`` wrote: one cut video, photos and one corrupt file; with
-    ``face_photos``, photos of real faces, and the reference character it wrote."""
+    ``face_photos``, photos of real faces, and the reference character it wrote; with
+    speech, the video's spoken answers and its chat log (``demo.speech``)."""
 
     video: Path
     cut_times: list[float]
@@ -56,6 +58,9 @@ class SampleSet:
     bad: Path
     faces: list[Path] = field(default_factory=list)
     character: Path | None = None  # the demo's reference folder, when it was written
+    chat_log: Path | None = None  # <video stem>.chat.log, when the video has speech
+    talk: TalkPlan | None = None  # the chat messages and spoken answers, video clock
+    speech_note: str | None = None  # why the video has no speech (espeak-ng missing)
 
 
 _KR, _KB = 0.2126, 0.0722  # BT.709
@@ -325,12 +330,16 @@ def populate_drop(
     n_photos: int = 4,
     face_photos: int = 0,
     characters_dir: str | Path | None = None,
+    speech: bool = True,
 ) -> SampleSet:
     """Fill ``drop_dir`` with one cut video, ``n_photos`` photos and one corrupt file.
 
     ``face_photos``: that many augmented photos of each real person of ``demo.faces``
     (Grace Hopper; the astronaut too with scikit-image); ``characters_dir``: write the demo's
     reference character there (``grace``, trigger word ``grace_sps``) unless it exists.
+    ``speech``: the video gets spoken answers (espeak-ng) to the questions of a chat log
+    written beside it (``demo_cuts.chat.log``); without espeak-ng, neither (the note says
+    why).
     """
     if video_seconds < 1:
         raise ValueError(f"video_seconds must be >= 1, got {video_seconds}")
@@ -342,7 +351,20 @@ def populate_drop(
     photos = make_photos(drop, n_photos, seed=seed) if n_photos else []
     faces = make_face_photos(drop, seed=seed, per_person=face_photos) if face_photos else []
     character = make_demo_character(characters_dir) if characters_dir is not None else None
-    return SampleSet(video, cuts, photos, make_bad_file(drop), faces, character)
+    chat_log = talk = note = None
+    if speech:
+        binary = espeak_binary()
+        if binary is None:
+            note = (
+                "espeak-ng is not installed (apt-get install espeak-ng): the sample video "
+                "has no speech and no chat log"
+            )
+        else:
+            talk = add_speech(video, sum(shots), binary)
+            chat_log = write_chat_log(video, talk)
+    return SampleSet(
+        video, cuts, photos, make_bad_file(drop), faces, character, chat_log, talk, note
+    )
 
 
 # Scene-detection clips beyond hard cuts (benchmarks/bench_scenes.py, tests): grayscale
