@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class MediaKind(StrEnum):
     VIDEO = "video"
     IMAGE = "image"
+    CHAT = "chat"  # a chat log dropped with its video (``<video>.chat.<ext>`` or ``chat/``)
     UNKNOWN = "unknown"
 
 
@@ -70,6 +71,12 @@ class RawMediaRecord(BaseModel):
     exif_datetime: str | None = None
     exif_orientation: int | None = None
     exif_has_gps: bool | None = None
+    chat_video: str | None = Field(
+        None, description="chat logs: source name of the video the log belongs to (None: missing)"
+    )
+    chat_video_media_id: str | None = Field(
+        None, description="chat logs: media_id (sha256) of that video"
+    )
 
 
 class FrameRecord(BaseModel):

@@ -30,7 +30,18 @@ from style_pipeline.media.dropfolder import DropEntry, SkippedEntry, confine
 from style_pipeline.media.errors import MediaRejected, without_content
 from style_pipeline.media.ledger import ChecksumLedger
 from style_pipeline.media.probe import probe_image, probe_video
-from style_pipeline.media.sniff import CANONICAL_EXTENSION, MEDIA_EXTENSIONS, classify, read_head
+from style_pipeline.media.sniff import (
+    CANONICAL_EXTENSION,
+    CHAT_SNIFF_BYTES,
+    MEDIA_EXTENSIONS,
+    SNIFF_BYTES,
+    chat_video_stem,
+    classify,
+    describe_head,
+    is_chat_folder_file,
+    read_head,
+    sniff_chat,
+)
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 
@@ -127,6 +138,8 @@ def _check_file(entry: DropEntry, drop_root: Path, limits: IngestSettings, field
         head = read_head(real)
     except OSError as exc:
         raise MediaRejected(RejectReason.UNREADABLE, f"cannot read: {exc}") from exc
+    if chat_video_stem(entry.rel) is not None:
+        return _check_chat(real, fields)
     sniffed = classify(head, fields["extension"])
     fields.update(kind=sniffed.kind, format_name=sniffed.format)
     if sniffed.kind is MediaKind.IMAGE:
@@ -151,6 +164,68 @@ def _check_file(entry: DropEntry, drop_root: Path, limits: IngestSettings, field
             has_audio=video.has_audio,
         )
     return real
+
+
+def _check_chat(real: Path, fields: dict) -> Path:
+    """A chat log (told by its name): UTF-8 text in a chat format we read, not probed."""
+    try:
+        head = read_head(real, CHAT_SNIFF_BYTES)
+    except OSError as exc:
+        raise MediaRejected(RejectReason.UNREADABLE, f"cannot read: {exc}") from exc
+    chat_format = sniff_chat(head, fields["extension"])
+    if chat_format is None:
+        raise MediaRejected(
+            RejectReason.UNSUPPORTED_TYPE,
+            "named like a chat log, but the content is no chat format we read (Twitch IRC "
+            "log, YouTube live-chat JSON lines, JSONL or CSV); content is "
+            + describe_head(head[:SNIFF_BYTES]),
+        )
+    fields.update(kind=MediaKind.CHAT, format_name=chat_format)
+    return real
+
+
+def _video_of_chat(chat: RawMediaRecord, videos: list[RawMediaRecord]) -> RawMediaRecord | None:
+    """The video a chat log belongs to: ``<stem>.<ext>`` beside it, or anywhere for ``chat/``."""
+    stem = chat_video_stem(chat.source_name)
+    here = PurePosixPath(chat.source_name).parent
+    same_stem = [v for v in videos if PurePosixPath(v.source_name).stem == stem]
+    beside = [v for v in same_stem if PurePosixPath(v.source_name).parent == here]
+    if beside or not is_chat_folder_file(chat.source_name):
+        return beside[0] if beside else None
+    near = [v for v in same_stem if PurePosixPath(v.source_name).parent == here.parent]
+    found = near or same_stem
+    return found[0] if found else None
+
+
+def associate_chats(records: list[RawMediaRecord]) -> list[RawMediaRecord]:
+    """Accepted chat logs with the source name and media_id of their video, when it arrived.
+
+    A video counts when accepted or rejected as a duplicate (its media_id is the content's
+    either way); a chat log whose video is not in the partition keeps empty fields
+    (``chat_events`` lists it as ``video_missing``).
+    """
+    videos = sorted(
+        (
+            r
+            for r in records
+            if r.kind is MediaKind.VIDEO
+            and r.media_id
+            and (
+                r.status is MediaStatus.ACCEPTED
+                or r.reject_reason is RejectReason.DUPLICATE_CONTENT
+            )
+        ),
+        key=lambda r: r.source_name,
+    )
+    out = []
+    for record in records:
+        if record.kind is MediaKind.CHAT and record.status is MediaStatus.ACCEPTED:
+            video = _video_of_chat(record, videos)
+            if video is not None:
+                update = {"chat_video": video.source_name, "chat_video_media_id": video.media_id}
+                record = record.model_copy(update=update)
+        out.append(record)
+    return out
 
 
 def _record(fields: dict, **extra) -> RawMediaRecord:
@@ -216,7 +291,10 @@ def _ingest_one(
             detail = f"same content was accepted on {on.isoformat()} as {name!r}"
             dup = f"{on.isoformat()}:{name}"
             return _rejected(fields, RejectReason.DUPLICATE_CONTENT, detail, duplicate_of=dup)
-        key = object_key(sha, fields["extension"], fields["format_name"])
+        if fields["kind"] is MediaKind.CHAT:  # keeps its own extension (.log, .json, ...)
+            key = layout.raw_object_key(sha, fields["extension"])
+        else:
+            key = object_key(sha, fields["extension"], fields["format_name"])
         store.put_immutable(real, key)
         record = _record(fields, status=MediaStatus.ACCEPTED, object_path=key)
         ledger.record(
@@ -274,4 +352,4 @@ def ingest_entries(
         for entry in sorted(entries, key=lambda e: e.rel)
     ]
     records += [skipped_record(entry, day) for entry in skipped]
-    return sorted(records, key=lambda r: r.source_name)
+    return sorted(associate_chats(records), key=lambda r: r.source_name)

@@ -9,7 +9,9 @@ file (``EXTENSION_MISMATCH``) from a file type we do not take (``UNSUPPORTED_TYP
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from style_pipeline.contracts.media import MediaKind, RejectReason
 from style_pipeline.media.errors import MediaRejected
@@ -211,3 +213,78 @@ def classify(head: bytes, extension: str) -> Sniffed:
         RejectReason.UNSUPPORTED_TYPE,
         f"not an image or video format we take ({shown}; content is {describe_head(head)})",
     )
+
+
+# Chat logs ---------------------------------------------------------------------------------
+# Text has no magic bytes: a chat log is told by its name (``<video stem>.chat.<ext>`` or
+# yt-dlp's ``<video stem>.live_chat.json`` next to the video, or any file under a ``chat/``
+# folder), then its head must be UTF-8 text in one of the formats ``speech.chat_formats``
+# reads.
+
+CHAT_EXTENSIONS = frozenset({".log", ".txt", ".irc", ".json", ".jsonl", ".ndjson", ".csv"})
+CHAT_FOLDER = "chat"
+CHAT_SNIFF_BYTES = 8192  # a YouTube replay line is 1-3 KB
+_CHAT_MARKERS = (".chat", ".live_chat")
+_YOUTUBE_KEYS = ('"replayChatItemAction"', '"addChatItemAction"', '"liveChatTextMessageRenderer"')
+_BRACKETED_LOG = re.compile(r"^\[[0-9:\-+ TZUCa-z.]{4,40}\]\s+\S")
+_RAW_IRC = re.compile(r"^(@\S+ )?:\S+ [A-Z0-9]+ ")
+
+
+def chat_video_stem(rel: str) -> str | None:
+    """The stem of the video a chat log at ``rel`` belongs to; None: not a chat log by name.
+
+    ``a/show.chat.log`` and ``a/show.live_chat.json`` belong to ``a/show.<video ext>``;
+    ``chat/show.jsonl`` (and ``chat/show.chat.jsonl``) to a video ``show.<ext>`` anywhere.
+    """
+    path = PurePosixPath(rel)
+    if path.suffix.lower() not in CHAT_EXTENSIONS:
+        return None
+    stem = path.stem
+    for marker in _CHAT_MARKERS:
+        if stem.lower().endswith(marker) and len(stem) > len(marker):
+            return stem[: -len(marker)]
+    if len(path.parts) > 1 and path.parts[-2].lower() == CHAT_FOLDER:
+        return stem
+    return None
+
+
+def is_chat_folder_file(rel: str) -> bool:
+    """A chat log under a ``chat/`` folder (its video may sit anywhere in the drop)."""
+    parts = PurePosixPath(rel).parts
+    return len(parts) > 1 and parts[-2].lower() == CHAT_FOLDER
+
+
+def chat_text(head: bytes) -> str | None:
+    """``head`` as text (BOM dropped, a multi-byte character cut at the end tolerated)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:
+            return None
+        text = head[: exc.start].decode("utf-8")
+    text = text.lstrip("\ufeff")
+    if "\x00" in text:
+        return None
+    return text
+
+
+def sniff_chat(head: bytes, extension: str) -> str | None:
+    """The ``ChatFormat`` value of a chat log's head; None: no chat format we read."""
+    text = chat_text(head)
+    if text is None:
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()][:20]
+    if not lines:
+        return None
+    if any(key in text for key in _YOUTUBE_KEYS):
+        return "youtube_live_chat"
+    if extension.lower() == ".csv":
+        return "generic_csv"
+    for line in lines:
+        if line.startswith("# Start logging") or _BRACKETED_LOG.match(line):
+            return "twitch_irc"
+        if _RAW_IRC.match(line) and " PRIVMSG " in text:
+            return "twitch_irc"
+    if lines[0].startswith("{"):
+        return "generic_jsonl"
+    return None
