@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from style_pipeline.contracts.alignment import AlignmentSettings, SftSettings
 from style_pipeline.contracts.captioning import CaptioningSettings
 from style_pipeline.contracts.characters import CharacterSettings
+from style_pipeline.contracts.chat import ChatSettings
 from style_pipeline.contracts.curation import CurationSettings
 from style_pipeline.contracts.ingest import FrameSettings, IngestSettings, SensorSettings
 from style_pipeline.contracts.models import ModelsSettings
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     characters: CharacterSettings = CharacterSettings()
     models: ModelsSettings = ModelsSettings()
+    chat: ChatSettings = ChatSettings()
     alignment: AlignmentSettings = AlignmentSettings()
     sft: SftSettings = SftSettings()
 

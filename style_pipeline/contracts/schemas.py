@@ -17,6 +17,7 @@ from style_pipeline.contracts import (
     captioning,
     captioning_vlm,
     characters,
+    chat,
     curation,
     ingest,
     media,
@@ -61,6 +62,7 @@ def _public_models() -> list[type[BaseModel]]:
         retention,
         characters,
         remote_training,
+        chat,
     ):
         for name in sorted(vars(module)):
             value = getattr(module, name)
