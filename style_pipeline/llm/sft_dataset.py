@@ -68,7 +68,11 @@ def _is_spam(text: str, cfg: SftSettings) -> bool:
 
 def detect_language(text: str) -> str | None:
     """langdetect's best guess, seeded (deterministic); None when it cannot tell."""
-    from langdetect import DetectorFactory, LangDetectException, detect
+    from langdetect import (  # type: ignore[import-untyped]
+        DetectorFactory,
+        LangDetectException,
+        detect,
+    )
 
     DetectorFactory.seed = 0
     try:
@@ -116,7 +120,7 @@ def _shingles(text: str, k: int) -> set[bytes]:
 
 def build_rows(pairs: Sequence[Pair], cfg: SftSettings) -> list[SftRecord]:
     """One ``SftRecord`` per pair, in a stable order (media_id, pair_id): kept or why not."""
-    from datasketch import MinHash, MinHashLSH
+    from datasketch import MinHash, MinHashLSH  # type: ignore[import-untyped]
 
     profanity = _profanity_pattern(cfg.profanity)
     lsh = MinHashLSH(threshold=cfg.near_dup_threshold, num_perm=cfg.minhash_perm)

@@ -223,8 +223,7 @@ def align(
             q = 1.0 if is_question(msg.text) else 0.0
             total = w.time * t + w.lexical * lex + w.cue * cue + w.question * q
             total += w.embedding * emb if use_embedding else 0.0
-            parts = Parts(t, lex, emb, cue, q, total / total_weight)
-            rows.append((parts, i))
+            rows.append((Parts(t, lex, emb, cue, q, total / total_weight), i))
         rows.sort(key=lambda r: (-r[0].score, -msgs[r[1]].ts_ms))
         scored.append(rows)
 
@@ -254,23 +253,25 @@ def align(
         if not free:
             reasons[k] = "chat_already_paired"
             continue
-        parts, i = free[0]
+        best, i = free[0]
         joined = _join(msgs, i, seg, cfg, claimed)
         claimed.update((seg.media_id, j) for j in joined)
-        chosen[k] = (parts, joined)
+        chosen[k] = (best, joined)
 
     records = []
     facts = AlignFacts(segments=len(segments), messages=len(chat), embedded_texts=len(vectors))
     for k, seg in enumerate(segments):
         msgs = by_media.get(seg.media_id, [])
         facts.candidates += len(scored[k])
+        parts: Parts | None = None
         if k in chosen:
             parts, idx = chosen[k]
             status, reason = "accepted", ""
         else:
             reason = reasons[k] or "no_chat_in_window"
             status = "rejected"
-            parts, idx = (scored[k][0][0], [scored[k][0][1]]) if scored[k] else (None, [])
+            idx = [scored[k][0][1]] if scored[k] else []
+            parts = scored[k][0][0] if scored[k] else None
         picked = [msgs[j] for j in idx]
         ids = [m.event_id for m in picked]
         records.append(
