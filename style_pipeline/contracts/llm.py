@@ -37,7 +37,7 @@ class LlmTrainingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rank: int = Field(8, ge=1, le=1024)
-    alpha: float = Field(16.0, gt=0)
+    alpha: int = Field(16, ge=1, description="LoRA alpha (scale alpha / rank)")
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     learning_rate: float = Field(2e-4, gt=0)

@@ -113,7 +113,13 @@ def train_adapter(
     """
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        PrinterCallback,
+        TrainerCallback,
+        set_seed,
+    )
     from trl import SFTTrainer
 
     rows = [row for row in map(prompt_completion, examples) if row is not None]
@@ -154,8 +160,10 @@ def train_adapter(
         peft_config=lora,
         callbacks=[_Losses()],
     )
+    trainer.remove_callback(PrinterCallback)  # steps reach ``on_step``, not stdout
     trainer.train()
-    trainer.model.save_pretrained(str(out_dir), safe_serialization=True)
+    trained: Any = trainer.model  # the PeftModel SFTTrainer wrapped around the base model
+    trained.save_pretrained(str(out_dir), safe_serialization=True)
     (out_dir / "README.md").unlink(missing_ok=True)  # PEFT's model card stub
     _set_base_model(out_dir / ADAPTER_CONFIG, base_model_id)
     if work.exists():

@@ -16,7 +16,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -29,7 +29,7 @@ from style_pipeline.models.profiles import (
     resolve_profile,
 )
 from style_pipeline.models.registry import hub_snapshot
-from style_pipeline.models.vlm_tiny import _unprintable, train_bpe
+from style_pipeline.models.vlm_tiny import _token_id, _unprintable, train_bpe
 from style_pipeline.paths import resolve_local
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,13 @@ def build_tiny_causal_lm(out_dir: Path, arch: TinyCausalLmArch) -> Path:
     if arch.hidden % arch.heads:
         raise ValueError(f"llm.tiny: hidden {arch.hidden} is not a multiple of heads {arch.heads}")
     vocab, merges = train_bpe(_WORDS.split(), SPECIALS, arch.vocab_size)
-    tok = Qwen2Tokenizer(vocab=vocab, merges=merges, padding_side="right")
+    tok = Qwen2Tokenizer(vocab=vocab, merges=cast(Any, merges), padding_side="right")
     tok.add_special_tokens({"additional_special_tokens": SPECIALS[1:]})
     tok.eos_token = "<|im_end|>"
     tok.pad_token = "<|endoftext|>"
     tok.chat_template = CHATML_TEMPLATE
     tok.model_max_length = arch.max_positions
-    eos, pad = tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")
+    eos, pad = _token_id(tok, "<|im_end|>"), _token_id(tok, "<|endoftext|>")
     config = LlamaConfig(
         vocab_size=len(tok), hidden_size=arch.hidden, intermediate_size=2 * arch.hidden,
         num_hidden_layers=arch.layers, num_attention_heads=arch.heads, num_key_value_heads=1,

@@ -395,3 +395,39 @@ def report_of(key: str) -> tuple[str, str] | None:
     """(asset, day) of a ``report_key`` (None: not one)."""
     match = _REPORT.match(key)
     return (match.group(1), match.group(2)) if match else None
+
+# LLM adapter side (llm_adapter, llm_eval, promoted_llm_adapter): adapter versions are
+# ``llm_adapter/<YYYY-MM-DD>.<NNN>/`` beside the day documents ``llm_adapter/<day>.json``.
+LLM_ADAPTER = "llm_adapter"
+LLM_EVAL = "llm_eval"
+PROMOTED_LLM_ADAPTER = "promoted_llm_adapter"
+SFT_DATASET_ASSET = "sft_dataset"
+_LLM_VERSION = re.compile(rf"^{_DAY}\.\d{{3,}}$")
+
+
+def llm_adapter_dir(version: str) -> str:
+    """The folder of one published LLM adapter version."""
+    if not _LLM_VERSION.match(version):
+        raise ValueError(f"not an adapter version <YYYY-MM-DD>.<NNN>: {version!r}")
+    return f"{LLM_ADAPTER}/{version}"
+
+
+def llm_adapter_file(version: str, name: str) -> str:
+    """A file of one published LLM adapter version."""
+    return f"{llm_adapter_dir(version)}/{name}"
+
+
+def llm_adapter_version_of(key: str) -> str | None:
+    """The version of a key listed under ``llm_adapter/`` (None: a day document or other)."""
+    part = _first_part_under(key, LLM_ADAPTER)
+    return part if _LLM_VERSION.match(part) else None
+
+
+def live_llm_adapter_key() -> str:
+    """The ``LiveLlmAdapter`` document: the live adapter version and its history."""
+    return f"{PROMOTED_LLM_ADAPTER}/live.json"
+
+
+def sft_split_file(partition: str, split: str) -> str:
+    """Default key of an ``sft_dataset`` split's chat JSONL (when its document names none)."""
+    return f"{partition_dir(SFT_DATASET_ASSET, partition)}/{split}.jsonl"
