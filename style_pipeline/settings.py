@@ -32,6 +32,7 @@ from style_pipeline.contracts.models import ModelsSettings
 from style_pipeline.contracts.orchestration import ExecutorSettings, PictureSettings
 from style_pipeline.contracts.retention import RetentionSettings
 from style_pipeline.contracts.serving import ServingSettings
+from style_pipeline.contracts.speech import SpeechSettings
 from style_pipeline.contracts.training import TrainingSettings
 from style_pipeline.paths import PROJECT_ROOT, resolve_local, resolve_root
 
@@ -66,6 +67,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     characters: CharacterSettings = CharacterSettings()
     models: ModelsSettings = ModelsSettings()
+    speech: SpeechSettings = SpeechSettings()
     chat: ChatSettings = ChatSettings()
     alignment: AlignmentSettings = AlignmentSettings()
     sft: SftSettings = SftSettings()

@@ -26,6 +26,7 @@ from style_pipeline.contracts import (
     remote_training,
     retention,
     serving,
+    speech,
     themes,
     training,
 )
@@ -63,6 +64,7 @@ def _public_models() -> list[type[BaseModel]]:
         characters,
         remote_training,
         chat,
+        speech,
     ):
         for name in sorted(vars(module)):
             value = getattr(module, name)

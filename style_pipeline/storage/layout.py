@@ -431,3 +431,36 @@ def live_llm_adapter_key() -> str:
 def sft_split_file(partition: str, split: str) -> str:
     """Default key of an ``sft_dataset`` split's chat JSONL (when its document names none)."""
     return f"{partition_dir(SFT_DATASET_ASSET, partition)}/{split}.jsonl"
+
+
+# Speech side (audio, transcripts): the FLACs are content-addressed by their own sha256;
+# the caches are keyed by a derivation key (sha256 of the input and the config fingerprint).
+AUDIO = "audio"
+TRANSCRIPTS = "transcripts"
+AUDIO_OBJECTS = f"{AUDIO}/objects"
+AUDIO_CACHE = f"{AUDIO}/cache"
+TRANSCRIPT_CACHE = f"{TRANSCRIPTS}/cache"
+
+
+def _sha256_hex(value: str, what: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise ValueError(f"not a sha256 hex digest ({what}): {value!r}")
+    return value
+
+
+def audio_object_key(sha256: str) -> str:
+    """A 16 kHz mono FLAC, named by the sha256 of its bytes."""
+    _sha256_hex(sha256, "audio")
+    return f"{AUDIO_OBJECTS}/{sha256[:2]}/{sha256}.flac"
+
+
+def audio_cache_key(derivation: str) -> str:
+    """The ``audio`` row derived from one video under one audio config (JSON)."""
+    _sha256_hex(derivation, "audio derivation")
+    return f"{AUDIO_CACHE}/{derivation[:2]}/{derivation}.json"
+
+
+def transcript_cache_key(derivation: str) -> str:
+    """The segments of one FLAC under one model and transcription config (JSON)."""
+    _sha256_hex(derivation, "transcript derivation")
+    return f"{TRANSCRIPT_CACHE}/{derivation[:2]}/{derivation}.json"
