@@ -433,6 +433,20 @@ def sft_split_file(partition: str, split: str) -> str:
     return f"{partition_dir(SFT_DATASET_ASSET, partition)}/{split}.jsonl"
 
 
+# Alignment and SFT (aligned_pairs, sft_dataset): the day's SFT files live in
+# ``sft_dataset/<day>/`` (train/val/test.jsonl, rows.parquet, manifest.json).
+ALIGNED_PAIRS = "aligned_pairs"
+SFT_FILES = ("train", "val", "test", "rows", "manifest")
+
+
+def sft_file_key(partition: str, name: str) -> str:
+    """A file of the day's SFT dataset: a split's JSONL, ``rows`` (parquet) or ``manifest``."""
+    suffix = {"rows": ".parquet", "manifest": ".json"}.get(name, ".jsonl")
+    if name not in SFT_FILES:
+        raise ValueError(f"not an sft_dataset file: {name!r} (one of {SFT_FILES})")
+    return f"{partition_dir(SFT_DATASET_ASSET, partition)}/{name}{suffix}"
+
+
 # Speech side (audio, transcripts): the FLACs are content-addressed by their own sha256;
 # the caches are keyed by a derivation key (sha256 of the input and the config fingerprint).
 AUDIO = "audio"
