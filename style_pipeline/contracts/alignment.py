@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -20,9 +21,25 @@ from style_pipeline.contracts.models import DevicePreference, Profile
 from style_pipeline.paths import DEFAULT_MODEL_DIR, resolve_local
 
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
-PairStatus = Literal["accepted", "rejected"]
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
+
+
+class PairStatus(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class SftStatus(StrEnum):
+    KEPT = "kept"
+    REJECTED = "rejected"
+
+
+class SplitName(StrEnum):
+    TRAIN = "train"
+    VAL = "val"
+    TEST = "test"
+
 
 # Reason codes of ``aligned_pairs`` (one per rejected row; '' when accepted).
 PAIR_REASONS = (
@@ -102,7 +119,7 @@ class ScoreWeights(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     time: float = Field(0.25, ge=0, description="closeness of the message to the segment start")
-    lexical: float = Field(0.35, ge=0, description="share of the message's words the answer repeats")
+    lexical: float = Field(0.35, ge=0, description="message words the answer repeats")
     embedding: float = Field(0.2, ge=0, description="sentence encoder cosine (0 skips the model)")
     cue: float = Field(0.1, ge=0, description="the speaker addresses chat (alignment.cues)")
     question: float = Field(0.1, ge=0, description="the message is a question")
@@ -236,10 +253,10 @@ class SftRecord(BaseModel):
 
     pair_id: str
     media_id: str
-    split: Split
+    split: SplitName
     prompt: str
     response: str
-    status: Literal["kept", "rejected"]
+    status: SftStatus
     reason: str = Field("", description="an SFT_REASONS code when rejected")
     duplicate_of: str | None = Field(None, description="pair_id of the kept row (duplicates)")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from style_pipeline.contracts import (
+    alignment,
     caption_checks,
     captioning,
     captioning_vlm,
@@ -63,6 +64,7 @@ def _public_models() -> list[type[BaseModel]]:
         retention,
         characters,
         remote_training,
+        alignment,
         chat,
         speech,
     ):

@@ -1,0 +1,126 @@
+"""aligned_pairs and sft_dataset: stages on hand-built upstream tables, and the assets
+materialized into a temp store (exact keys, the files, the checks)."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from style_pipeline.contracts.alignment import AlignmentSettings, SftSettings
+from style_pipeline.stages.aligned_pairs import align_partition
+from style_pipeline.stages.sft_dataset import build_sft_dataset
+from style_pipeline.storage.store import Store
+from style_pipeline_tests.llm.stream_sample import CHAT, SPEECH, TRUTH, VIDEO
+
+DAY = "2026-01-05"
+OTHER_VIDEOS = [f"{n:x}" * 64 for n in range(1, 7)]  # six more videos: splits get filled
+
+
+def transcripts_table() -> pl.DataFrame:
+    rows = [
+        {"media_id": media, "segment_id": f"{media[:4]}-{sid}", "start_ms": start * 1000,
+         "end_ms": end * 1000, "text": text, "language": "en", "avg_logprob": -0.3,
+         "no_speech_prob": 0.05, "status": "ok"}
+        for media in [VIDEO, *OTHER_VIDEOS]
+        for sid, start, end, text in SPEECH
+    ]  # fmt: skip
+    rows.append({**rows[0], "segment_id": "bad", "text": "", "status": "rejected"})
+    return pl.DataFrame(rows)
+
+
+def chat_table() -> pl.DataFrame:
+    rows = [
+        {"event_id": f"{media[:4]}-{eid}", "media_id": media, "ts_ms": ts * 1000,
+         "user_hash": user, "text": text, "source": "generic", "raw_id": eid,
+         "status": "accepted"}
+        for media in [VIDEO, *OTHER_VIDEOS]
+        for eid, ts, user, text in CHAT
+    ]  # fmt: skip
+    rows.append({**rows[1], "event_id": "refused", "ts_ms": None, "status": "rejected"})
+    return pl.DataFrame(rows)
+
+
+def test_align_partition_reads_only_usable_rows_and_skips_the_tiny_encoder(tmp_path):
+    cfg = AlignmentSettings(
+        encoder={"profile": "tiny", "cache_dir": str(tmp_path / "models"), "device": "cpu"}
+    )
+    table, facts = align_partition(transcripts_table(), chat_table(), cfg)
+    assert facts.segments == 7 * len(SPEECH) and facts.messages == 7 * len(CHAT)
+    assert facts.embedding == "off (tiny encoder)"
+    assert facts.encoder["encoder_profile_used"] == "tiny"
+    accepted = table.filter(pl.col("status") == "accepted")
+    got = {(r["segment_id"][5:], r["chat_event_ids"][0][5:]) for r in accepted.to_dicts()}
+    assert got <= set(TRUTH.items()) and len(got) >= 5
+    assert accepted.height == 7 * len(got)
+    used, _ = align_partition(
+        transcripts_table(), chat_table(), cfg.model_copy(update={"embedding_with_tiny": True})
+    )
+    assert used["embedding_score"].max() > 0
+
+
+def test_align_partition_on_a_quiet_day():
+    table, facts = align_partition(None, None, AlignmentSettings())
+    assert table.is_empty() and "pair_id" in table.columns and facts.embedding == "not needed"
+
+
+def test_sft_stage_writes_splits_rows_and_manifest(tmp_path):
+    store = Store(str(tmp_path / "store"))
+    pairs, _ = align_partition(
+        transcripts_table(), chat_table(), AlignmentSettings(weights={"embedding": 0.0})
+    )
+    document, facts = build_sft_dataset(pairs, store, DAY, SftSettings())
+    # the same stream in seven videos: the first copy of each pair is kept, the rest are
+    # exact duplicates (the dedup is global: the split cannot leak a pair either)
+    assert facts.kept == pairs.filter(pl.col("status") == "accepted").height // 7
+    assert document.rejected == {"duplicate_exact": facts.rejected}
+    assert set(document.files) == {"train", "val", "test", "rows", "manifest"}
+    assert document.files["train"] == f"sft_dataset/{DAY}/train.jsonl"
+    for name, key in document.files.items():
+        assert store.exists(key), name
+    manifest = json.loads(store.read_bytes(document.files["manifest"]))
+    assert manifest["snapshot_id"] == document.snapshot_id
+    rows = pl.read_parquet(store.local_path(document.files["rows"]))
+    assert rows.height == document.pairs_in
+    again, _ = build_sft_dataset(pairs, store, DAY, SftSettings())
+    assert again.snapshot_id == document.snapshot_id
+
+
+@pytest.fixture
+def upstream():
+    @dg.asset(name="transcripts", partitions_def=_partitions())
+    def transcripts() -> pl.DataFrame:
+        return transcripts_table()
+
+    @dg.asset(name="chat_events", partitions_def=_partitions())
+    def chat_events() -> pl.DataFrame:
+        return chat_table()
+
+    return [transcripts, chat_events]
+
+
+def _partitions():
+    from style_pipeline.defs.partitions import DAILY_PARTITIONS
+
+    return DAILY_PARTITIONS
+
+
+def test_assets_materialize_with_checks(tmp_path, upstream, monkeypatch):
+    from style_pipeline.defs.llm.dataset_assets import aligned_pairs, sft_dataset
+    from style_pipeline.defs.run import load_defs
+
+    monkeypatch.setenv("STYLE_PIPELINE_ALIGNMENT__WEIGHTS__EMBEDDING", "0")
+    resources = load_defs().resources
+    result = dg.materialize(
+        [*upstream, aligned_pairs, sft_dataset], partition_key=DAY, resources=resources
+    )
+    assert result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"rejects_have_reasons": True, "no_split_leakage": True}
+    store = Store(str(tmp_path / "storage"))
+    assert store.exists(f"aligned_pairs/{DAY}.parquet")
+    document = json.loads(store.read_bytes(f"sft_dataset/{DAY}.json"))
+    assert document["prefix"] == f"sft_dataset/{DAY}"
+    assert store.exists(f"sft_dataset/{DAY}/train.jsonl")
