@@ -28,6 +28,7 @@ from style_pipeline.contracts.characters import CharacterSettings
 from style_pipeline.contracts.chat import ChatSettings
 from style_pipeline.contracts.curation import CurationSettings
 from style_pipeline.contracts.ingest import FrameSettings, IngestSettings, SensorSettings
+from style_pipeline.contracts.llm import LlmSettings
 from style_pipeline.contracts.models import ModelsSettings
 from style_pipeline.contracts.orchestration import ExecutorSettings, PictureSettings
 from style_pipeline.contracts.retention import RetentionSettings
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     characters: CharacterSettings = CharacterSettings()
     models: ModelsSettings = ModelsSettings()
+    llm: LlmSettings = LlmSettings()
     speech: SpeechSettings = SpeechSettings()
     chat: ChatSettings = ChatSettings()
     alignment: AlignmentSettings = AlignmentSettings()
