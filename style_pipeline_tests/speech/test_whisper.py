@@ -44,8 +44,12 @@ def test_tiny_whisper_is_rebuilt_identically(tiny, tmp_path):
 
 
 def test_pretrained_missing_offline_raises_and_auto_falls_back(tmp_path):
-    config = WhisperModelConfig(profile="pretrained", pretrained="openai/whisper-none-here",
-                                cache_dir=str(tmp_path), hf_cache_dir=str(tmp_path / "hf"))  # fmt: skip
+    config = WhisperModelConfig(
+        profile="pretrained",
+        pretrained="openai/whisper-none-here",
+        cache_dir=str(tmp_path),
+        hf_cache_dir=str(tmp_path / "hf"),
+    )
     with pytest.raises(PretrainedUnavailable, match="whisper-none-here"):
         load_whisper_pretrained(config)
     with pytest.warns(RuntimeWarning, match="FELL BACK TO TINY"):

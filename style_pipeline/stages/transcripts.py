@@ -1,0 +1,274 @@
+"""The ``transcripts`` stage: every ``ok`` row of ``audio`` through Whisper, one row per segment.
+
+The backend comes from ``speech.transcription.backend`` (``transformers``: the model from
+the pretrained|tiny|auto resolver in ``models/whisper.py``; ``faster_whisper`` when that
+package is installed). Audios are transcribed ``batch_size`` at a time, their windows
+batched together (``speech/transcribe.py``). The segments of one FLAC are cached under
+``layout.transcript_cache_key(derivation)``, the derivation being the sha256 of the FLAC's
+sha256, the model id, the backend and the config that changes the output, so a re-run
+reuses them. An audio whose FLAC is missing or does not decode, or on which the model
+raises, becomes one ``rejected`` row with a reason; the others go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from pydantic import TypeAdapter, ValidationError, create_model
+
+from style_pipeline.contracts.speech import (
+    SAMPLE_RATE,
+    AudioRejectReason,
+    SpeechStatus,
+    TranscriptionSettings,
+    TranscriptRejectReason,
+    TranscriptSegment,
+    WordTiming,
+)
+from style_pipeline.speech.audio import AudioRejected, read_samples
+from style_pipeline.speech.transcribe import (
+    BackendUnavailable,
+    Transcript,
+    faster_whisper_available,
+    transcribe_batch,
+    transcribe_faster_whisper,
+)
+from style_pipeline.storage import layout
+from style_pipeline.storage.store import Store
+from style_pipeline.storage.tables import polars_schema
+
+_log = logging.getLogger(__name__)
+_SEGMENTS = TypeAdapter(list[TranscriptSegment])
+# Fields that do not change a transcript (how work is batched, which package parses it).
+_NOT_IN_KEY = {"batch_size"}
+Transcriber = Callable[[Sequence[np.ndarray]], list[Transcript]]
+
+
+@dataclass
+class TranscriptFacts:
+    """What the ``transcripts`` asset reports besides the table."""
+
+    audios: int = 0
+    transcribed: int = 0
+    cached: int = 0
+    rejected: int = 0
+    segments: int = 0
+    words: int = 0
+    seconds_of_audio: float = 0.0
+    transcribe_seconds: float = 0.0
+    backend: str = ""
+    model: dict[str, str] = field(default_factory=dict)
+    languages: dict[str, int] = field(default_factory=dict)
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def realtime_factor(self) -> float:
+        """Seconds of audio transcribed per second of work (0: nothing transcribed)."""
+        return self.seconds_of_audio / self.transcribe_seconds if self.transcribe_seconds else 0.0
+
+
+def transcript_schema() -> pl.Schema:
+    """The table's schema: the record's columns in order, ``words`` a list of structs."""
+    fields: dict[str, Any] = {
+        name: (f.annotation, None)
+        for name, f in TranscriptSegment.model_fields.items()
+        if name != "words"
+    }
+    flat = create_model("_FlatSegment", **fields)
+    columns = dict(polars_schema(flat))
+    columns["words"] = pl.List(pl.Struct(dict(polars_schema(WordTiming))))
+    return pl.Schema({name: columns[name] for name in TranscriptSegment.model_fields})
+
+
+def transcript_frame(records: Sequence[TranscriptSegment]) -> pl.DataFrame:
+    """Segments -> the typed table (enums as their values)."""
+    rows = [r.model_dump(mode="json") for r in records]
+    return pl.DataFrame(rows, schema=transcript_schema())
+
+
+def empty_transcripts_table() -> pl.DataFrame:
+    return transcript_frame([])
+
+
+def derivation_key(
+    audio_sha256: str, model: str, backend: str, settings: TranscriptionSettings
+) -> str:
+    """sha256 of what a FLAC's segments derive from."""
+    config = settings.model_dump(mode="json", exclude=_NOT_IN_KEY)
+    payload = {"audio": audio_sha256, "model": model, "backend": backend, "config": config}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def segment_id(derivation: str, index: int) -> str:
+    """A segment's content address: its FLAC's derivation key and its position."""
+    return hashlib.sha256(f"{derivation}:{index}".encode()).hexdigest()[:32]
+
+
+def _records(
+    row: dict[str, Any], transcript: Transcript, key: str, model: str, backend: str
+) -> list[TranscriptSegment]:
+    def ms(seconds: float) -> int:
+        return max(0, round(seconds * 1000))
+
+    return [
+        TranscriptSegment(
+            media_id=row["media_id"], segment_id=segment_id(key, i), start_ms=ms(s.start_s),
+            end_ms=max(ms(s.end_s), ms(s.start_s)), text=s.text, language=transcript.language,
+            avg_logprob=s.avg_logprob, no_speech_prob=s.no_speech_prob,
+            words=[WordTiming(word=w.word, start_ms=ms(w.start_s),
+                              end_ms=max(ms(w.end_s), ms(w.start_s)), probability=w.probability)
+                   for w in s.words],
+            model=model, backend=backend, audio_sha256=row["sha256"],
+        )
+        for i, s in enumerate(transcript.segments)
+    ]  # fmt: skip
+
+
+def _rejected(row: dict[str, Any], model: str, backend: str,
+              reason: TranscriptRejectReason, detail: str) -> TranscriptSegment:  # fmt: skip
+    return TranscriptSegment(
+        media_id=row["media_id"], segment_id="", start_ms=0, end_ms=0, text="", language="",
+        model=model, backend=backend, audio_sha256=row.get("sha256"),
+        status=SpeechStatus.REJECTED, reason=reason, detail=detail[:2000],
+    )  # fmt: skip
+
+
+def resolve_backend(settings: TranscriptionSettings) -> str:
+    """``transformers`` or ``faster_whisper`` for the configured backend."""
+    if settings.backend == "auto":
+        return "faster_whisper" if faster_whisper_available() else "transformers"
+    if settings.backend == "faster_whisper" and not faster_whisper_available():
+        raise BackendUnavailable(
+            "speech.transcription.backend is faster_whisper but the faster-whisper package is "
+            "not installed: `pip install faster-whisper`, or set the backend to transformers"
+        )
+    return settings.backend
+
+
+def load_transcriber(
+    settings: TranscriptionSettings,
+) -> tuple[str, str, Transcriber, dict[str, str]]:
+    """(backend, model id, transcriber, model metadata) for the config."""
+    backend = resolve_backend(settings)
+    if backend == "faster_whisper":
+        name = f"faster-whisper:{settings.faster_whisper_model}"
+        return backend, name, lambda audios: transcribe_faster_whisper(audios, settings)[1], {
+            "whisper_model_id": name}  # fmt: skip
+    from style_pipeline.models.whisper import load_whisper
+
+    loaded = load_whisper(settings.model)
+    return backend, loaded.model_id, lambda audios: transcribe_batch(loaded, audios, settings), (
+        loaded.metadata())  # fmt: skip
+
+
+def transcribe_partition(
+    audio: pl.DataFrame,
+    store: Store,
+    settings: TranscriptionSettings,
+    log: Callable[[str], None] | None = None,
+    transcriber: tuple[str, str, Transcriber, dict[str, str]] | None = None,
+) -> tuple[pl.DataFrame, TranscriptFacts]:
+    """The day's ``transcripts`` table from its ``audio`` table, and facts; ``transcriber``
+    (backend, model id, function, metadata) replaces the configured one (tests)."""
+    say = log or _log.info
+    rows = audio.filter(pl.col("status") == SpeechStatus.OK.value).to_dicts()
+    facts = TranscriptFacts(audios=len(rows))
+    if not rows:
+        return empty_transcripts_table(), facts
+    backend, model, transcribe, model_facts = transcriber or load_transcriber(settings)
+    facts.backend, facts.model = backend, model_facts
+    done: dict[int, list[TranscriptSegment]] = {}
+    pending: list[tuple[int, dict[str, Any], str]] = []
+    for i, row in enumerate(rows):
+        key = derivation_key(row["sha256"], model, backend, settings)
+        cached = _cached(store, key)
+        if cached is not None:
+            facts.cached += 1
+            done[i] = [c.model_copy(update={"media_id": row["media_id"]}) for c in cached]
+        else:
+            pending.append((i, row, key))
+    for start in range(0, len(pending), settings.batch_size):
+        group = pending[start : start + settings.batch_size]
+        _transcribe_group(group, store, transcribe, model, backend, facts, done)
+        say(f"transcripts: {min(start + settings.batch_size, len(pending))}/{len(pending)} "
+            f"audios transcribed ({facts.cached} cached)")  # fmt: skip
+    records = [record for i in sorted(done) for record in done[i]]
+    ok = [r for r in records if r.status is SpeechStatus.OK]
+    facts.segments, facts.words = len(ok), sum(len(r.words) for r in ok)
+    facts.rejected = sum(r.status is SpeechStatus.REJECTED for r in records)
+    facts.rejects_by_reason = dict(Counter(r.reason.value for r in records if r.reason))
+    facts.languages = dict(Counter(r.language for r in ok))
+    return transcript_frame(records), facts
+
+
+def _cached(store: Store, key: str) -> list[TranscriptSegment] | None:
+    cache = layout.transcript_cache_key(key)
+    if not store.exists(cache):
+        return None
+    try:
+        return _SEGMENTS.validate_json(store.read_bytes(cache))
+    except ValidationError:
+        _log.warning("unreadable transcript cache entry %s: transcribed again", cache)
+        return None
+
+
+def _transcribe_group(
+    group: list[tuple[int, dict[str, Any], str]],
+    store: Store,
+    transcribe: Transcriber,
+    model: str,
+    backend: str,
+    facts: TranscriptFacts,
+    done: dict[int, list[TranscriptSegment]],
+) -> None:
+    """Transcribe a group of audios together; when the model raises, each alone, so one
+    bad audio is rejected and the others are kept."""
+    readable: list[tuple[int, dict[str, Any], str, np.ndarray]] = []
+    for i, row, key in group:
+        try:
+            readable.append((i, row, key, _samples(store, row)))
+        except AudioRejected as exc:
+            done[i] = [_rejected(row, model, backend, TranscriptRejectReason.AUDIO_UNREADABLE,
+                                 exc.detail)]  # fmt: skip
+    if not readable:
+        return
+    started = time.perf_counter()
+    try:
+        results: list[Transcript | Exception] = list(transcribe([r[3] for r in readable]))
+    except Exception:  # noqa: BLE001 - isolate the audio that fails, keep the others
+        results = []
+        for item in readable:
+            try:
+                results.append(transcribe([item[3]])[0])
+            except Exception as exc:  # noqa: BLE001 - one audio's failure is its reject row
+                results.append(exc)
+    facts.transcribe_seconds += time.perf_counter() - started
+    for (i, row, key, samples), result in zip(readable, results, strict=True):
+        if isinstance(result, Exception):
+            detail = f"{type(result).__name__}: {result}"
+            done[i] = [_rejected(row, model, backend,
+                                 TranscriptRejectReason.TRANSCRIPTION_FAILED, detail)]  # fmt: skip
+            continue
+        records = _records(row, result, key, model, backend)
+        store.put_bytes(_SEGMENTS.dump_json(records), layout.transcript_cache_key(key))
+        done[i] = records
+        facts.transcribed += 1
+        facts.seconds_of_audio += len(samples) / SAMPLE_RATE
+
+
+def _samples(store: Store, row: dict[str, Any]) -> np.ndarray:
+    """The FLAC of an ``audio`` row as samples; ``AudioRejected`` when missing or broken."""
+    key = row.get("audio_key")
+    if not key or not store.exists(key):
+        raise AudioRejected(AudioRejectReason.DECODE_FAILED, f"FLAC {key!r} is not stored")
+    with store.local_copy(key) as local:
+        return read_samples(local)
