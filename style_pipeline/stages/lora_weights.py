@@ -13,6 +13,7 @@ from style_pipeline.contracts.training import LoraWeightsDocument, TrainingSetti
 from style_pipeline.models.diffusion import resolve_diffusion
 from style_pipeline.paths import resolve_local
 from style_pipeline.stages import FactValue
+from style_pipeline.stages.tracking import track_training
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 from style_pipeline.training.dataset import download_dataset
@@ -72,6 +73,16 @@ def train_lora(
     facts.update(monitoring_facts(document))
     job = (document.model_extra or {}).get("job") or {}
     facts.update({k: v for k, v in job.items() if isinstance(v, str | int | float)})
+    # MLflow (MLFLOW_TRACKING_URI set): the published version's config, loss curve, sha256
+    run_id = track_training(
+        "style_pipeline.lora_weights", document.version, document.config,
+        list(enumerate(document.losses, 1)), {"final_loss": document.final_loss},
+        {"asset": "lora_weights", "version": document.version, "sha256": document.sha256,
+         "dataset_hash": document.dataset_hash, "model_profile": str(document.model_profile)},
+        warn=log,
+    )  # fmt: skip
+    if run_id:
+        facts["tracking_run"] = run_id
     return document, facts
 
 
