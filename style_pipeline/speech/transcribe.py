@@ -111,9 +111,12 @@ class _Vocabulary:
         self.eot = int(tokenizer.convert_tokens_to_ids("<|endoftext|>"))
         self.no_timestamps = int(generation.no_timestamps_token_id)
         self.timestamp_begin = self.no_timestamps + 1
-        self.task_ids: dict[str, int] = dict(generation.task_to_id)
-        lang_to_id: dict[str, int] = generation.lang_to_id
+        # English-only checkpoints (whisper-*.en) have no language or task tokens
+        self.multilingual = bool(getattr(generation, "is_multilingual", True))
+        self.task_ids: dict[str, int] = dict(getattr(generation, "task_to_id", None) or {})
+        lang_to_id: dict[str, int] = getattr(generation, "lang_to_id", None) or {}
         self.languages = {int(i): t.strip("<|>") for t, i in lang_to_id.items()}
+        self.multilingual = self.multilingual and bool(self.languages)
         self.no_speech: int | None = None
         for name in ("<|nospeech|>", "<|nocaptions|>"):  # v3's name, then older models'
             tid = tokenizer.convert_tokens_to_ids(name)
@@ -164,7 +167,9 @@ def transcribe_batch(
         for i, samples in enumerate(audios)
         for start, chunk in windows(samples, settings.chunk_s)
     ]
-    if settings.language:
+    if not _Vocabulary(loaded).multilingual:
+        languages = ["en"] * len(audios)  # an English-only model
+    elif settings.language:
         languages = [settings.language] * len(audios)
     else:
         firsts = {w.audio: w for w in reversed(work)}
@@ -191,16 +196,20 @@ def _decode(
     vocab = _Vocabulary(loaded)
     features, mask = _features(loaded, chunk)
     encoded = loaded.model.get_encoder()(features)
+    prompted: dict[str, Any] = {}
+    prompts = [[vocab.sot] for _ in languages]
+    if vocab.multilingual:
+        prompted = {"language": list(languages), "task": settings.task}
+        prompts = [[vocab.sot, vocab.language_id(lang), vocab.task_ids[settings.task]]
+                   for lang in languages]  # fmt: skip
     out = loaded.model.generate(
         features, attention_mask=mask, encoder_outputs=encoded, return_timestamps=True,
         return_token_timestamps=settings.word_timestamps, return_dict_in_generate=True,
-        return_segments=False, language=list(languages), task=settings.task,
-        num_beams=settings.num_beams, max_new_tokens=settings.max_new_tokens,
+        return_segments=False, num_beams=settings.num_beams,
+        max_new_tokens=settings.max_new_tokens, **prompted,
     )  # fmt: skip
     sequences = out["sequences"].tolist()
     token_times = out.get("token_timestamps") if settings.word_timestamps else None
-    prompts = [[vocab.sot, vocab.language_id(lang), vocab.task_ids[settings.task]]
-               for lang in languages]  # fmt: skip
     tokens = [_generated(seq, vocab) for seq in sequences]
     logprobs, no_speech = _score(loaded, encoded, prompts, tokens, vocab)
     results = []

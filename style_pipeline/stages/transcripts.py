@@ -196,11 +196,12 @@ def transcribe_partition(
             done[i] = [c.model_copy(update={"media_id": row["media_id"]}) for c in cached]
         else:
             pending.append((i, row, key))
-    for start in range(0, len(pending), settings.batch_size):
-        group = pending[start : start + settings.batch_size]
+    finished = 0
+    for group in audio_groups(pending, settings):
         _transcribe_group(group, store, transcribe, model, backend, facts, done)
-        say(f"transcripts: {min(start + settings.batch_size, len(pending))}/{len(pending)} "
-            f"audios transcribed ({facts.cached} cached)")  # fmt: skip
+        finished += len(group)
+        say(f"transcripts: {finished}/{len(pending)} audios transcribed "
+            f"({facts.cached} cached)")  # fmt: skip
     records = [record for i in sorted(done) for record in done[i]]
     ok = [r for r in records if r.status is SpeechStatus.OK]
     facts.segments, facts.words = len(ok), sum(len(r.words) for r in ok)
@@ -208,6 +209,25 @@ def transcribe_partition(
     facts.rejects_by_reason = dict(Counter(r.reason.value for r in records if r.reason))
     facts.languages = dict(Counter(r.language for r in ok))
     return transcript_frame(records), facts
+
+
+def audio_groups(
+    pending: list[tuple[int, dict[str, Any], str]], settings: TranscriptionSettings
+) -> list[list[tuple[int, dict[str, Any], str]]]:
+    """Audios transcribed together: short ones until their windows fill a batch (their
+    windows share ``generate`` calls), a long one alone (its own windows fill the batches),
+    so at most about one batch of short audios, or one long audio, is in memory."""
+    budget_ms = settings.batch_size * settings.chunk_s * 1000
+    groups: list[list[tuple[int, dict[str, Any], str]]] = []
+    used = 0.0
+    for item in pending:
+        length = item[1].get("duration_ms") or 0
+        if not groups or used + length > budget_ms:
+            groups.append([])
+            used = 0.0
+        groups[-1].append(item)
+        used += length
+    return groups
 
 
 def _cached(store: Store, key: str) -> list[TranscriptSegment] | None:

@@ -99,3 +99,17 @@ def test_faster_whisper_backend_says_how_to_install_it():
     with pytest.raises(BackendUnavailable, match="pip install faster-whisper"):
         transcribe_faster_whisper([np.zeros(16000, np.float32)], settings)
     assert resolve_backend(TranscriptionSettings(backend="auto")) == "transformers"
+
+
+def test_english_only_model_needs_no_language_tokens(tiny, speech, tmp_path):
+    import copy
+
+    english = copy.copy(tiny)
+    english.model = copy.deepcopy(tiny.model)
+    generation = english.model.generation_config
+    generation.is_multilingual = False
+    del generation.lang_to_id, generation.task_to_id
+    (transcript,) = transcribe_batch(english, [speech[:32000]], TranscriptionSettings(
+        max_new_tokens=8))  # fmt: skip
+    assert transcript.language == "en"
+    _check_ordered(transcript, 2.0)

@@ -112,3 +112,20 @@ def test_no_ok_audio_is_an_empty_typed_table(tmp_path):
     empty = pl.DataFrame({"status": ["rejected"]})
     table, facts = transcribe_partition(empty, Store(tmp_path), TranscriptionSettings())
     assert table.is_empty() and table.schema == transcript_schema() and facts.audios == 0
+
+
+@pytest.mark.parametrize(
+    ("durations_s", "expected"),
+    [
+        ([1, 1, 1], [[0, 1, 2]]),  # short audios share one batch of windows
+        ([50, 50, 50], [[0], [1], [2]]),  # 2 x 30 s windows budget: one each
+        ([10, 300, 10, 10], [[0], [1], [2, 3]]),  # a long audio alone
+        ([0, 0], [[0, 1]]),
+    ],
+)
+def test_audio_groups_bound_the_samples_in_memory(durations_s, expected):
+    from style_pipeline.stages.transcripts import audio_groups
+
+    pending = [(i, {"duration_ms": d * 1000}, "k") for i, d in enumerate(durations_s)]
+    groups = audio_groups(pending, TranscriptionSettings(batch_size=2, chunk_s=30))
+    assert [[i for i, _, _ in g] for g in groups] == expected
