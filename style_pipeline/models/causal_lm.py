@@ -1,7 +1,9 @@
 """The causal LM the nightly LLM adapter trains on, through the ``pretrained|tiny|auto`` resolver.
 
 ``pretrained`` is ``llm.pretrained`` (a hub id found in the local Hugging Face cache, or a
-local folder; e.g. ``Qwen/Qwen2.5-0.5B-Instruct``); it never downloads. ``tiny`` builds a
+local folder; e.g. ``Qwen/Qwen2.5-0.5B-Instruct``); it downloads only when
+``models.allow_download`` is on (else ``style-pipeline models pull causal-lm``, entry
+:func:`causal_lm_entry`). ``tiny`` builds a
 random-init ``LlamaForCausalLM`` from ``llm.tiny`` with a byte-level BPE tokenizer trained
 here and a ChatML chat template (the format Qwen2.5-Instruct uses), saved once under
 ``llm.model_cache_dir/tiny/<name>-<fingerprint>`` and loaded back through
@@ -28,7 +30,7 @@ from style_pipeline.models.profiles import (
     pull_hint,
     resolve_profile,
 )
-from style_pipeline.models.registry import hub_snapshot
+from style_pipeline.models.registry import ModelEntry, _looks_like_path, hub_snapshot, pull
 from style_pipeline.models.vlm_tiny import _token_id, _unprintable, train_bpe
 from style_pipeline.paths import resolve_local
 
@@ -136,6 +138,12 @@ def _pretrained(settings: LlmSettings) -> CausalLm:
     return CausalLm(snapshot, settings.pretrained, "pretrained")
 
 
+def causal_lm_entry(settings: LlmSettings) -> ModelEntry:
+    """The configured causal LM as a ``models list/pull`` entry (named ``causal-lm``)."""
+    local = settings.pretrained if _looks_like_path(settings.pretrained) else None
+    return ModelEntry(PULL_NAME, "transformers", settings.pretrained, settings.hf_cache_dir, local)
+
+
 def resolve_causal_lm(settings: LlmSettings) -> CausalLm:
     """The base model folder for ``llm.profile``; ``auto`` falls back to tiny, loudly."""
     try:
@@ -144,6 +152,7 @@ def resolve_causal_lm(settings: LlmSettings) -> CausalLm:
             settings.profile,
             pretrained=lambda: _pretrained(settings),
             tiny=lambda: _tiny(settings),
+            download=lambda: pull(causal_lm_entry(settings)),
             pull_name=PULL_NAME,
         )
     except PretrainedUnavailable as err:  # profile pretrained: say how to get the weights

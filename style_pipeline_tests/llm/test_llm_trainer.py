@@ -14,7 +14,7 @@ from style_pipeline.llm.trainer import (
     prompt_completion,
     train_adapter,
 )
-from style_pipeline.models.causal_lm import load_causal_lm, resolve_causal_lm
+from style_pipeline.models.causal_lm import causal_lm_entry, load_causal_lm, resolve_causal_lm
 from style_pipeline.models.profiles import PretrainedUnavailable
 from style_pipeline_tests.llm.helpers import chat, examples
 
@@ -58,6 +58,15 @@ def test_tiny_model_has_a_chat_template_and_is_reused(tiny_lm, tmp_path):
         LlmSettings(profile="tiny", model_cache_dir=str(tiny_lm.path.parents[1]))
     )
     assert again.path == tiny_lm.path and again.model_id == tiny_lm.model_id
+
+
+def test_registry_entry_of_the_configured_model(tmp_path):
+    entry = causal_lm_entry(LlmSettings())
+    assert (entry.name, entry.kind, entry.source) == (
+        "causal-lm", "transformers", "Qwen/Qwen2.5-0.5B-Instruct",
+    )  # fmt: skip
+    assert entry.pullable
+    assert not causal_lm_entry(LlmSettings(pretrained=str(tmp_path))).pullable
 
 
 def test_pretrained_missing_never_downloads(tmp_path):
