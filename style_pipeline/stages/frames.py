@@ -81,12 +81,13 @@ def extract_frames(
 ) -> tuple[pl.DataFrame, FramesFacts]:
     """The day's ``frames`` table from its accepted ``raw_media`` rows, and facts; ``log``
     gets the stills' progress (``extract_partition``)."""
-    accepted = raw_media.filter(
-        (pl.col("status") == MediaStatus.ACCEPTED.value) & (pl.col("kind") != MediaKind.CHAT.value)
-    ).to_dicts()  # chat logs are read by the speech group's chat_events
-    result = extract_partition(accepted, store, partition, config, log)
+    accepted = raw_media.filter(pl.col("status") == MediaStatus.ACCEPTED.value)
+    if "kind" in accepted.columns:  # chat logs are read by the speech group's chat_events
+        accepted = accepted.filter(pl.col("kind") != MediaKind.CHAT.value)
+    rows = accepted.to_dicts()
+    result = extract_partition(rows, store, partition, config, log)
     table = records_to_frame(result.frames, FrameRecord)
-    return table, FramesFacts(len(accepted), tuple(result.failures), config.mode)
+    return table, FramesFacts(len(rows), tuple(result.failures), config.mode)
 
 
 def _publish(
