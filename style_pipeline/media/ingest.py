@@ -198,11 +198,13 @@ def _video_of_chat(chat: RawMediaRecord, videos: list[RawMediaRecord]) -> RawMed
 
 
 def associate_chats(records: list[RawMediaRecord]) -> list[RawMediaRecord]:
-    """Accepted chat logs with the source name and media_id of their video, when it arrived.
+    """Chat logs with the source name and media_id of their video, when it arrived.
 
     A video counts when accepted or rejected as a duplicate (its media_id is the content's
     either way); a chat log whose video is not in the partition keeps empty fields
-    (``chat_events`` lists it as ``video_missing``).
+    (``chat_events`` lists it as ``video_missing``). Chat logs rejected as duplicates are
+    associated too: a log dropped again with its video, after an earlier day found no
+    video for it, is read on the day the video is accepted.
     """
     videos = sorted(
         (
@@ -219,7 +221,10 @@ def associate_chats(records: list[RawMediaRecord]) -> list[RawMediaRecord]:
     )
     out = []
     for record in records:
-        if record.kind is MediaKind.CHAT and record.status is MediaStatus.ACCEPTED:
+        if record.kind is MediaKind.CHAT and (
+            record.status is MediaStatus.ACCEPTED
+            or record.reject_reason is RejectReason.DUPLICATE_CONTENT
+        ):
             video = _video_of_chat(record, videos)
             if video is not None:
                 update = {"chat_video": video.source_name, "chat_video_media_id": video.media_id}

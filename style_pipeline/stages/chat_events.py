@@ -28,7 +28,8 @@ from style_pipeline.contracts.chat import (
     ChatRejectReason,
     ChatSettings,
 )
-from style_pipeline.contracts.media import MediaKind, MediaStatus
+from style_pipeline.contracts.media import MediaKind, MediaStatus, RejectReason
+from style_pipeline.media.ledger import ChecksumLedger
 from style_pipeline.media.sniff import chat_video_stem
 from style_pipeline.speech.chat_formats import (
     ChatLine,
@@ -191,6 +192,47 @@ def read_chat_file(
     return records, facts
 
 
+def chat_rows(rows: list[dict]) -> list[dict]:
+    """The chat logs to read: the accepted ones, and duplicates of a log seen on an earlier
+    day that arrived again with a video accepted today (a video that was missing then);
+    each content once, by source name."""
+    accepted = MediaStatus.ACCEPTED.value
+    new_videos = {
+        r["media_id"]
+        for r in rows
+        if r.get("kind") == MediaKind.VIDEO.value and r["status"] == accepted
+    }
+    chats = [
+        r
+        for r in rows
+        if r.get("kind") == MediaKind.CHAT.value
+        and (
+            r["status"] == accepted
+            or (
+                r.get("reject_reason") == RejectReason.DUPLICATE_CONTENT.value
+                and r.get("chat_video_media_id") in new_videos
+            )
+        )
+    ]
+    chats.sort(key=lambda r: (r["status"] != accepted, r["source_name"]))
+    seen: set[str] = set()
+    out = []
+    for r in chats:
+        if r["media_id"] not in seen:
+            seen.add(r["media_id"])
+            out.append(r)
+    return sorted(out, key=lambda r: r["source_name"])
+
+
+def _stored_key(row: dict, store: Store) -> str | None:
+    """Where the log's bytes are: its own copy, or (a duplicate) the original's."""
+    if row["status"] == MediaStatus.ACCEPTED.value:
+        return row.get("object_path")
+    ledger = ChecksumLedger(store)
+    days = ledger.partitions(row["media_id"])
+    return ledger.entry(row["media_id"], days[0]).object_path if days else None
+
+
 def chat_events_partition(
     raw_media: pl.DataFrame, store: Store, config: ChatSettings
 ) -> tuple[pl.DataFrame, ChatEventsFacts]:
@@ -206,17 +248,9 @@ def chat_events_partition(
         for r in rows
         if r.get("kind") == MediaKind.VIDEO.value and r.get("media_id")
     }
-    chats = sorted(
-        (
-            r
-            for r in rows
-            if r.get("kind") == MediaKind.CHAT.value and r["status"] == MediaStatus.ACCEPTED.value
-        ),
-        key=lambda r: r["source_name"],
-    )
     records: list[ChatEventRecord] = []
     files: list[ChatFileFacts] = []
-    for row in chats:
+    for row in chat_rows(rows):
         found, facts = _one_file(row, store, config, durations)
         records += found
         files.append(facts)
@@ -250,10 +284,14 @@ def _one_file(
             f"no video named {stem}.<ext> arrived {where} on the log's date; drop the log "
             "with (or after) its video",
         )
+    key = None
     try:
-        data = store.read_bytes(row["object_path"])
+        key = _stored_key(row, store)
+        if key is None:
+            return rejected(R.UNREADABLE, "no stored copy of the log (not in the ledger)")
+        data = store.read_bytes(key)
     except Exception as exc:  # a missing or unreadable copy must not fail the partition
-        return rejected(R.UNREADABLE, f"{type(exc).__name__} reading {row.get('object_path')}")
+        return rejected(R.UNREADABLE, f"{type(exc).__name__} reading {key}")
     duration = durations.get(video_id)
     end_ms = None
     if duration is not None and config.video_end_slack_ms is not None:

@@ -158,3 +158,24 @@ def test_frames_leave_chat_logs_alone(tmp_path, drop):
     chats_only = raw.filter(pl.col("kind") == "chat")
     table, facts = extract_frames(chats_only, store, DAY, FrameSettings())
     assert table.is_empty() and facts.media_in == 0 and not facts.failures
+
+
+def test_a_log_dropped_again_with_its_late_video_is_read_that_day(tmp_path, clip):
+    root = tmp_path / "drop"
+    store = Store(str(tmp_path / "storage"))
+    (root / "2026-11-29").mkdir(parents=True)
+    (root / "2026-11-29" / "late.chat.log").write_text(RELATIVE_SHORT)
+    day1, _ = ingest_partition(root, store, "2026-11-29", IngestSettings())
+    table1, _ = chat_events_partition(day1, store, ChatSettings())
+    assert table1["reason"].to_list() == ["video_missing"]
+    _copy(clip, root / DAY / "late.mp4")
+    (root / DAY / "late.chat.log").write_text(RELATIVE_SHORT)  # the same bytes again
+    (root / DAY / "late copy.chat.log").write_text(RELATIVE_SHORT)
+    day2, _ = ingest_partition(root, store, DAY, IngestSettings())
+    rows = {r["source_name"]: r for r in day2.to_dicts()}
+    assert rows[f"{DAY}/late.chat.log"]["reject_reason"] == "duplicate_content"
+    assert rows[f"{DAY}/late.chat.log"]["chat_video"] == f"{DAY}/late.mp4"
+    table2, facts = chat_events_partition(day2, store, ChatSettings())
+    assert len(facts.files) == 1  # one content, read once
+    assert table2["ts_ms"].to_list() == [500, 1000]
+    assert set(table2["media_id"]) == {rows[f"{DAY}/late.mp4"]["media_id"]}
