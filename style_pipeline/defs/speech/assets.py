@@ -37,12 +37,17 @@ def audio_problems(table: pl.DataFrame) -> dict[str, int]:
     known = [r.value for r in AudioRejectReason]
     return {
         "ok_incomplete": ok.filter(
-            pl.col("sha256").is_null() | pl.col("audio_key").is_null()
-            | (pl.col("sample_rate") != SAMPLE_RATE) | (pl.col("channels") != 1)
-            | ~(pl.col("duration_ms") > 0) | ~pl.col("silence_ratio").is_between(0, 1)
+            pl.col("sha256").is_null()
+            | pl.col("audio_key").is_null()
+            | pl.col("sample_rate").ne_missing(SAMPLE_RATE)
+            | pl.col("channels").ne_missing(1)
+            | ~(pl.col("duration_ms") > 0).fill_null(False)
+            | ~pl.col("silence_ratio").is_between(0, 1).fill_null(False)
         ).height,
-        "rejected_without_reason": rejected.filter(~pl.col("reason").is_in(known)).height,
-    }  # fmt: skip
+        "rejected_without_reason": rejected.filter(
+            ~pl.col("reason").is_in(known).fill_null(False)
+        ).height,
+    }
 
 
 def transcript_problems(table: pl.DataFrame) -> dict[str, int]:
