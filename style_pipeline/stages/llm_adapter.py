@@ -44,6 +44,15 @@ def read_split(store: Store, sft_dataset: Mapping, partition: str, split: str) -
     return rows
 
 
+def loss_picture(losses: list[tuple[int, float]], title: str, store: Store, partition: str) -> str:
+    """Write ``reports/llm_adapter/<date>/loss.png`` (the per-step training loss)."""
+    from style_pipeline.media.pictures import loss_curve_png
+
+    key = layout.report_key(layout.LLM_ADAPTER, partition, "loss.png")
+    store.put_bytes(loss_curve_png([loss for _, loss in losses], title), key)
+    return key
+
+
 def train_llm_adapter(
     sft_dataset: Mapping,
     store: Store,

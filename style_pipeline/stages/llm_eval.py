@@ -31,6 +31,7 @@ def baseline_version(store: Store, version: str) -> str | None:
 
 
 def _scores(model_path: Path, adapter_dir: Path, val: list, prompts: list, settings: LlmSettings):
+    import torch
     from peft import PeftModel
 
     from style_pipeline.llm.evaluate import score_adapter
@@ -38,6 +39,8 @@ def _scores(model_path: Path, adapter_dir: Path, val: list, prompts: list, setti
 
     base, tokenizer = load_causal_lm(model_path)
     model = PeftModel.from_pretrained(base, str(adapter_dir))
+    if torch.cuda.is_available():  # fp32 weights; a 0.5B model scores in seconds on a GPU
+        model = model.to("cuda")
     return score_adapter(
         model, tokenizer, val, prompts, settings.eval, settings.training.max_length
     )

@@ -58,6 +58,8 @@ def test_nightly_llm_assets_promote_when_tiny_is_allowed(tiny_llm, monkeypatch, 
     assert live["version"] == adapter["version"] and live["sha256"] == adapter["sha256"]
     materialization = result.asset_materializations_for_node("llm_adapter")[0]
     assert materialization.metadata["model_profile"].value == "tiny"
+    assert "loss.png" in materialization.metadata["loss_curve"].value
+    assert store.exists(layout.report_key(layout.LLM_ADAPTER, DAY, "loss.png"))
 
 
 def test_a_tiny_adapter_is_evaluated_but_blocked(tiny_llm, instance):

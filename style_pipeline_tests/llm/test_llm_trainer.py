@@ -130,3 +130,16 @@ def test_no_usable_examples(tiny_lm, tmp_path):
         train_adapter(
             tiny_lm.path, [{"messages": []}], LlmTrainingConfig(), tmp_path, base_model_id="x"
         )
+
+
+def test_bf16_autocast_trains_on_cpu_and_fp16_is_refused(tiny_lm, tmp_path):
+    bf16 = LlmTrainingConfig(max_steps=1, batch_size=2, precision="bf16")
+    run = train_adapter(
+        tiny_lm.path, examples(2), bf16, tmp_path / "bf16", base_model_id="x", device="cpu"
+    )
+    assert run.steps == 1 and all(0 < loss < 20 for _, loss in run.losses)
+    fp16 = LlmTrainingConfig(max_steps=1, precision="fp16")
+    with pytest.raises(ValueError, match="fp16 needs CUDA"):
+        train_adapter(
+            tiny_lm.path, examples(2), fp16, tmp_path / "fp16", base_model_id="x", device="cpu"
+        )

@@ -13,7 +13,7 @@ from style_pipeline.contracts.llm import (
     LlmAdapterDocument,
     PromotedLlmAdapterDocument,
 )
-from style_pipeline.defs.metadata import series_table
+from style_pipeline.defs.metadata import loss_markdown, picture_url, series_table
 from style_pipeline.defs.ownership import group_options
 from style_pipeline.defs.partitions import DAILY_PARTITIONS, MAY_BE_MISSING
 from style_pipeline.defs.placement import K8S_GPU_OP_TAGS
@@ -44,8 +44,9 @@ def llm_adapter(
     from style_pipeline.stages.llm_adapter import train_llm_adapter
 
     started = time.perf_counter()
+    cfg, store = settings.load(), storage.store()
     document, facts = train_llm_adapter(
-        sft_dataset or {}, storage.store(), context.partition_key, settings.load().llm,
+        sft_dataset or {}, store, context.partition_key, cfg.llm,
         log=context.log.info, warn=context.log.warning,
     )  # fmt: skip
     if not document.trained:
@@ -53,6 +54,18 @@ def llm_adapter(
     metadata: dict[str, Any] = {**facts, "seconds": _elapsed(started)}
     if document.losses:
         metadata["loss_series"] = series_table(document.losses)
+    if document.losses and cfg.pictures.enabled:
+        from style_pipeline.stages.llm_adapter import loss_picture
+
+        title = f"{document.version}: {document.examples.get('train', 0)} examples"
+        try:
+            key = loss_picture(document.losses, title, store, context.partition_key)
+        except (OSError, ValueError) as err:  # a picture must never fail the asset
+            context.log.warning(f"loss curve not drawn: {err!r}")
+        else:
+            url = picture_url(cfg.serving.base_url(), key)
+            losses = [loss for _, loss in document.losses]
+            metadata["loss_curve"] = loss_markdown(url, str(store.path(key)), losses)
     return dg.Output(document, metadata=metadata)
 
 
