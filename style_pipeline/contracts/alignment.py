@@ -49,7 +49,7 @@ PAIR_REASONS = (
     "response_too_short",  # fewer words than alignment.min_response_words
     "no_chat_in_window",  # no chat message in the window before the segment
     "score_below_threshold",  # the best candidate scored under alignment.min_score
-    "no_content_match",  # no shared word, no cue, no close embedding: closeness alone
+    "no_content_match",  # no shared word/cue/close embedding, or a statement without a cue
     "chat_already_paired",  # its best message answered by a higher-scoring segment
 )
 # Reason codes of the SFT table (one per rejected row; '' when kept).
@@ -135,7 +135,7 @@ class AlignmentSettings(BaseModel):
         1_000, ge=0, description="chat this long after the segment start still counts (lag)"
     )
     time_decay_ms: float = Field(
-        15_000, gt=0, description="time part = exp(-gap / time_decay_ms), gap to segment start"
+        30_000, gt=0, description="time part = exp(-gap / time_decay_ms), gap to segment start"
     )
     weights: ScoreWeights = ScoreWeights()
     min_score: float = Field(0.45, ge=0, le=1, description="best candidates below are rejected")
@@ -145,6 +145,11 @@ class AlignmentSettings(BaseModel):
         "min_embedding_match: closeness in time alone never makes a pair",
     )
     min_embedding_match: float = Field(0.6, ge=0, le=1)
+    statements_need_cue: bool = Field(
+        True,
+        description="a message that is not a question pairs only with speech that addresses "
+        "chat (a cue): reactions like 'so good' never become prompts",
+    )
     embedding_with_tiny: bool = Field(
         False,
         description="use the embedding part even when the encoder is the random-init tiny "

@@ -115,7 +115,7 @@ def build_tiny_encoder(out_dir: Path, arch: TinyBertArch, vocab: list[str]) -> P
         )  # fmt: skip
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(arch.seed)
-            model = BertModel(config, add_pooling_layer=False)
+            model = BertModel(config)  # with its pooler, as AutoModel loads it (unused)
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     log.info("saved tiny sentence encoder to %s", out_dir)

@@ -5,14 +5,16 @@ For each speech segment the chat messages of the same video in a window before i
 scored by parts in [0, 1]:
 
 - time: ``exp(-gap / time_decay_ms)``, the gap from the message to the segment start;
-- lexical: the share of the message's content words the speech repeats (light stemming);
+- lexical: how much of the message's content words the speech repeats (light stemming);
 - embedding: the cosine of the two texts' sentence embeddings (when an encoder is given);
 - cue: the speech addresses chat ("good question", "someone asked", "@name", ...);
 - question: the message is a question.
 
 The score is the weighted mean of the parts in use. A segment keeps its best candidate
 when it scores ``min_score`` or more and (``require_content_match``) shares a word, a cue or
-a close embedding with it: closeness in time alone never makes a pair. A chat message
+a close embedding with it: closeness in time alone never makes a pair; a message that is
+not a question needs the speech to address chat (``statements_need_cue``: "chat says the
+tower is wonky"). A chat message
 answers one segment at most: segments are served best score first, and one whose
 candidates are all taken is rejected (``chat_already_paired``). The same user's messages
 within ``join_gap_ms`` of the chosen one join the prompt (a question typed in pieces).
@@ -50,6 +52,9 @@ STOPWORDS = frozenset(
     not no yes just very really also too as than like get got go going gonna wanna
     lol lmao omg pls please hey hi hello guys chat ok okay yeah yep um uh oh well
     s t don't it's i'm you're that's what's im dont thats whats""".split()
+    # chat reactions: they say how a viewer feels, not what they ask about
+    + """good nice great cool sick clean insane crazy wow lets gg true based mid love
+    looking looks look gooo""".split()
 )
 
 
@@ -120,8 +125,13 @@ def content_words(text: str) -> set[str]:
 
 
 def lexical_part(chat: set[str], speech: set[str]) -> float:
-    """Share of the message's content words that the speech repeats."""
-    return len(chat & speech) / len(chat) if chat else 0.0
+    """How much of the message the speech repeats: the share of its content words, or
+    ``1 - 0.6 ** shared`` when higher (one shared word of a long question counts 0.4).
+    """
+    if not chat:
+        return 0.0
+    shared = len(chat & speech)
+    return max(shared / len(chat), 1.0 - 0.6**shared)
 
 
 def is_question(text: str) -> bool:
@@ -229,6 +239,8 @@ def align(
 
     def qualifies(parts: Parts) -> bool:
         if parts.score < cfg.min_score:
+            return False
+        if cfg.statements_need_cue and not parts.question and not parts.cue:
             return False
         if not cfg.require_content_match:
             return True

@@ -18,6 +18,7 @@ SPEECH = [
     ("s06", 90, 98, "The seed is in the description, it is a plains village seed."),
     ("s07", 99, 104, "Um yeah."),
     ("s08", 130, 139, "Chat says the tower looks wonky, yeah the tower is leaning on purpose."),
+    # a hard negative: shares "stream" with the question c14 it does not answer
     ("s09", 160, 168, "I think I will add a moat around the whole castle next stream."),
     ("s10", 190, 199, "My favourite block is probably deepslate, the dark grey looks great."),
     ("s11", 230, 238, "We will stream again on Friday at eight in the evening."),
