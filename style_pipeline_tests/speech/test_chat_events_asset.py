@@ -47,3 +47,26 @@ def test_chat_events_materializes_with_raw_media(tmp_path, monkeypatch):
     assert meta["dagster/row_count"].value == table.height
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == "rejects_have_reasons" and check.passed
+
+
+def test_chat_disabled_gives_a_typed_empty_table(monkeypatch, tmp_path):
+    from style_pipeline.contracts.chat import ChatEventRecord
+    from style_pipeline.contracts.media import RawMediaRecord
+    from style_pipeline.storage.tables import polars_schema
+
+    monkeypatch.setenv("STYLE_PIPELINE_CHAT__ENABLED", "false")
+    raw = pl.DataFrame(schema=polars_schema(RawMediaRecord))
+    with dg.build_asset_context(partition_key=DAY) as context:
+        results = list(
+            chat_events(
+                context=context,
+                settings=SettingsResource(),
+                storage=StorageResource(root=str(tmp_path / "storage")),
+                raw_media=raw,
+            )
+        )
+    output, check = results
+    assert output.value.is_empty()
+    assert output.value.columns == list(ChatEventRecord.model_fields)
+    assert output.metadata["reason"].value == "chat.enabled is false"
+    assert check.passed

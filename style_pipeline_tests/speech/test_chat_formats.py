@@ -196,3 +196,22 @@ def test_parse_irc_tags_are_unescaped():
     msg = parse_irc(r"@system-msg=a\sb\:c\\d;id=1 :tmi.twitch.tv USERNOTICE #chan")
     assert msg.tags == {"system-msg": "a b;c\\d", "id": "1"}
     assert msg.command == "USERNOTICE" and msg.trailing is None and msg.nick == "tmi.twitch.tv"
+
+
+def test_configured_format_overrides_the_detected_one():
+    csv_as_text = "t;who;msg\n1;alice;hi there\n"
+    mapping = GenericChatMapping(time_field="t", time_unit="s", user_field="who",
+                                 text_field="msg", id_field=None, csv_delimiter=";")  # fmt: skip
+    config = ChatSettings(format="generic_csv", generic=mapping)
+    records, facts = _run(csv_as_text, "twitch_irc", config, name="chat/v.txt")
+    assert facts.format == "generic_csv"
+    assert [(r.status.value, r.ts_ms, r.text) for r in records.values()] == [
+        ("accepted", 1000, "hi there"),
+    ]  # fmt: skip
+
+
+def test_an_unknown_format_is_one_rejected_row():
+    records, facts = _run("nothing to see\n", "", name="chat/v.txt")
+    (only,) = records.values()
+    assert (only.status.value, only.reason.value, only.line_no) == ("rejected", "unknown_format", 0)
+    assert facts.reason == "unknown_format"
