@@ -124,3 +124,42 @@ def test_assets_materialize_with_checks(tmp_path, upstream, monkeypatch):
     document = json.loads(store.read_bytes(f"sft_dataset/{DAY}.json"))
     assert document["prefix"] == f"sft_dataset/{DAY}"
     assert store.exists(f"sft_dataset/{DAY}/train.jsonl")
+
+
+def test_align_partition_reads_the_upstream_contracts_tables():
+    """Tables typed by the speech and chat contracts themselves (S1/S2 records)."""
+    from style_pipeline.contracts.chat import ChatEventRecord
+    from style_pipeline.contracts.speech import TranscriptSegment, WordTiming
+    from style_pipeline.stages.transcripts import transcript_frame
+    from style_pipeline.storage.tables import records_to_frame
+
+    segments = [
+        TranscriptSegment(media_id=VIDEO, segment_id=sid, start_ms=start * 1000,
+                          end_ms=end * 1000, text=f" {text}", language="en", avg_logprob=-0.2,
+                          no_speech_prob=0.01, model="tiny", backend="transformers",
+                          words=[WordTiming(word=" w", start_ms=start * 1000,
+                                            end_ms=start * 1000 + 300, probability=0.9)])
+        for sid, start, end, text in SPEECH
+    ]  # fmt: skip
+    events = [
+        ChatEventRecord(event_id=eid, media_id=VIDEO, ts_ms=ts * 1000, user_hash=user,
+                        text=text, source="twitch_irc", raw_id=eid, status="accepted",
+                        chat_id="c" * 64, chat_source_name="v.chat.log", format="twitch_irc",
+                        line_no=n + 1)
+        for n, (eid, ts, user, text) in enumerate(CHAT)
+    ]  # fmt: skip
+    events.append(
+        ChatEventRecord(event_id="bad", media_id=VIDEO, source="twitch_irc", raw_id="L99",
+                        status="rejected", reason="malformed", chat_id="c" * 64,
+                        chat_source_name="v.chat.log", format="twitch_irc", line_no=99)
+    )  # fmt: skip
+    table, facts = align_partition(
+        transcript_frame(segments),
+        records_to_frame(events, ChatEventRecord),
+        AlignmentSettings(weights={"embedding": 0.0}),
+    )
+    assert facts.messages == len(CHAT) and facts.embedding == "off (weight 0)"
+    accepted = table.filter(pl.col("status") == "accepted")
+    got = {(r["segment_id"], r["chat_event_ids"][0]) for r in accepted.to_dicts()}
+    assert set(TRUTH.items()) <= got
+    assert accepted["response"][0] == accepted["response"][0].strip()  # Whisper's space cut
