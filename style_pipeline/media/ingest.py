@@ -7,6 +7,12 @@ copied to a content-addressed, immutable key and noted in the checksum ledger; r
 files (bar duplicates and path escapes) are copied to quarantine with a reason file.
 The drop folder is only ever read.
 
+Chat logs (``<video stem>.chat.<ext>`` or ``<video stem>.live_chat.json`` beside the video,
+or any file under a ``chat/`` folder; ``media.sniff.chat_video_stem``) are not probed: they
+must be UTF-8 text in a chat format ``speech.chat_formats`` reads, are kept like any
+original (kind ``chat``, their own extension) and carry the source name and media_id of
+their video when it arrived in the same partition (``associate_chats``).
+
 A bad file never raises: every refusal becomes a rejected record. Storage errors (the
 destination failing) do raise, since retrying the partition is the right response.
 """
