@@ -9,7 +9,7 @@ images themselves can be decoded in DataLoader workers (:func:`pixel_loader`) wi
 results as inline. A record may have a loss mask (``<frame>.mask.png``, a grayscale PNG of
 the image's size), rendered with the same resize, crop and flip as its image
 (:func:`render_mask`), and may be a regularization image (``is_reg``), whose loss
-``objective.reduce_loss`` weighs by ``prior_loss_weight``.
+``loss_reduction.reduce_loss`` weighs by ``prior_loss_weight``.
 """
 
 from __future__ import annotations

@@ -160,7 +160,7 @@ def latent_masks(
 ) -> dict[tuple[int, bool], torch.Tensor]:
     """The mask of every masked (record, flip) at its bucket's centre crop, at latent size,
     on the training device: what the pixel path's batch would bring, downsampled the same
-    way ``objective.reduce_loss`` does."""
+    way ``loss_reduction.reduce_loss`` does."""
     factor = latent_factor(models)
     masks: dict[tuple[int, bool], torch.Tensor] = {}
     rendered: dict[tuple[object, Bucket, bool], torch.Tensor] = {}

@@ -12,7 +12,7 @@ The forward pass of diffusers' ``examples/dreambooth/train_dreambooth_lora_flux.
   with their position ids, T5's hidden states with all-zero text ids, CLIP's pooled output,
   ``timestep / 1000`` and, when it has a guidance embedding (FLUX.1-dev), ``guidance_scale``;
 - its prediction is unpacked back to ``(B, C, h, w)`` and the squared error weighted by
-  ``compute_loss_weighting_for_sd3`` goes through ``objective.reduce_loss`` (masked loss,
+  ``compute_loss_weighting_for_sd3`` goes through ``loss_reduction.reduce_loss`` (masked loss,
   regularization weight), as the SD objective's does.
 
 Every random draw (posterior sample, noise, ``u``) comes from the passed generator, in that
@@ -27,7 +27,7 @@ import torch
 
 from style_pipeline.contracts.training import LoraTrainingConfig
 from style_pipeline.training.lora_models import LoraModels, autocast_context
-from style_pipeline.training.objective import reduce_loss
+from style_pipeline.training.loss_reduction import reduce_loss
 
 # weighting schemes that weight the loss per example (the others shape the timestep density)
 LOSS_WEIGHTED = ("sigma_sqrt", "cosmap")

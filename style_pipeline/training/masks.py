@@ -6,7 +6,7 @@ drawn from the face boxes of the ``faces`` asset (frame pixels; the training fol
 the frame's bytes, so the boxes fit the image as is), each grown by ``padding`` of its size
 on every side (a detector's face box leaves out the hair and chin), or from any subject
 boxes a caller has. ``data.render_mask`` resizes, crops and flips it exactly like the
-image; ``objective.reduce_loss`` averages it down to the latent size
+image; ``loss_reduction.reduce_loss`` averages it down to the latent size
 (:func:`downsample_mask`) and weighs the loss with it (kohya's ``masked_loss``).
 """
 
