@@ -220,6 +220,12 @@ class SftSettings(BaseModel):
     minhash_perm: int = Field(128, ge=16)
     shingle_chars: int = Field(5, ge=2)
     system_prompt: str | None = Field(None, description="a system message before each pair")
+    window_days: int = Field(
+        7,
+        ge=1,
+        description="aligned_pairs of this many days (the day and the ones before) make the "
+        "day's dataset, deduplicated and split together (read when the code location loads)",
+    )
     split: SftSplit = SftSplit()
 
 
@@ -279,5 +285,8 @@ class SftDatasetDocument(BaseModel):
     videos: dict[str, int] = Field(description="source videos per split")
     rejected: dict[str, int] = Field(description="rejected rows per reason")
     pairs_in: int = Field(description="accepted aligned pairs read")
+    partitions: list[str] = Field(
+        default_factory=list, description="days of the window that held aligned pairs"
+    )
     template: str = Field(description="the chat-format template hashed into snapshot_id")
     config_hash: str

@@ -1,4 +1,5 @@
-"""The ``sft_dataset`` stage: the day's accepted ``aligned_pairs`` -> chat-format JSONL splits.
+"""The ``sft_dataset`` stage: the accepted ``aligned_pairs`` of the last ``sft.window_days``
+days -> chat-format JSONL splits, deduplicated and split together.
 
 Writes ``sft_dataset/<day>/``: ``train.jsonl``, ``val.jsonl``, ``test.jsonl`` (one
 ``{"messages": [...]}`` per kept pair), ``rows.parquet`` (every pair: split, kept or the
@@ -12,6 +13,7 @@ import hashlib
 import io
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -39,15 +41,19 @@ class SftFacts:
     rejected: int
 
 
-def pairs_of(aligned_pairs: pl.DataFrame | None) -> list[Pair]:
-    """The accepted rows of an ``aligned_pairs`` table."""
-    if aligned_pairs is None or aligned_pairs.is_empty():
-        return []
-    accepted = aligned_pairs.filter(pl.col("status") == "accepted")
-    return [
-        Pair(r["pair_id"], r["media_id"], r["prompt"], r["response"], r.get("language") or "")
-        for r in accepted.to_dicts()
-    ]
+def pairs_of(aligned_pairs: Mapping[str, pl.DataFrame | None]) -> list[Pair]:
+    """The accepted rows of the window's ``aligned_pairs`` tables (day -> table)."""
+    pairs = []
+    for day in sorted(aligned_pairs):
+        table = aligned_pairs[day]
+        if table is None or table.is_empty():
+            continue
+        accepted = table.filter(pl.col("status") == "accepted")
+        pairs += [
+            Pair(r["pair_id"], r["media_id"], r["prompt"], r["response"], r.get("language") or "")
+            for r in accepted.to_dicts()
+        ]
+    return pairs
 
 
 def _sha(data: bytes) -> str:
@@ -55,10 +61,19 @@ def _sha(data: bytes) -> str:
 
 
 def build_sft_dataset(
-    aligned_pairs: pl.DataFrame | None, store: Store, partition: str, cfg: SftSettings
+    aligned_pairs: Mapping[str, pl.DataFrame | None] | pl.DataFrame | None,
+    store: Store,
+    partition: str,
+    cfg: SftSettings,
 ) -> tuple[SftDatasetDocument, SftFacts]:
-    """Filter, deduplicate, split and write the day's SFT files; the document and facts."""
+    """Filter, deduplicate, split and write the day's SFT files; the document and facts.
+
+    ``aligned_pairs``: the window's tables by day (one table: the day's own).
+    """
+    if not isinstance(aligned_pairs, Mapping):
+        aligned_pairs = {partition: aligned_pairs}
     pairs = pairs_of(aligned_pairs)
+    days = sorted(d for d, t in aligned_pairs.items() if t is not None and not t.is_empty())
     rows = build_rows(pairs, cfg)
     table = records_to_frame(rows, SftRecord) if rows else pl.DataFrame(schema=SFT_SCHEMA)
     blobs: dict[str, bytes] = {split: jsonl(rows, split, cfg) for split in SPLITS}
@@ -94,6 +109,7 @@ def build_sft_dataset(
         videos={split: len(ids) for split, ids in manifest.items()},
         rejected=dict(sorted(rejected.items())),
         pairs_in=len(pairs),
+        partitions=days,
         template=template(cfg),
         config_hash=hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16],
     )

@@ -88,6 +88,26 @@ def test_sft_stage_writes_splits_rows_and_manifest(tmp_path):
     assert again.snapshot_id == document.snapshot_id
 
 
+def test_sft_stage_reads_the_window_by_day(tmp_path):
+    store = Store(str(tmp_path / "store"))
+    cfg = AlignmentSettings(weights={"embedding": 0.0})
+    transcripts, chat = transcripts_table(), chat_table()
+    first = [VIDEO, OTHER_VIDEOS[0]]
+    day1, _ = align_partition(transcripts.filter(pl.col("media_id").is_in(first)),
+                              chat.filter(pl.col("media_id").is_in(first)), cfg)  # fmt: skip
+    day2, _ = align_partition(transcripts.filter(~pl.col("media_id").is_in(first)),
+                              chat.filter(~pl.col("media_id").is_in(first)), cfg)  # fmt: skip
+    window = {"2026-01-03": day1, "2026-01-04": None, DAY: day2}
+    document, facts = build_sft_dataset(window, store, DAY, SftSettings())
+    assert document.partitions == ["2026-01-03", DAY]
+    accepted = sum(t.filter(pl.col("status") == "accepted").height for t in (day1, day2))
+    assert document.pairs_in == accepted > 0
+    rows = facts.rows
+    assert rows["media_id"].n_unique() == 7
+    # one video, one split, across the whole window
+    assert rows.group_by("media_id").agg(pl.col("split").n_unique())["split"].max() == 1
+
+
 @pytest.fixture
 def upstream():
     @dg.asset(name="transcripts", partitions_def=_partitions())
@@ -123,6 +143,7 @@ def test_assets_materialize_with_checks(tmp_path, upstream, monkeypatch):
     assert store.exists(f"aligned_pairs/{DAY}.parquet")
     document = json.loads(store.read_bytes(f"sft_dataset/{DAY}.json"))
     assert document["prefix"] == f"sft_dataset/{DAY}"
+    assert document["partitions"] == [DAY]  # the other days of the window: none made
     assert store.exists(f"sft_dataset/{DAY}/train.jsonl")
 
 

@@ -6,6 +6,7 @@ location imports neither torch nor transformers.
 """
 
 import time
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -14,8 +15,11 @@ from style_pipeline.defs.metadata import sample_table, table_metadata
 from style_pipeline.defs.ownership import group_options
 from style_pipeline.defs.partitions import DAILY_PARTITIONS, MAY_BE_MISSING
 from style_pipeline.defs.resources import SettingsResource, StorageResource
+from style_pipeline.settings import load_settings
 
 LLM = group_options("llm")
+# Read when the code location loads: the window is part of the asset graph.
+SFT_WINDOW = load_settings().sft.window_days
 PAIR_COLUMNS = ["segment_id", "status", "reason", "score", "prompt", "response"]
 
 
@@ -90,7 +94,12 @@ def aligned_pairs(
     **LLM,
     kinds={"json"},
     io_manager_key="json_io_manager",
-    ins={"aligned_pairs": dg.AssetIn(metadata=MAY_BE_MISSING)},
+    ins={
+        "aligned_pairs": dg.AssetIn(
+            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(SFT_WINDOW - 1)),
+            metadata=MAY_BE_MISSING,
+        )
+    },
     check_specs=[
         dg.AssetCheckSpec(
             "no_split_leakage",
@@ -105,14 +114,17 @@ def sft_dataset(
     context: dg.AssetExecutionContext,
     settings: SettingsResource,
     storage: StorageResource,
-    aligned_pairs: pl.DataFrame | None,
+    aligned_pairs: Any,  # dict[str, pl.DataFrame]; one DataFrame when the window is one day
 ):
     """Deduplicated, filtered chat-format JSONL (train/val/test by source video), snapshot id."""
+    # Days of the window without aligned pairs are left out (the IO manager logs each one).
     from style_pipeline.stages.sft_dataset import build_sft_dataset
 
     started = time.perf_counter()
     cfg = settings.load().sft
-    document, facts = build_sft_dataset(aligned_pairs, storage.store(), context.partition_key, cfg)
+    document, facts = build_sft_dataset(
+        window_tables(context, aligned_pairs), storage.store(), context.partition_key, cfg
+    )
     rows = facts.rows
     yield dg.Output(
         document,
@@ -120,6 +132,8 @@ def sft_dataset(
             "snapshot_id": document.snapshot_id,
             "prefix": document.prefix,
             "pairs_in": document.pairs_in,
+            "window_days": SFT_WINDOW,
+            "partitions": ", ".join(document.partitions),
             "kept": facts.kept,
             "counts": document.counts,
             "videos": document.videos,
@@ -137,3 +151,16 @@ def sft_dataset(
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={"videos_in_two_splits": leaks.height, "videos": kept["media_id"].n_unique()},
     )
+
+
+def window_tables(context: dg.AssetExecutionContext, tables: Any) -> dict[str, pl.DataFrame]:
+    """The window's ``aligned_pairs`` by day: Dagster hands a multi-day input over as a
+    dict, a one-day window as the bare table (or None when that day was never made)."""
+    if isinstance(tables, dict):
+        return tables
+    if tables is None:
+        return {}
+    if isinstance(tables, pl.DataFrame):
+        (key,) = context.asset_partition_keys_for_input("aligned_pairs")
+        return {key: tables}
+    raise TypeError(f"aligned_pairs: expected a table or tables by day, got {type(tables)}")
