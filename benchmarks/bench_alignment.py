@@ -253,7 +253,8 @@ def main() -> None:
         "paraphrases without a shared word or a cue are what a pretrained encoder's "
         "embedding part is for.",
         f"- The embedding row runs the sentence encoder on {facts_e.embedded_texts:,} unique "
-        f"texts ({encoder.model_id}, {encoder.profile_used}): "
+        f"texts ({encoder.model_id}, {encoder.profile_used}; its seconds include encoding "
+        "and exclude loading, the content-word cache is warm from the first row): "
         + (
             "random-init weights here (no pretrained MiniLM on this offline machine), so "
             "its cosines are noise and its precision/recall say nothing about MiniLM; the "

@@ -25,6 +25,7 @@ before each segment.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -109,7 +110,8 @@ class AlignFacts:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-def content_words(text: str) -> set[str]:
+@functools.lru_cache(maxsize=65_536)  # a message is scored against every segment after it
+def content_words(text: str) -> frozenset[str]:
     """Lower-cased words minus stop words, plural/possessive ``s`` and ``ing`` cut."""
     out = set()
     for word in _WORD.findall(text.lower()):
@@ -121,10 +123,10 @@ def content_words(text: str) -> set[str]:
         elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
             word = word[:-1]
         out.add(word)
-    return out
+    return frozenset(out)
 
 
-def lexical_part(chat: set[str], speech: set[str]) -> float:
+def lexical_part(chat: frozenset[str], speech: frozenset[str]) -> float:
     """How much of the message the speech repeats: the share of its content words, or
     ``1 - 0.6 ** shared`` when higher (one shared word of a long question counts 0.4).
     """
