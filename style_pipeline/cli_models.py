@@ -24,9 +24,10 @@ console = Console()
 
 
 def _entries(catalog: bool = False):
-    """The configured pipeline's models (the VLM captioner when backend is vlm); with
+    """The configured pipeline's models (the VLM captioner when backend is vlm, the caption
+    check's ITM model, Whisper, the sentence encoder and the causal LM); with
     ``catalog``, every VLM captioner ``pull NAME`` may name (florence2, qwen2-vl, blip2, vlm)."""
-    from style_pipeline.models.registry import registry, vlm_catalog, vlm_entry
+    from style_pipeline.models.registry import named_entry, registry, vlm_catalog, vlm_entry
     from style_pipeline.settings import load_settings
     from style_pipeline.training.presets import load_preset
 
@@ -41,6 +42,12 @@ def _entries(catalog: bool = False):
         caption.vlm if caption.backend == "vlm" else None,
         caption.check.itm_model if caption.check.use_itm != "off" else None,
     )
+    if settings.speech.enabled:
+        whisper = settings.speech.transcription.model
+        entries.append(named_entry("whisper", whisper.pretrained, whisper.hf_cache_dir))
+    encoder = settings.alignment.encoder
+    entries.append(named_entry("sentence-encoder", encoder.pretrained, encoder.hf_cache_dir))
+    entries.append(named_entry("causal-lm", settings.llm.pretrained, settings.llm.hf_cache_dir))
     if catalog:  # the configured VLM (named vlm when not a known one), then the known ones
         for entry in [vlm_entry(caption.vlm), *vlm_catalog(caption.vlm.hf_cache_dir)]:
             if entry.name not in {e.name for e in entries}:
@@ -68,7 +75,9 @@ def list_models() -> None:
 @models_app.command("pull")
 def pull_models(
     name: str | None = typer.Argument(
-        None, help="clip, blip, blip-itm, diffusion, or a VLM captioner: florence2, qwen2-vl, blip2"
+        None,
+        help="clip, blip, blip-itm, diffusion, whisper, sentence-encoder, causal-lm, or a VLM "
+        "captioner: florence2, qwen2-vl, blip2",
     ),
     all_: bool = typer.Option(False, "--all", help="pull every model the pipeline uses"),
 ) -> None:

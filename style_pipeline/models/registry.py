@@ -99,6 +99,13 @@ def itm_entry(config: BlipModelConfig) -> ModelEntry:
     return ModelEntry("blip-itm", "transformers", config.pretrained, config.hf_cache_dir, local)
 
 
+def named_entry(name: str, pretrained: str, hf_cache_dir: str | None = None) -> ModelEntry:
+    """A transformers model of the speech and LLM side (whisper, sentence-encoder, causal-lm)
+    by the name ``pull`` takes, its hub id or local directory."""
+    local = pretrained if _looks_like_path(pretrained) else None
+    return ModelEntry(name, "transformers", pretrained, hf_cache_dir, local)
+
+
 def diffusion_entry(pretrained: str, family: ModelFamily = "sd") -> ModelEntry:
     del family  # the same rules pull SD and SDXL pipelines
     local = pretrained if _looks_like_path(pretrained) else None

@@ -222,6 +222,13 @@ def _models_in(tmp_path, monkeypatch) -> None:
         "CURATION__CLIP__CACHE_DIR": str(tmp_path / "models"),
         "TRAINING__PRESET": "tiny",
         "CAPTIONING__CAPTION__CHECK__USE_ITM": "off",
+        # the speech and LLM side's models, served by the fake hub in the --all test
+        "SPEECH__TRANSCRIPTION__MODEL__PRETRAINED": "fake/whisper",
+        "SPEECH__TRANSCRIPTION__MODEL__HF_CACHE_DIR": str(tmp_path / "hub"),
+        "ALIGNMENT__ENCODER__PRETRAINED": "fake/sentence-encoder",
+        "ALIGNMENT__ENCODER__HF_CACHE_DIR": str(tmp_path / "hub"),
+        "LLM__PRETRAINED": "fake/causal-lm",
+        "LLM__HF_CACHE_DIR": str(tmp_path / "hub"),
     }.items():
         monkeypatch.setenv(f"STYLE_PIPELINE_{key}", value)
 
@@ -257,16 +264,20 @@ def test_cli_pull_all_fetches_every_model_then_lists_them_cached(hub, tmp_path, 
 
     hub.add_folder(DEFAULT_PRETRAINED, save_tiny_pipeline(tmp_path / "tiny"))
     hub.repos["laion/CLIP-ViT-B-32-laion2B-s34B-b79K"] = {"open_clip_model.safetensors": b"w" * 8}
+    for repo in ("fake/whisper", "fake/sentence-encoder", "fake/causal-lm"):
+        hub.repos[repo] = {"config.json": b"{}", "model.safetensors": b"w" * 8}
     _models_in(tmp_path, monkeypatch)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "default-hub"))
     runner = CliRunner()
     pulled = runner.invoke(app, ["models", "pull", "--all"], env={"COLUMNS": "200"})
     assert pulled.exit_code == 0, pulled.output
-    assert pulled.output.count("ready at") == 3
+    assert pulled.output.count("ready at") == 6
     listed = runner.invoke(app, ["models", "list"], env={"COLUMNS": "250"})
     rows = [line for line in listed.output.splitlines() if line.startswith("│ ") and "/" in line]
     names = [row.split("│")[1].strip() for row in rows if row.split("│")[1].strip()]
-    assert names == ["clip", "blip", "diffusion"], listed.output
+    assert names == [
+        "clip", "blip", "diffusion", "whisper", "sentence-encoder", "causal-lm"
+    ], listed.output
     assert all(" yes " in row for row in rows if row.split("│")[1].strip()), listed.output
 
 
