@@ -52,11 +52,19 @@ TINY_ENV = {
     "TRAINING__ALLOW_TINY_PROMOTION": "true",  # tiny weights are all the tests have
     # lora_weights_reproducible re-trains every LoRA a test trains; its own test turns it on
     "TRAINING__REPRO_CHECK__MODE": "never",
+    # the speech and LLM side: tiny Whisper, sentence encoder and causal LM
+    "SPEECH__TRANSCRIPTION__MODEL__PROFILE": "tiny",
+    "ALIGNMENT__ENCODER__PROFILE": "tiny",
+    "LLM__PROFILE": "tiny",
+    "LLM__ALLOW_TINY_PROMOTION": "true",
 }
 CACHE_KEYS = (
     "CURATION__CLIP__CACHE_DIR",
     "CAPTIONING__CAPTION__BLIP__MODEL__CACHE_DIR",
     "TRAINING__MODEL_CACHE_DIR",
+    "SPEECH__TRANSCRIPTION__MODEL__CACHE_DIR",
+    "ALIGNMENT__ENCODER__CACHE_DIR",
+    "LLM__MODEL_CACHE_DIR",
 )
 
 
