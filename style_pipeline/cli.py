@@ -81,6 +81,8 @@ def demo(
         os.environ["STYLE_PIPELINE_MODELS__ALLOW_DOWNLOAD"] = "true"
     os.environ.setdefault("STYLE_PIPELINE_TRAINING__PRESET", preset or ("fast" if real else "tiny"))
     os.environ.setdefault("STYLE_PIPELINE_TRAINING__ALLOW_TINY_PROMOTION", "true")
+    # the LLM adapter too: without pulled weights it trains on the tiny random-init model
+    os.environ.setdefault("STYLE_PIPELINE_LLM__ALLOW_TINY_PROMOTION", "true")
     console.print(f"training preset: {os.environ['STYLE_PIPELINE_TRAINING__PRESET']}")
     home = ensure_dagster_home()
     settings = load_settings()

@@ -34,6 +34,8 @@ def test_whole_graph_on_generated_media(instance, tiny_models, monkeypatch):
         "raw_media", "frames", "quality_scores", "dedup_set", "embeddings", "clusters",
         "curated_frames", "curated_list", "ontology", "caption_model", "captions",
         "training_dataset", "reward_model", "lora_weights", "metrics", "promoted_lora",
+        "audio", "transcripts", "chat_events", "aligned_pairs", "sft_dataset",
+        "llm_adapter", "llm_eval", "promoted_llm_adapter",
     }  # fmt: skip
 
     store = Store(settings.storage_root())
@@ -88,3 +90,37 @@ def test_whole_graph_on_generated_media(instance, tiny_models, monkeypatch):
     assert promoted["version"] == live["version"] == lora["version"]
     assert promoted["sha256"] == live["sha256"] == lora["sha256"]
     assert [e["action"] for e in live["history"]] == ["promote", "promote"]
+
+    _check_speech_and_llm(store, today, samples)
+
+
+def _check_speech_and_llm(store: Store, today: str, samples) -> None:
+    """The speech side of the same day: the video's audio, its transcript, the chat log's
+    events on the video's clock, pairs, the SFT dataset and the LLM adapter's documents;
+    DuckDB views over all of it."""
+    from style_pipeline.sql import connect, query
+
+    assert samples.talk is not None, samples.speech_note  # espeak-ng (.ci/run installs it)
+    audio = _table(store, f"audio/{today}.parquet").row(0, named=True)
+    assert audio["status"] == "ok" and audio["sample_rate"] == 16000
+    assert abs(audio["duration_ms"] - 6000) < 300 and store.exists(audio["audio_key"])
+    assert _table(store, f"transcripts/{today}.parquet")["media_id"].unique().to_list() in (
+        [],
+        [audio["media_id"]],
+    )  # random Whisper weights: garbage text, maybe no segment at all
+    chat = _table(store, f"chat_events/{today}.parquet").filter(pl.col("status") == "accepted")
+    assert chat.sort("line_no")["ts_ms"].to_list() == [m.at_s * 1000 for m in samples.talk.chat]
+    assert set(chat["media_id"]) == {audio["media_id"]}
+    assert store.exists(f"aligned_pairs/{today}.parquet")
+    for document in ("sft_dataset", "llm_adapter", "llm_eval", "promoted_llm_adapter"):
+        assert store.exists(f"{document}/{today}.json"), document
+    con, views = connect(store.root)
+    names = {v.name for v in views}
+    assert {"raw_media", "frames", "captions", "audio", "transcripts", "chat_events"} <= names
+    joined = query(
+        con,
+        "select count(*) from chat_events c join audio a using (media_id, partition) "
+        f"where c.status = 'accepted' and partition = '{today}'",
+    )
+    assert joined.rows == [(len(chat),)]
+    con.close()

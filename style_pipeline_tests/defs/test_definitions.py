@@ -115,6 +115,9 @@ JOB_GROUPS = {
     "curation_job": {"curation"},
     "captioning_job": {"captioning"},
     "training_job": {"training"},
+    "nightly_llm_job": {"speech", "llm"},
+    "speech_job": {"speech"},
+    "llm_job": {"llm"},
 }
 
 
@@ -134,6 +137,7 @@ def test_named_jobs_select_their_groups_and_their_checks(defs, job, groups):
 def test_sensor_and_schedule_target_the_named_jobs(defs):
     assert defs.resolve_sensor_def("hot_folder_sensor").job_name == "ingest_job"
     assert defs.resolve_schedule_def("nightly_training").job_name == "nightly_training_job"
+    assert defs.resolve_schedule_def("nightly_llm").job_name == "nightly_llm_job"
 
 
 def _check_specs(defs) -> list[dg.AssetCheckSpec]:
