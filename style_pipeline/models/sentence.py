@@ -27,7 +27,7 @@ from style_pipeline.models.blip import tiny_vocabulary
 from style_pipeline.models.cache import building_dir, sha256_of
 from style_pipeline.models.device import pick_device
 from style_pipeline.models.profiles import PretrainedUnavailable, offline, resolve_profile
-from style_pipeline.models.registry import ModelEntry, pull
+from style_pipeline.models.registry import ModelEntry, named_entry, pull
 from style_pipeline.paths import resolve_local
 
 if TYPE_CHECKING:
@@ -41,10 +41,7 @@ PULL_NAME = "sentence-encoder"
 
 def sentence_entry(config: SentenceEncoderConfig) -> ModelEntry:
     """The ``models list|pull`` entry of the configured encoder (``alignment.encoder``)."""
-    value = config.pretrained
-    is_path = value.startswith((".", "/", "~")) or resolve_local(value).is_dir()
-    local = value if is_path else None
-    return ModelEntry(PULL_NAME, "transformers", config.pretrained, config.hf_cache_dir, local)
+    return named_entry(PULL_NAME, config.pretrained, config.hf_cache_dir)
 
 
 @dataclass
