@@ -166,7 +166,14 @@ def old_versions(
 
 def cache_prefixes(embedding_cache: str) -> list[str]:
     """Every cache of the pipeline (the embedding cache's prefix is configurable)."""
-    prefixes = [embedding_cache, layout.CAPTION_CACHE, layout.JUDGMENT_CACHE, layout.TRAINING_CACHE]
+    prefixes = [
+        embedding_cache,
+        layout.CAPTION_CACHE,
+        layout.JUDGMENT_CACHE,
+        layout.TRAINING_CACHE,
+        layout.AUDIO_CACHE,
+        layout.TRANSCRIPT_CACHE,
+    ]
     return list(dict.fromkeys(p.strip("/") for p in prefixes))
 
 

@@ -211,3 +211,16 @@ def test_without_its_dataset_document_the_whole_window_is_kept(tmp_path, setting
     gone = planned(plan_retention(store, window, TODAY))
     assert layout.frame_key("2026-01-09", "f1") not in gone  # in the two days up to 01-10
     assert layout.frame_key("2026-01-08", "f1") in gone
+
+
+def test_speech_caches_are_caches_the_flac_objects_are_not(tmp_path, settings):
+    store = Store(tmp_path / "storage")
+    digest = "ab" * 32
+    audio_row, transcript = layout.audio_cache_key(digest), layout.transcript_cache_key(digest)
+    flac = layout.audio_object_key(digest)
+    _aged(store, [(audio_row, 120), (transcript, 120), (flac, 120)])
+    limits = RetentionSettings(cache_max_age_days=90, cache_max_bytes=None)
+    plan = plan_retention(store, settings.model_copy(update={"retention": limits}), TODAY)
+    gone = {d.key for d in plan.deletions if d.reason == "cache_age"}
+    # rows and transcripts are recomputed on a miss; a FLAC is what a cached row points at
+    assert gone == {audio_row, transcript}
