@@ -14,10 +14,10 @@ view was made are part of it; partitions whose columns differ are unioned by nam
 column a day lacks is NULL there). Local roots are read by DuckDB itself; any other root
 (``s3://bucket/prefix``, ``memory://``) through the store's fsspec filesystem, registered
 with ``register_filesystem``: DuckDB's httpfs extension would have to be downloaded, this
-needs nothing. A ``.duckdb`` file written by ``write_database`` keeps the views; opened
-with ``connect`` again (or ``style-pipeline sql --db``) an object-store root is
-registered anew. Opened elsewhere (the ``duckdb`` shell) a local root's views work as they
-are; an S3 root's need httpfs and credentials there.
+needs nothing. A ``.duckdb`` file written by ``write_database`` (``style-pipeline sql
+--write-db``) keeps the views: opened elsewhere (the ``duckdb`` shell, a notebook) a local
+root's views work as they are; an S3 root's need the filesystem again (``connect(root,
+path)`` registers it) or httpfs and credentials there.
 """
 
 from __future__ import annotations
