@@ -109,8 +109,8 @@ def demo(
             console.print(f"reference character for the characters asset: {samples.character}")
         if samples.talk is not None and samples.chat_log is not None:
             console.print(
-                f"the video speaks {len(samples.talk.speech)} answers (espeak-ng) to questions "
-                f"in its chat log {samples.chat_log.name}"
+                f"the video speaks (espeak-ng) its answers to {len(samples.talk.speech)} "
+                f"question(s) of its chat log {samples.chat_log.name}"
             )
         if samples.speech_note:
             console.print(f"[yellow]{samples.speech_note}")
