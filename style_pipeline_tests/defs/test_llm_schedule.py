@@ -17,12 +17,15 @@ TICK = dt.datetime(2026, 11, 26, 3, 0, tzinfo=dt.UTC)
 DAY = "2026-11-25"
 
 
-def _context(instance, when=TICK):
-    return dg.build_schedule_context(
+def _tick(instance, when=TICK):
+    """What the schedule returns for a tick; the context is closed after it (it enters the
+    instance, which would otherwise stay the current one after the test)."""
+    with dg.build_schedule_context(
         scheduled_execution_time=when,
         instance=instance,
         resources={"settings": SettingsResource()},
-    )
+    ) as context:
+        return nightly_llm(context)
 
 
 def _arrived(instance, rows: list[dict]) -> None:
@@ -45,7 +48,7 @@ def test_the_schedule_definition():
 
 
 def test_a_day_nothing_arrived_is_skipped(instance):
-    skip = nightly_llm(_context(instance))
+    skip = _tick(instance)
     assert isinstance(skip, dg.SkipReason)
     assert "quiet day" in skip.skip_message and "nothing arrived" in skip.skip_message
 
@@ -60,7 +63,7 @@ def test_a_day_of_photos_or_silent_videos_is_skipped(instance):
             {"kind": "chat", "status": "rejected", "has_audio": None},
         ],
     )
-    skip = nightly_llm(_context(instance))
+    skip = _tick(instance)
     assert isinstance(skip, dg.SkipReason)
     assert "no accepted video with audio and no chat log" in skip.skip_message
 
@@ -74,7 +77,7 @@ def test_a_day_of_photos_or_silent_videos_is_skipped(instance):
 )
 def test_a_day_with_speech_or_chat_requests_yesterday(instance, row):
     _arrived(instance, [{"kind": "image", "status": "accepted", "has_audio": None}, row])
-    request = nightly_llm(_context(instance))
+    request = _tick(instance)
     assert isinstance(request, dg.RunRequest)
     assert request.partition_key == DAY
     assert request.run_key == f"nightly_llm:{DAY}"
@@ -83,10 +86,10 @@ def test_a_day_with_speech_or_chat_requests_yesterday(instance, row):
 
 def test_an_unreadable_table_does_not_skip(instance):
     instance.report_runless_asset_event(dg.AssetMaterialization("raw_media", partition=DAY))
-    assert isinstance(nightly_llm(_context(instance)), dg.RunRequest)  # the run reports it
+    assert isinstance(_tick(instance), dg.RunRequest)  # the run reports it
 
 
 def test_before_the_first_partition_is_skipped(instance):
     early = dt.datetime(2020, 1, 2, 3, 0, tzinfo=dt.UTC)
-    skip = nightly_llm(_context(instance, early))
+    skip = _tick(instance, early)
     assert isinstance(skip, dg.SkipReason) and "first partition" in skip.skip_message
