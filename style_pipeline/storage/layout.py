@@ -396,6 +396,7 @@ def report_of(key: str) -> tuple[str, str] | None:
     match = _REPORT.match(key)
     return (match.group(1), match.group(2)) if match else None
 
+
 # LLM adapter side (llm_adapter, llm_eval, promoted_llm_adapter): adapter versions are
 # ``llm_adapter/<YYYY-MM-DD>.<NNN>/`` beside the day documents ``llm_adapter/<day>.json``.
 LLM_ADAPTER = "llm_adapter"
