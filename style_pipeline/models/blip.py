@@ -20,7 +20,7 @@ import string
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -32,7 +32,7 @@ from style_pipeline.models.registry import blip_entry, pull
 from style_pipeline.paths import resolve_local
 
 if TYPE_CHECKING:  # transformers is imported lazily (heavy)
-    from transformers import BlipForConditionalGeneration, BlipProcessor
+    from transformers import BlipForConditionalGeneration, BlipProcessor, PreTrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,18 @@ def tiny_fingerprint(arch: TinyBlipArch, vocab: list[str]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def build_tiny_blip(out_dir: Path, arch: TinyBlipArch, vocab: list[str]) -> Path:
-    """Build the random-init model + processor from ``arch`` and ``vocab``; save atomically."""
+def build_tiny_blip(
+    out_dir: Path,
+    arch: TinyBlipArch,
+    vocab: list[str],
+    model_class: type[PreTrainedModel] | None = None,
+    label: str = "BLIP",
+) -> Path:
+    """Build the random-init model + processor from ``arch`` and ``vocab``; save atomically.
+
+    The model is the captioner unless ``model_class`` names another head on the same
+    config (the ITM model of :mod:`style_pipeline.models.blip_itm`).
+    """
     from transformers import (
         BertTokenizer,
         BlipConfig,
@@ -110,8 +120,10 @@ def build_tiny_blip(out_dir: Path, arch: TinyBlipArch, vocab: list[str]) -> Path
         intermediate_size=arch.intermediate, num_hidden_layers=arch.text_layers,
         num_attention_heads=arch.text_heads, max_position_embeddings=arch.max_positions,
         bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
-        sep_token_id=tokenizer.sep_token_id, eos_token_id=tokenizer.sep_token_id,
+        sep_token_id=tokenizer.sep_token_id,
     )  # fmt: skip
+    if model_class is None:  # the captioner generates until [SEP]
+        text["eos_token_id"] = tokenizer.sep_token_id
     vision = dict(
         hidden_size=arch.vision_hidden, intermediate_size=arch.intermediate,
         num_hidden_layers=arch.vision_layers, num_attention_heads=arch.vision_heads,
@@ -120,29 +132,57 @@ def build_tiny_blip(out_dir: Path, arch: TinyBlipArch, vocab: list[str]) -> Path
     config = BlipConfig(text_config=text, vision_config=vision, projection_dim=arch.text_hidden)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(arch.seed)
-        model = BlipForConditionalGeneration(config)
+        model = (model_class or BlipForConditionalGeneration)(config)
     with building_dir(out_dir, WEIGHTS_NAME) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
-    log.info("saved tiny BLIP to %s", out_dir)
+    log.info("saved tiny %s to %s", label, out_dir)
     return out_dir
 
 
 def load_blip_dir(
-    path: str | Path, device: torch.device, cache_dir: str | None = None
-) -> tuple[BlipForConditionalGeneration, BlipProcessor]:
-    """Model (eval mode, on ``device``) and processor from a directory or a cached hub id."""
+    path: str | Path,
+    device: torch.device,
+    cache_dir: str | None = None,
+    model_class: type[PreTrainedModel] | None = None,
+) -> tuple[Any, BlipProcessor]:
+    """Model (eval mode, on ``device``) and processor from a directory or a cached hub id.
+
+    The model is the captioner unless ``model_class`` names another BLIP head.
+    """
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
     with offline():
         processor = BlipProcessor.from_pretrained(
             str(path), local_files_only=True, cache_dir=cache_dir
         )
-        model = BlipForConditionalGeneration.from_pretrained(
+        model = (model_class or BlipForConditionalGeneration).from_pretrained(
             str(path), local_files_only=True, cache_dir=cache_dir
         )
     # transformers wraps PreTrainedModel.to in a decorator whose stub drops ``self``.
     return model.to(device).eval(), processor  # type: ignore[arg-type]
+
+
+def load_blip_pretrained_dir(
+    config: BlipModelConfig,
+    device: torch.device,
+    model_class: type[PreTrainedModel] | None = None,
+    label: str = "BLIP",
+) -> tuple[Any, BlipProcessor, str]:
+    """Model, processor and source of ``config.pretrained``, from local files only.
+
+    Raises :class:`PretrainedUnavailable` when it is neither a directory nor cached.
+    """
+    local = resolve_local(config.pretrained)
+    source = str(local) if local.is_dir() else config.pretrained
+    try:
+        model, processor = load_blip_dir(source, device, config.hf_cache_dir, model_class)
+    except (OSError, ValueError) as exc:
+        raise PretrainedUnavailable(
+            f"{label} {config.pretrained!r} is neither a local model directory nor in the "
+            f"Hugging Face cache (offline lookup only): {exc}"
+        ) from exc
+    return model, processor, source
 
 
 def load_blip_tiny(
@@ -171,16 +211,8 @@ def load_blip_tiny(
 
 def load_blip_pretrained(config: BlipModelConfig) -> LoadedBlip:
     """Pretrained BLIP from local files only; raises :class:`PretrainedUnavailable`."""
-    local = resolve_local(config.pretrained)
-    source = str(local) if local.is_dir() else config.pretrained
     device = pick_device(config.device)
-    try:
-        model, processor = load_blip_dir(source, device, config.hf_cache_dir)
-    except (OSError, ValueError) as exc:
-        raise PretrainedUnavailable(
-            f"BLIP {config.pretrained!r} is neither a local model directory nor in the "
-            f"Hugging Face cache (offline lookup only): {exc}"
-        ) from exc
+    model, processor, source = load_blip_pretrained_dir(config, device)
     return LoadedBlip(
         model, processor, device, config.pretrained, source, config.profile, "pretrained", None
     )

@@ -10,7 +10,6 @@ its weights are on disk, else None and why (never tiny, never downloaded).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,16 +19,20 @@ import torch
 from PIL import Image
 
 from style_pipeline.contracts.models import BlipModelConfig, Profile, TinyBlipArch
-from style_pipeline.models.blip import WEIGHTS_NAME, tiny_fingerprint, tiny_vocabulary
-from style_pipeline.models.cache import building_dir, sha256_of
+from style_pipeline.models.blip import (
+    WEIGHTS_NAME,
+    build_tiny_blip,
+    load_blip_dir,
+    load_blip_pretrained_dir,
+    tiny_fingerprint,
+    tiny_vocabulary,
+)
+from style_pipeline.models.cache import sha256_of
 from style_pipeline.models.device import pick_device
-from style_pipeline.models.profiles import PretrainedUnavailable, offline, resolve_profile
-from style_pipeline.paths import resolve_local
+from style_pipeline.models.profiles import PretrainedUnavailable, resolve_profile
 
 if TYPE_CHECKING:  # transformers is imported lazily (heavy)
     from transformers import BlipForImageTextRetrieval, BlipProcessor
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,55 +77,17 @@ class LoadedItm:
 
 def build_tiny_itm(out_dir: Path, arch: TinyBlipArch, vocab: list[str]) -> Path:
     """Build the random-init ITM model + processor from ``arch`` and ``vocab``; save it."""
-    from transformers import (
-        BertTokenizer,
-        BlipConfig,
-        BlipForImageTextRetrieval,
-        BlipImageProcessor,
-        BlipProcessor,
-    )
+    from transformers import BlipForImageTextRetrieval
 
-    if (out_dir / WEIGHTS_NAME).is_file():
-        return out_dir
-    tokenizer = BertTokenizer(
-        vocab={token: i for i, token in enumerate(vocab)}, bos_token="[DEC]", do_lower_case=True
-    )
-    image_processor = BlipImageProcessor(size={"height": arch.image_size, "width": arch.image_size})
-    processor = BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
-    text = dict(
-        vocab_size=len(vocab), hidden_size=arch.text_hidden, encoder_hidden_size=arch.vision_hidden,
-        intermediate_size=arch.intermediate, num_hidden_layers=arch.text_layers,
-        num_attention_heads=arch.text_heads, max_position_embeddings=arch.max_positions,
-        bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
-        sep_token_id=tokenizer.sep_token_id,
-    )  # fmt: skip
-    vision = dict(
-        hidden_size=arch.vision_hidden, intermediate_size=arch.intermediate,
-        num_hidden_layers=arch.vision_layers, num_attention_heads=arch.vision_heads,
-        image_size=arch.image_size, patch_size=arch.patch_size,
-    )  # fmt: skip
-    config = BlipConfig(text_config=text, vision_config=vision, projection_dim=arch.text_hidden)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(arch.seed)
-        model = BlipForImageTextRetrieval(config)
-    with building_dir(out_dir, WEIGHTS_NAME) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        processor.save_pretrained(tmp)
-    log.info("saved tiny BLIP ITM to %s", out_dir)
-    return out_dir
+    return build_tiny_blip(out_dir, arch, vocab, BlipForImageTextRetrieval, "BLIP ITM")
 
 
-def _load_dir(path: str | Path, device: torch.device, cache_dir: str | None = None):
-    from transformers import BlipForImageTextRetrieval, BlipProcessor
+def _load_dir(
+    path: str | Path, device: torch.device
+) -> tuple[BlipForImageTextRetrieval, BlipProcessor]:
+    from transformers import BlipForImageTextRetrieval
 
-    with offline():
-        processor = BlipProcessor.from_pretrained(
-            str(path), local_files_only=True, cache_dir=cache_dir
-        )
-        model = BlipForImageTextRetrieval.from_pretrained(
-            str(path), local_files_only=True, cache_dir=cache_dir
-        )
-    return model.to(device).eval(), processor  # type: ignore[arg-type]
+    return load_blip_dir(path, device, model_class=BlipForImageTextRetrieval)
 
 
 def load_itm_tiny(config: BlipModelConfig, words: Iterable[str] | None = None) -> LoadedItm:
@@ -141,16 +106,12 @@ def load_itm_tiny(config: BlipModelConfig, words: Iterable[str] | None = None) -
 
 def load_itm_pretrained(config: BlipModelConfig) -> LoadedItm:
     """Pretrained ITM from local files only; raises :class:`PretrainedUnavailable`."""
-    local = resolve_local(config.pretrained)
-    source = str(local) if local.is_dir() else config.pretrained
+    from transformers import BlipForImageTextRetrieval
+
     device = pick_device(config.device)
-    try:
-        model, processor = _load_dir(source, device, config.hf_cache_dir)
-    except (OSError, ValueError) as exc:
-        raise PretrainedUnavailable(
-            f"BLIP ITM {config.pretrained!r} is neither a local model directory nor in the "
-            f"Hugging Face cache (offline lookup only): {exc}"
-        ) from exc
+    model, processor, _ = load_blip_pretrained_dir(
+        config, device, BlipForImageTextRetrieval, "BLIP ITM"
+    )
     return LoadedItm(model, processor, device, config.pretrained, config.profile, "pretrained")
 
 
