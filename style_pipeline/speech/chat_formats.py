@@ -148,6 +148,29 @@ def _lines(data: bytes) -> Iterator[tuple[int, str | None]]:
         yield number, text.lstrip("\ufeff").rstrip("\r")
 
 
+def _json_objects(data: bytes, parsed: ParsedChat) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each JSON-object line; a ``# stream start`` comment sets
+    ``parsed.stream_start_ms`` and any other line is rejected into ``parsed.lines``."""
+    for line_no, text in _lines(data):
+        if text is None:
+            parsed.lines.append(_reject(line_no, R.MALFORMED, "line is not UTF-8 text"))
+            continue
+        line = text.strip()
+        if not line or line.startswith("#"):
+            if line and (start := _stream_start(line)) is not None:
+                parsed.stream_start_ms = start
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            parsed.lines.append(_reject(line_no, R.MALFORMED, f"not JSON ({exc.msg})"))
+            continue
+        if not isinstance(obj, dict):
+            parsed.lines.append(_reject(line_no, R.MALFORMED, "not a JSON object"))
+            continue
+        yield line_no, obj
+
+
 # Twitch IRC --------------------------------------------------------------------------------
 
 _BRACKET = re.compile(r"^\[([^\]]{1,40})\]\s*(.*)$")
@@ -341,23 +364,7 @@ def _youtube_item(line_no: int, item_no: int, action: Any, offset_ms: int | None
 
 def parse_youtube(data: bytes) -> ParsedChat:
     parsed = ParsedChat(ChatFormat.YOUTUBE_LIVE_CHAT)
-    for line_no, text in _lines(data):
-        if text is None:
-            parsed.lines.append(_reject(line_no, R.MALFORMED, "line is not UTF-8 text"))
-            continue
-        line = text.strip()
-        if not line or line.startswith("#"):
-            if line and (start := _stream_start(line)) is not None:
-                parsed.stream_start_ms = start
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            parsed.lines.append(_reject(line_no, R.MALFORMED, f"not JSON ({exc.msg})"))
-            continue
-        if not isinstance(obj, dict):
-            parsed.lines.append(_reject(line_no, R.MALFORMED, "not a JSON object"))
-            continue
+    for line_no, obj in _json_objects(data, parsed):
         replay = obj.get("replayChatItemAction")
         if isinstance(replay, dict):
             actions = replay.get("actions")
@@ -441,23 +448,7 @@ class _FlatRow(dict):
 
 def parse_generic_jsonl(data: bytes, mapping: GenericChatMapping) -> ParsedChat:
     parsed = ParsedChat(ChatFormat.GENERIC_JSONL)
-    for line_no, text in _lines(data):
-        if text is None:
-            parsed.lines.append(_reject(line_no, R.MALFORMED, "line is not UTF-8 text"))
-            continue
-        line = text.strip()
-        if not line or line.startswith("#"):
-            if line and (start := _stream_start(line)) is not None:
-                parsed.stream_start_ms = start
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            parsed.lines.append(_reject(line_no, R.MALFORMED, f"not JSON ({exc.msg})"))
-            continue
-        if not isinstance(obj, dict):
-            parsed.lines.append(_reject(line_no, R.MALFORMED, "not a JSON object"))
-            continue
+    for line_no, obj in _json_objects(data, parsed):
         if set(obj) == {"stream_start"}:
             try:
                 parsed.stream_start_ms = parse_wall(str(obj["stream_start"]))
