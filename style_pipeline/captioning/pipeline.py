@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -88,7 +89,15 @@ def finish(
     allowed: Iterable[str] = (),
     fits: Fits | None = None,
 ) -> Finished:
-    """:func:`finish_caption`, also saying whether the caption was truncated to fit."""
+    """Post-process, validate (repairing near-misses), and re-fit to the token limit; also
+    say whether the caption was truncated to fit.
+
+    ``characters``: trigger words of the characters in the image, put right after the style
+    trigger; ``allowed``: more phrases the ontology check accepts as they are (every
+    character's trigger word and aliases), besides the trigger words and style tags;
+    ``fits``: whether a caption fits the target encoders (default: ``config.max_tokens``
+    counted with ``count_tokens``).
+    """
 
     def post(text: str):
         return postprocess_fitted(
@@ -112,29 +121,10 @@ def finish(
 
 
 def finish_caption(
-    raw: str,
-    config: CaptionConfig,
-    vocabulary: Vocabulary,
-    *,
-    stopwords: frozenset[str] = STOPWORDS,
-    count_tokens: TokenCounter | None = None,
-    embed: EmbedFn | None = None,
-    characters: Sequence[str] = (),
-    allowed: Iterable[str] = (),
-    fits: Fits | None = None,
+    raw: str, config: CaptionConfig, vocabulary: Vocabulary, **options: Any
 ) -> tuple[str, bool, list[str], list[str]]:
-    """Post-process, validate (repairing near-misses), and re-fit to the token limit.
-
-    ``characters``: trigger words of the characters in the image, put right after the style
-    trigger; ``allowed``: more phrases the ontology check accepts as they are (every
-    character's trigger word and aliases), besides the trigger words and style tags;
-    ``fits``: whether a caption fits the target encoders (default: ``config.max_tokens``
-    counted with ``count_tokens``).
-    """
-    done = finish(
-        raw, config, vocabulary, stopwords=stopwords, count_tokens=count_tokens, embed=embed,
-        characters=characters, allowed=allowed, fits=fits,
-    )  # fmt: skip
+    """:func:`finish` (``options`` are its keywords) as (caption, valid, violations, repairs)."""
+    done = finish(raw, config, vocabulary, **options)
     return done.caption, done.valid, done.violations, done.repairs
 
 
@@ -165,7 +155,7 @@ def caption_images(
     """Caption ``images`` with the selected captioner, finish and check every caption.
 
     ``characters``: per image, the trigger words of the characters it shows (see
-    :func:`finish_caption`); ``allowed``: phrases the ontology check keeps as they are;
+    :func:`finish`); ``allowed``: phrases the ontology check keeps as they are;
     ``budget``: the target encoders' tokenizers (fitting and ``token_counts``; None:
     ``config.max_tokens`` with ``count_tokens``); ``checker``: image-caption agreement
     (None: no check), with ``image_vectors`` the frames' CLIP vectors if already known.
