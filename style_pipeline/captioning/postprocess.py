@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 TokenCounter = Callable[[str], int]
 Fits = Callable[[str], bool]  # whether a whole caption fits every target encoder
@@ -268,7 +268,10 @@ def postprocess_fitted(
     style: Style = "sentence",
     fits: Fits | None = None,
 ) -> Fitted:
-    """:func:`postprocess_caption`, also saying whether the caption was truncated."""
+    """Cleanup, trigger first (exactly once), then the ``characters``' trigger words (each
+    once, in the given order), the body in ``style`` (sentence or tag list), style tags
+    appended, truncated at tag boundaries to the limit (``fits``, else ``max_tokens``
+    counted by ``count_tokens``); also say whether the caption was truncated."""
     trigger = trigger.strip()
     if not trigger:
         raise ValueError("trigger word must not be empty")
@@ -288,21 +291,6 @@ def postprocess_fitted(
         raise ValueError(f"{err} ({max_tokens} tokens)") from None
 
 
-def postprocess_caption(
-    raw: str,
-    trigger: str,
-    style_tags: Sequence[str] = (),
-    max_tokens: int = CLIP_TOKEN_LIMIT,
-    count_tokens: TokenCounter | None = None,
-    characters: Sequence[str] = (),
-    *,
-    style: Style = "sentence",
-    fits: Fits | None = None,
-) -> str:
-    """Cleanup, trigger first (exactly once), then the ``characters``' trigger words (each
-    once, in the given order), the body in ``style`` (sentence or tag list), style tags
-    appended, truncated at tag boundaries to the limit (``fits``, else ``max_tokens``
-    counted by ``count_tokens``)."""
-    return postprocess_fitted(
-        raw, trigger, style_tags, max_tokens, count_tokens, characters, style=style, fits=fits
-    ).caption
+def postprocess_caption(raw: str, trigger: str, *args: Any, **options: Any) -> str:
+    """The caption of :func:`postprocess_fitted` (``args`` and ``options`` are its own)."""
+    return postprocess_fitted(raw, trigger, *args, **options).caption
