@@ -13,7 +13,12 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from style_pipeline.contracts.remote_training import RemoteCallSettings
+from style_pipeline.contracts.training import DatasetBuildConfig, TrainingSettings
+from style_pipeline.storage.store import Store
+from style_pipeline.training.dataset import build_training_dataset
 from style_pipeline.training.remote.base import Availability, RemoteStatus, RemoteTrainingError
+from style_pipeline_tests.training.factories import write_images
 
 WEIGHTS = "pytorch_lora_weights.safetensors"
 
@@ -108,3 +113,23 @@ def running(step: int, total: int = 10, loss: float | None = 0.5) -> RemoteStatu
 
 def done(seconds: float | None = 120.0) -> RemoteStatus:
     return RemoteStatus("completed", step=10, total_steps=10, loss=0.25, seconds=seconds)
+
+
+def remote_stage_setup(
+    tmp_path: Path, monkeypatch: Any, partition: str
+) -> tuple[Store, FakeRemote, TrainingSettings]:
+    """A two-picture training dataset for ``partition``, a FakeRemote (running, done) put in
+    place of the remote backend, and tiny-preset ComfyUI settings that poll fast."""
+    from style_pipeline.training.remote import factory
+
+    store = Store(tmp_path / "storage")
+    paths = write_images(tmp_path / "src", [(64, 64), (96, 64)])
+    items = [(str(p), f"sks style, picture {i}", f"frame-{i}") for i, p in enumerate(paths)]
+    build_training_dataset(items, store, partition, DatasetBuildConfig(resolution=64))
+    fake = FakeRemote([running(2), done()])
+    monkeypatch.setattr(factory, "remote_backend", lambda training, verify_pipeline: fake)
+    settings = TrainingSettings(
+        preset="tiny", backend="comfyui", model_cache_dir=str(tmp_path / "models"),
+        remote=RemoteCallSettings(poll_interval_s=0.01),
+    )  # fmt: skip
+    return store, fake, settings

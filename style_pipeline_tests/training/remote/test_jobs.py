@@ -13,11 +13,9 @@ from pathlib import Path
 import pytest
 
 from style_pipeline.contracts.remote_training import RemoteCallSettings, job_id_for
-from style_pipeline.contracts.training import DatasetBuildConfig, TrainingSettings
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 from style_pipeline.training.backends import TrainingRequest
-from style_pipeline.training.dataset import build_training_dataset
 from style_pipeline.training.presets import load_preset
 from style_pipeline.training.remote.base import Availability, RemoteStatus, RemoteTrainingError
 from style_pipeline.training.remote.http import (
@@ -28,8 +26,12 @@ from style_pipeline.training.remote.http import (
 )
 from style_pipeline.training.remote.jobs import JobStore, RemoteTrainingBackend
 from style_pipeline.training.trainer import dataset_hash_of, train_and_publish
-from style_pipeline_tests.training.factories import write_images
-from style_pipeline_tests.training.remote.fake_backend import FakeRemote, done, running
+from style_pipeline_tests.training.remote.fake_backend import (
+    FakeRemote,
+    done,
+    remote_stage_setup,
+    running,
+)
 
 PARTITION = "2026-01-05"
 SECRET = "r8_fakeTokenValue0123456789abcdef"
@@ -240,18 +242,8 @@ def test_published_version_carries_the_job(store, request_, tiny_model):
 
 def test_the_stage_trains_on_the_configured_backend(tmp_path, monkeypatch):
     from style_pipeline.stages import lora_weights
-    from style_pipeline.training.remote import factory
 
-    store = Store(tmp_path / "storage")
-    paths = write_images(tmp_path / "src", [(64, 64), (96, 64)])
-    items = [(str(p), f"sks style, picture {i}", f"frame-{i}") for i, p in enumerate(paths)]
-    build_training_dataset(items, store, PARTITION, DatasetBuildConfig(resolution=64))
-    fake = FakeRemote([running(2), done()])
-    monkeypatch.setattr(factory, "remote_backend", lambda training, verify_pipeline: fake)
-    settings = TrainingSettings(
-        preset="tiny", backend="comfyui", model_cache_dir=str(tmp_path / "models"),
-        remote=RemoteCallSettings(poll_interval_s=0.01),
-    )  # fmt: skip
+    store, fake, settings = remote_stage_setup(tmp_path, monkeypatch, PARTITION)
     lines: list[str] = []
     document, facts = lora_weights.train_lora(store, PARTITION, settings, log=lines.append)
     assert document.backend == "comfyui" and fake.submits == ["remote-1"]
