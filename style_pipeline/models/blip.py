@@ -18,18 +18,18 @@ import logging
 import re
 import string
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from style_pipeline.contracts.models import BlipModelConfig, Profile, TinyBlipArch
+from style_pipeline.contracts.models import BlipModelConfig, TinyBlipArch
 from style_pipeline.models.cache import building_dir, sha256_of
 from style_pipeline.models.device import pick_device
+from style_pipeline.models.loaded import ProfileFacts, pretrained_source, with_fallback_note
 from style_pipeline.models.profiles import PretrainedUnavailable, offline, resolve_profile
 from style_pipeline.models.registry import blip_entry, pull
-from style_pipeline.paths import resolve_local
 
 if TYPE_CHECKING:  # transformers is imported lazily (heavy)
     from transformers import BlipForConditionalGeneration, BlipProcessor, PreTrainedModel
@@ -43,27 +43,16 @@ _BERT_PIECES = re.compile(r"\w+|[^\w\s]")  # BERT's basic split: words and punct
 
 
 @dataclass
-class LoadedBlip:
+class LoadedBlip(ProfileFacts):
     """A BLIP model in eval mode with its processor, and what was asked for vs. what ran."""
 
     model: BlipForConditionalGeneration
     processor: BlipProcessor
     device: torch.device
-    model_id: str
-    source: str
-    profile_requested: Profile
-    profile_used: Literal["pretrained", "tiny"]
-    fallback_reason: str | None
 
     def metadata(self) -> dict[str, str]:
         """Flat facts for asset metadata (``fallback_reason`` is '' when none)."""
-        return {
-            "caption_model_id": self.model_id,
-            "caption_model_source": self.source,
-            "caption_profile_requested": self.profile_requested,
-            "caption_profile_used": self.profile_used,
-            "caption_fallback_reason": self.fallback_reason or "",
-        }
+        return self.profile_metadata("caption")
 
 
 def tiny_vocabulary(words: Iterable[str]) -> list[str]:
@@ -173,8 +162,7 @@ def load_blip_pretrained_dir(
 
     Raises :class:`PretrainedUnavailable` when it is neither a directory nor cached.
     """
-    local = resolve_local(config.pretrained)
-    source = str(local) if local.is_dir() else config.pretrained
+    source, _ = pretrained_source(config.pretrained)
     try:
         model, processor = load_blip_dir(source, device, config.hf_cache_dir, model_class)
     except (OSError, ValueError) as exc:
@@ -204,8 +192,8 @@ def load_blip_tiny(
     model, processor = load_blip_dir(path, device)
     digest = sha256_of(path / WEIGHTS_NAME)[:16]
     return LoadedBlip(
-        model, processor, device, f"{arch.name}@sha256:{digest}", str(path),
-        config.profile, "tiny", fallback_reason,
+        model, processor, device, model_id=f"{arch.name}@sha256:{digest}", source=str(path),
+        profile_requested=config.profile, profile_used="tiny", fallback_reason=fallback_reason,
     )  # fmt: skip
 
 
@@ -214,8 +202,9 @@ def load_blip_pretrained(config: BlipModelConfig) -> LoadedBlip:
     device = pick_device(config.device)
     model, processor, source = load_blip_pretrained_dir(config, device)
     return LoadedBlip(
-        model, processor, device, config.pretrained, source, config.profile, "pretrained", None
-    )
+        model, processor, device, model_id=config.pretrained, source=source,
+        profile_requested=config.profile, profile_used="pretrained", fallback_reason=None,
+    )  # fmt: skip
 
 
 def load_blip(
@@ -231,7 +220,4 @@ def load_blip(
         download=lambda: pull(blip_entry(config)),
         pull_name="blip",
     )
-    if resolved.fallback_reason is None:
-        return resolved.value
-    reason = f"pretrained BLIP {config.pretrained} unavailable offline: {resolved.fallback_reason}"
-    return replace(resolved.value, fallback_reason=reason)
+    return with_fallback_note(resolved, "BLIP", config.pretrained)

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from style_pipeline.contracts.captioning_vlm import VLM_CATALOG, VlmCaptionConfig, VlmFamily
-from style_pipeline.contracts.models import Profile
 from style_pipeline.models.cache import sha256_of
 from style_pipeline.models.device import pick_device
+from style_pipeline.models.loaded import ProfileFacts, pretrained_source, with_fallback_note
 from style_pipeline.models.profiles import (
     PretrainedUnavailable,
     offline,
@@ -31,7 +31,6 @@ from style_pipeline.models.profiles import (
 )
 from style_pipeline.models.registry import hub_snapshot, pull, vlm_entry
 from style_pipeline.models.vlm_tiny import WEIGHTS_NAME, build_tiny_vlm, tiny_fingerprint
-from style_pipeline.paths import resolve_local
 
 if TYPE_CHECKING:  # transformers is imported lazily (heavy)
     from transformers import PreTrainedModel, ProcessorMixin
@@ -49,7 +48,7 @@ MODEL_TYPES: dict[str, VlmFamily] = {
 
 
 @dataclass
-class LoadedVlm:
+class LoadedVlm(ProfileFacts):
     """A VLM in eval mode with its processor, its family, and what was asked for vs. what ran."""
 
     model: PreTrainedModel
@@ -57,23 +56,11 @@ class LoadedVlm:
     family: VlmFamily
     device: torch.device
     dtype: torch.dtype
-    model_id: str
-    source: str
-    profile_requested: Profile
-    profile_used: Literal["pretrained", "tiny"]
-    fallback_reason: str | None
 
     def metadata(self) -> dict[str, str]:
         """Flat facts for asset metadata (``fallback_reason`` is '' when none)."""
-        return {
-            "caption_model_id": self.model_id,
-            "caption_model_family": self.family,
-            "caption_model_source": self.source,
-            "caption_model_dtype": str(self.dtype).removeprefix("torch."),
-            "caption_profile_requested": self.profile_requested,
-            "caption_profile_used": self.profile_used,
-            "caption_fallback_reason": self.fallback_reason or "",
-        }
+        dtype = str(self.dtype).removeprefix("torch.")
+        return self.profile_metadata("caption", family=self.family, dtype=dtype)
 
 
 def guess_family(model_id: str) -> VlmFamily:
@@ -134,8 +121,9 @@ def _loaded(config: VlmCaptionConfig, path, model_id, used, reason) -> LoadedVlm
     has_template = bool(getattr(processor, "chat_template", None))
     family = family_of(model_type, has_template, config.family)
     return LoadedVlm(
-        model, processor, family, device, dtype, model_id, str(path), config.profile, used, reason
-    )
+        model, processor, family, device, dtype, model_id=model_id, source=str(path),
+        profile_requested=config.profile, profile_used=used, fallback_reason=reason,
+    )  # fmt: skip
 
 
 def load_vlm_tiny(config: VlmCaptionConfig, words: Iterable[str] | None = None) -> LoadedVlm:
@@ -160,13 +148,12 @@ def _in_hub_cache(config: VlmCaptionConfig) -> bool:
 
 def load_vlm_pretrained(config: VlmCaptionConfig) -> LoadedVlm:
     """The pretrained VLM from local files only; raises :class:`PretrainedUnavailable`."""
-    local = resolve_local(config.pretrained)
-    source = str(local) if local.is_dir() else config.pretrained
+    source, is_dir = pretrained_source(config.pretrained)
     missing = (
         f"VLM {config.pretrained!r} is neither a local model directory nor in the Hugging Face "
         "cache (offline lookup only)"
     )
-    if not local.is_dir() and not _in_hub_cache(config):
+    if not is_dir and not _in_hub_cache(config):
         # answered without importing the model classes (seconds): auto asks on every run
         raise PretrainedUnavailable(missing)
     try:
@@ -193,8 +180,4 @@ def load_vlm(
         )
     except PretrainedUnavailable as err:  # profile pretrained: say how to get the weights
         raise PretrainedUnavailable(f"{err}; {pull_hint(config.pull_name())}") from err
-    value: LoadedVlm = resolved.value
-    if resolved.fallback_reason is None:
-        return value
-    reason = f"pretrained VLM {config.pretrained} unavailable offline: {resolved.fallback_reason}"
-    return replace(value, profile_requested=config.profile, fallback_reason=reason)
+    return with_fallback_note(resolved, "VLM", config.pretrained)
