@@ -10,14 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from style_pipeline.contracts.training import LoraWeightsDocument, TrainingSettings
-from style_pipeline.models.diffusion import resolve_diffusion
-from style_pipeline.paths import resolve_local
 from style_pipeline.stages import FactValue
 from style_pipeline.stages.tracking import track_training
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 from style_pipeline.training.dataset import download_dataset
-from style_pipeline.training.presets import load_preset
+from style_pipeline.training.presets import preset_base_model
 from style_pipeline.training.remote.factory import training_backend
 from style_pipeline.training.train_loop import ProgressCallback
 from style_pipeline.training.trainer import train_and_publish
@@ -39,14 +37,7 @@ def train_lora(
     (``training.remote.jobs``: resumed by a re-run, cancelled with the run); the job's
     facts (id, remote id, status, cost, estimate vs actual) join the facts.
     """
-    config = load_preset(settings.preset)
-    model = resolve_diffusion(
-        config.profile,
-        config.pretrained,
-        resolve_local(settings.model_cache_dir),
-        config.seed,
-        config.model_family,
-    )
+    config, model = preset_base_model(settings)
     with tempfile.TemporaryDirectory(prefix="dataset_") as tmp:
         dataset_dir = download_dataset(store, partition, Path(tmp) / "dataset")
         backend = training_backend(settings, store, partition, Path(model.path), log, run_id)

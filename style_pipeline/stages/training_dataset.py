@@ -21,13 +21,12 @@ from style_pipeline.contracts.training import (
     TrainingDatasetDocument,
     TrainingSettings,
 )
-from style_pipeline.paths import resolve_local
 from style_pipeline.stages import FactValue
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 from style_pipeline.training.dataset import DatasetItem, build_training_dataset, manifest_key
 from style_pipeline.training.masks import Box
-from style_pipeline.training.presets import load_preset
+from style_pipeline.training.presets import load_preset, preset_base_model
 from style_pipeline.training.regularization import regularization_images
 
 FACES = "faces"
@@ -80,16 +79,9 @@ def base_model_loader(settings: TrainingSettings) -> Callable[[], object]:
     def load() -> object:
         import torch
 
-        from style_pipeline.models.diffusion import load_pipeline, resolve_diffusion
+        from style_pipeline.models.diffusion import load_pipeline
 
-        config = load_preset(settings.preset)
-        model = resolve_diffusion(
-            config.profile,
-            config.pretrained,
-            resolve_local(settings.model_cache_dir),
-            config.seed,
-            config.model_family,
-        )
+        _, model = preset_base_model(settings)
         pipe = load_pipeline(Path(model.path))
         return pipe.to("cuda") if torch.cuda.is_available() else pipe
 

@@ -6,12 +6,14 @@ betas 0.9/0.999, weight decay 1e-2, eps 1e-8, grad-norm clip 1.0, LoRA on
 ``sdxl`` (1024 px, rank 32), ``fast`` (rank 8), ``high_quality`` (rank 64), ``flux_dev`` and
 ``flux_schnell`` (FLUX.1, flow matching: ``train_dreambooth_lora_flux.py``'s defaults but
 1024 px, bf16), ``tiny`` and ``tiny_flux`` (random-init test models, 64 px).
-``load_preset`` takes a preset name or a YAML path.
+``load_preset`` takes a preset name or a YAML path; ``preset_base_model`` also resolves the
+preset's base model.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -21,8 +23,11 @@ from style_pipeline.contracts.models import (
     FLUX_SCHNELL_PRETRAINED,
     SDXL_PRETRAINED,
 )
-from style_pipeline.contracts.training import LoraTrainingConfig
-from style_pipeline.paths import PROJECT_ROOT
+from style_pipeline.contracts.training import LoraTrainingConfig, TrainingSettings
+from style_pipeline.paths import PROJECT_ROOT, resolve_local
+
+if TYPE_CHECKING:  # the model resolver is imported when a base model is asked for
+    from style_pipeline.models.diffusion import ResolvedDiffusion
 
 PRESET_DIR = PROJECT_ROOT / "configs" / "presets"
 
@@ -206,3 +211,21 @@ def config_to_yaml(config: LoraTrainingConfig) -> str:
     data = {k: full[k] for k in keys}
     data.update({k: v for k, v in changed.items() if k not in data})
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def preset_base_model(
+    settings: TrainingSettings,
+) -> tuple[LoraTrainingConfig, ResolvedDiffusion]:
+    """``settings.preset``'s config and its base model, resolved for the preset's profile,
+    pretrained id, seed and family in ``settings.model_cache_dir``."""
+    from style_pipeline.models.diffusion import resolve_diffusion
+
+    config = load_preset(settings.preset)
+    model = resolve_diffusion(
+        config.profile,
+        config.pretrained,
+        resolve_local(settings.model_cache_dir),
+        config.seed,
+        config.model_family,
+    )
+    return config, model
