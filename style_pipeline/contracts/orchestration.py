@@ -25,9 +25,9 @@ class ExecutorSettings(Section):
 
     ``k8s_job`` (with the Helm chart's ``K8sRunLauncher``): each step runs as its own
     Kubernetes Job (``dagster_k8s.k8s_job_executor``), so a step tagged with
-    ``defs.placement.K8S_GPU_OP_TAGS`` (``lora_weights``) lands on a GPU node while the
-    others stay on CPU nodes; ``max_concurrent`` caps the pods of one run (0: no cap),
-    ``start_method`` and ``preload`` do not apply.
+    ``defs.placement.K8S_GPU_OP_TAGS`` (``lora_weights``, ``llm_adapter``) lands on a GPU
+    node while the others stay on CPU nodes; ``max_concurrent`` caps the pods of one run
+    (0: no cap), ``start_method`` and ``preload`` do not apply.
     """
 
     kind: Literal["multiprocess", "in_process", "k8s_job"] = "multiprocess"

@@ -50,7 +50,8 @@ def k8s_step_executor(settings: ExecutorSettings) -> dg.ExecutorDefinition:
     Image, namespace, env secrets, volumes and the cluster config come from the run's
     ``K8sRunLauncher`` and the code location (the Helm chart's user deployment), so only
     the pods per run are set here; a step's own ``dagster-k8s/config`` op tag (e.g.
-    ``K8S_GPU_OP_TAGS`` on ``lora_weights``) is merged into its pod by the executor.
+    ``K8S_GPU_OP_TAGS`` on ``lora_weights`` and ``llm_adapter``) is merged into its pod by
+    the executor.
     """
     from dagster_k8s import k8s_job_executor  # the Kubernetes client: only when asked for
 

@@ -1,7 +1,7 @@
-"""On Kubernetes each step is its own Job (``executor.kind: k8s_job``), and lora_weights'
-op tags put its pod on a GPU node. No cluster here: the tests check the executor Dagster
-gets and the Job that dagster-k8s builds from the tags (the same call its step handler
-makes), not a scheduled pod."""
+"""On Kubernetes each step is its own Job (``executor.kind: k8s_job``), and the op tags of
+lora_weights and llm_adapter put their pods on a GPU node. No cluster here: the tests check
+the executor Dagster gets and the Job that dagster-k8s builds from the tags (the same call
+its step handler makes), not a scheduled pod."""
 
 from __future__ import annotations
 
@@ -113,14 +113,19 @@ def step_tags(asset: str) -> dict[str, str]:
     return dict(node.tags)
 
 
-def test_lora_weights_carries_the_gpu_tags():
-    assert step_tags("lora_weights")[K8S_CONFIG_TAG] == K8S_GPU_OP_TAGS[K8S_CONFIG_TAG]
+# The two trainings: the style LoRA and the LLM adapter.
+GPU_ASSETS = ("lora_weights", "llm_adapter")
+
+
+@pytest.mark.parametrize("asset", GPU_ASSETS)
+def test_the_trainings_carry_the_gpu_tags(asset):
+    assert step_tags(asset)[K8S_CONFIG_TAG] == K8S_GPU_OP_TAGS[K8S_CONFIG_TAG]
 
 
 def test_the_other_assets_stay_on_cpu_nodes():
     defs = load_defs()
     for key in defs.resolve_asset_graph().get_all_asset_keys():
-        if key.to_user_string() == "lora_weights":
+        if key.to_user_string() in GPU_ASSETS:
             continue
         tags = defs.resolve_assets_def(key).node_def.tags
         assert K8S_CONFIG_TAG not in tags, key
