@@ -1,8 +1,10 @@
-"""Toy inputs for the training tests."""
+"""Toy inputs for the training tests, and a progress callback that kills a run."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -19,3 +21,17 @@ def write_images(folder: Path, sizes: list[tuple[int, int]], seed: int = 0) -> l
         Image.fromarray(pixels).save(path)
         paths.append(path)
     return paths
+
+
+class Killed(Exception):
+    """Raised by :func:`kill_at`'s callback: the run stops as if its process died."""
+
+
+def kill_at(step: int) -> Callable[[Any], None]:
+    """A training ``progress`` callback that raises :class:`Killed` at ``step``."""
+
+    def progress(p) -> None:
+        if p.step == step:
+            raise Killed(step)
+
+    return progress

@@ -17,6 +17,7 @@ from style_pipeline.training.caption_augment import (
 from style_pipeline.training.presets import PRESETS
 from style_pipeline.training.trainer import train_and_publish
 from style_pipeline_tests.training.conftest import PARTITION
+from style_pipeline_tests.training.factories import Killed, kill_at
 
 CAPTION = "sks style, alice, red coat, city street, night, rain, neon lights, umbrella"
 TAGS = split_tags(CAPTION)
@@ -118,18 +119,6 @@ AUGMENTED = PRESETS["tiny"].model_copy(
 )
 
 
-class Killed(Exception):
-    pass
-
-
-def _kill_at(step: int):
-    def progress(p) -> None:
-        if p.step == step:
-            raise Killed(step)
-
-    return progress
-
-
 @pytest.mark.slow
 def test_resume_with_caption_augmentation_is_bit_identical(tiny_model, tiny_dataset, tmp_path):
     straight_config = AUGMENTED.model_copy(update={"checkpoint_every_n_steps": 0})
@@ -143,7 +132,7 @@ def test_resume_with_caption_augmentation_is_bit_identical(tiny_model, tiny_data
     store = Store(tmp_path / "b")
     with pytest.raises(Killed):
         train_and_publish(
-            store, PARTITION, AUGMENTED, tiny_dataset, tiny_model, progress=_kill_at(3)
+            store, PARTITION, AUGMENTED, tiny_dataset, tiny_model, progress=kill_at(3)
         )
     resumed = train_and_publish(store, PARTITION, AUGMENTED, tiny_dataset, tiny_model).metadata
     assert resumed["resumed_from_step"] == 2

@@ -13,6 +13,7 @@ from style_pipeline.training.checkpoints import INDEX_NAME, STATE_NAME, dataset_
 from style_pipeline.training.presets import PRESETS
 from style_pipeline.training.trainer import train_and_publish
 from style_pipeline_tests.training.conftest import PARTITION
+from style_pipeline_tests.training.factories import Killed, kill_at
 
 # Two epochs and a bit (4 images, batches of two in per-aspect buckets), flips drawn from
 # the data generator, a schedule whose LR changes every step: every piece of state matters.
@@ -30,18 +31,6 @@ CONFIG = PRESETS["tiny"].model_copy(
 PIXELS = CONFIG.model_copy(
     update={"cache_latents": False, "center_crop": False, "gradient_accumulation_steps": 2}
 )
-
-
-class Killed(Exception):
-    pass
-
-
-def _kill_at(step: int):
-    def progress(p) -> None:
-        if p.step == step:
-            raise Killed(step)
-
-    return progress
 
 
 def _checkpoint_files(store: Store, config, tiny_dataset) -> list[str]:
@@ -70,7 +59,7 @@ def test_resume_after_a_kill_gives_the_uninterrupted_weights(
 ):
     store = Store(tmp_path / "store")
     with pytest.raises(Killed):
-        train_and_publish(store, PARTITION, CONFIG, tiny_dataset, tiny_model, progress=_kill_at(4))
+        train_and_publish(store, PARTITION, CONFIG, tiny_dataset, tiny_model, progress=kill_at(4))
     # the checkpoint of step 4 was written before the kill; the one of step 2 was replaced
     files = _checkpoint_files(store, CONFIG, tiny_dataset)
     assert files == [f"step_00000004/{INDEX_NAME}", f"step_00000004/{STATE_NAME}"]
@@ -98,7 +87,7 @@ def test_resume_mid_epoch_on_the_pixel_path_with_accumulation(
     """Killed at step 3 (after the checkpoint of step 2): step 3 is trained again."""
     store = Store(tmp_path / "store")
     with pytest.raises(Killed):
-        train_and_publish(store, PARTITION, PIXELS, tiny_dataset, tiny_model, progress=_kill_at(3))
+        train_and_publish(store, PARTITION, PIXELS, tiny_dataset, tiny_model, progress=kill_at(3))
     resumed = train_and_publish(store, PARTITION, PIXELS, tiny_dataset, tiny_model).metadata
     assert resumed["resumed_from_step"] == 2
     assert resumed["sha256"] == uninterrupted["pixels"]["sha256"]
@@ -109,7 +98,7 @@ def test_resume_mid_epoch_on_the_pixel_path_with_accumulation(
 def test_a_changed_config_does_not_resume(uninterrupted, tiny_model, tiny_dataset, tmp_path):
     store = Store(tmp_path / "store")
     with pytest.raises(Killed):
-        train_and_publish(store, PARTITION, CONFIG, tiny_dataset, tiny_model, progress=_kill_at(4))
+        train_and_publish(store, PARTITION, CONFIG, tiny_dataset, tiny_model, progress=kill_at(4))
     changed = CONFIG.model_copy(update={"learning_rate": 2e-3})
     other = train_and_publish(store, PARTITION, changed, tiny_dataset, tiny_model).metadata
     assert other["resumed_from_step"] is None and len(other["losses"]) == 6
@@ -123,7 +112,7 @@ def test_checkpoints_hold_no_pickle_and_a_foreign_identity_is_not_resumed(
 ):
     store = Store(tmp_path / "store")
     with pytest.raises(Killed):
-        train_and_publish(store, PARTITION, CONFIG, tiny_dataset, tiny_model, progress=_kill_at(4))
+        train_and_publish(store, PARTITION, CONFIG, tiny_dataset, tiny_model, progress=kill_at(4))
     data_hash = dataset_hash_in(tiny_dataset)
     assert data_hash is not None
     folder = layout.training_checkpoint_dir(run_dir(CONFIG, data_hash), 4)
@@ -152,7 +141,7 @@ def test_an_incomplete_or_damaged_newer_checkpoint_falls_back_to_the_last_good_o
     it: the newest complete checkpoint is resumed instead."""
     store = Store(tmp_path / "store")
     with pytest.raises(Killed):
-        train_and_publish(store, PARTITION, CONFIG, tiny_dataset, tiny_model, progress=_kill_at(4))
+        train_and_publish(store, PARTITION, CONFIG, tiny_dataset, tiny_model, progress=kill_at(4))
     data_hash = dataset_hash_in(tiny_dataset)
     assert data_hash is not None
     prefix = run_dir(CONFIG, data_hash)
