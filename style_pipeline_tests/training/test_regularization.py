@@ -150,26 +150,14 @@ def test_prior_loss_weight_changes_only_runs_with_regularization(
     )
     local = download_dataset(store, PARTITION, tmp_path / "local")
     base = PRESETS["tiny"].model_copy(update={"train_batch_size": 2, "max_train_steps": 3})
-    shas = {
-        weight: train_and_publish(
-            Store(tmp_path / f"out{weight}"),
-            PARTITION,
-            base.model_copy(update={"prior_loss_weight": weight}),
-            local,
-            tiny_model,
-        ).metadata["sha256"]
-        for weight in (1.0, 0.5)
-    }
+
+    def sha256(out: str, weight: float, dataset) -> str:
+        config = base.model_copy(update={"prior_loss_weight": weight})
+        published = train_and_publish(Store(tmp_path / out), PARTITION, config, dataset, tiny_model)
+        return published.metadata["sha256"]
+
+    shas = {weight: sha256(f"out{weight}", weight, local) for weight in (1.0, 0.5)}
     assert shas[1.0] != shas[0.5]
     # without regularization images the weight changes nothing
-    plain = [
-        train_and_publish(
-            Store(tmp_path / f"plain{weight}"),
-            PARTITION,
-            base.model_copy(update={"prior_loss_weight": weight}),
-            tiny_dataset,
-            tiny_model,
-        ).metadata["sha256"]
-        for weight in (1.0, 0.5)
-    ]
+    plain = [sha256(f"plain{weight}", weight, tiny_dataset) for weight in (1.0, 0.5)]
     assert plain[0] == plain[1]
