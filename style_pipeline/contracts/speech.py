@@ -20,7 +20,7 @@ from style_pipeline.paths import DEFAULT_MODEL_DIR, resolve_local
 
 SAMPLE_RATE = 16_000  # what Whisper's feature extractor expects; every FLAC is resampled to it
 WHISPER_SMALL_ID = "openai/whisper-small"
-TranscriptionBackend = Literal["transformers", "faster_whisper", "auto"]
+TranscriptionBackend = Literal["transformers", "faster_whisper", "pocketsphinx", "auto"]
 
 
 class SpeechStatus(StrEnum):
@@ -43,6 +43,7 @@ class TranscriptRejectReason(StrEnum):
 
     AUDIO_UNREADABLE = "audio_unreadable"  # the stored FLAC is missing or does not decode
     TRANSCRIPTION_FAILED = "transcription_failed"  # the model raised on this audio
+    LANGUAGE_UNSUPPORTED = "language_unsupported"  # pocketsphinx (English only), other language
 
 
 class AudioRecord(BaseModel):
@@ -95,7 +96,7 @@ class TranscriptSegment(BaseModel):
     no_speech_prob: float | None = Field(None, description="P(<|nospeech|>) of its window")
     words: list[WordTiming] = Field(default_factory=list)
     model: str = Field(description="model id (a tiny model: name@sha256:<weights digest>)")
-    backend: str = Field(description="transformers | faster_whisper")
+    backend: str = Field(description="transformers | faster_whisper | pocketsphinx")
     audio_sha256: str | None = Field(None, description="the FLAC the segment was heard in")
     status: SpeechStatus = SpeechStatus.OK
     reason: TranscriptRejectReason | None = None
@@ -148,7 +149,10 @@ class TranscriptionSettings(Section):
     backend: TranscriptionBackend = Field(
         "transformers",
         description="transformers; faster_whisper (CTranslate2, needs `pip install "
-        "faster-whisper`); auto: faster_whisper when importable, else transformers",
+        "faster-whisper`); pocketsphinx (English, its model inside the wheel); auto: "
+        "transformers when pretrained Whisper is on disk (or model.profile is tiny), else "
+        "faster_whisper when installed, else pocketsphinx when installed (language null/en), "
+        "else the tiny Whisper with a warning",
     )
     model: WhisperModelConfig = WhisperModelConfig()
     language: str | None = Field(None, description="ISO 639-1 code; None: detected per audio")
@@ -162,6 +166,9 @@ class TranscriptionSettings(Section):
         "small", description="faster-whisper size or CTranslate2 model dir/id"
     )
     faster_whisper_compute_type: str = Field("int8", description="CTranslate2 compute type")
+    pocketsphinx_pause_s: float = Field(
+        0.5, gt=0, description="pocketsphinx: silence at least this long ends a segment"
+    )
 
 
 class SpeechSettings(Section):

@@ -2,8 +2,10 @@
 
 The backend comes from ``speech.transcription.backend`` (``transformers``: the model from
 the pretrained|tiny|auto resolver in ``models/whisper.py``; ``faster_whisper`` when that
-package is installed). Audios are transcribed ``batch_size`` at a time, their windows
-batched together (``speech/transcribe.py``). The segments of one FLAC are cached under
+package is installed; ``pocketsphinx``, English, its model inside the wheel,
+``speech/sphinx.py``; ``auto`` picks one, see :func:`resolve_backend`). Audios are
+transcribed ``batch_size`` at a time, their windows batched together
+(``speech/transcribe.py``). The segments of one FLAC are cached under
 ``layout.transcript_cache_key(derivation)``, the derivation being the sha256 of the FLAC's
 sha256, the model id, the backend and the config that changes the output, so a re-run
 reuses them. An audio whose FLAC is missing or does not decode, or on which the model
@@ -19,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -35,6 +37,13 @@ from style_pipeline.contracts.speech import (
     WordTiming,
 )
 from style_pipeline.speech.audio import AudioRejected, read_samples
+from style_pipeline.speech.sphinx import (
+    LANGUAGE,
+    MODEL_NAME,
+    LanguageUnsupported,
+    SphinxTranscriber,
+    pocketsphinx_available,
+)
 from style_pipeline.speech.transcribe import (
     BackendUnavailable,
     Transcript,
@@ -45,6 +54,9 @@ from style_pipeline.speech.transcribe import (
 from style_pipeline.storage import layout
 from style_pipeline.storage.store import Store
 from style_pipeline.storage.tables import polars_schema
+
+if TYPE_CHECKING:
+    from style_pipeline.models.whisper import LoadedWhisper
 
 _log = logging.getLogger(__name__)
 _SEGMENTS = TypeAdapter(list[TranscriptSegment])
@@ -142,14 +154,48 @@ def _rejected(row: dict[str, Any], model: str, backend: str,
     )  # fmt: skip
 
 
-def resolve_backend(settings: TranscriptionSettings) -> str:
-    """``transformers`` or ``faster_whisper`` for the configured backend."""
+def _pretrained_whisper(settings: TranscriptionSettings) -> LoadedWhisper | None:
+    """The pretrained Whisper when its weights are on disk (local files only), else None."""
+    from style_pipeline.models.profiles import PretrainedUnavailable
+    from style_pipeline.models.whisper import load_whisper_pretrained
+
+    try:
+        return load_whisper_pretrained(settings.model)
+    except PretrainedUnavailable as exc:
+        _log.info("transcription backend auto: no pretrained Whisper on disk (%s)", exc)
+        return None
+
+
+def resolve_backend(
+    settings: TranscriptionSettings, pretrained: Callable[[], object | None] | None = None
+) -> str:
+    """``transformers``, ``faster_whisper`` or ``pocketsphinx`` for the configured backend.
+
+    ``auto``: ``transformers`` when ``model.profile`` is ``tiny`` (asked for) or the
+    pretrained Whisper loads from disk (``pretrained()``, never the tiny one), else
+    ``faster_whisper`` when installed, else ``pocketsphinx`` when installed and the
+    language is unset or English, else ``transformers`` (the resolver then falls back to
+    the tiny Whisper, loudly). An explicit backend that is not installed raises
+    :class:`BackendUnavailable` saying how to install it."""
     if settings.backend == "auto":
-        return "faster_whisper" if faster_whisper_available() else "transformers"
+        if settings.model.profile == "tiny":
+            return "transformers"
+        if settings.model.profile == "pretrained" or (pretrained or (lambda: None))():
+            return "transformers"
+        if faster_whisper_available():
+            return "faster_whisper"
+        if pocketsphinx_available() and settings.language in (None, LANGUAGE):
+            return "pocketsphinx"
+        return "transformers"
     if settings.backend == "faster_whisper" and not faster_whisper_available():
         raise BackendUnavailable(
             "speech.transcription.backend is faster_whisper but the faster-whisper package is "
             "not installed: `pip install faster-whisper`, or set the backend to transformers"
+        )
+    if settings.backend == "pocketsphinx" and not pocketsphinx_available():
+        raise BackendUnavailable(
+            "speech.transcription.backend is pocketsphinx but the pocketsphinx package is "
+            "not installed: `pip install pocketsphinx`, or set the backend to transformers"
         )
     return settings.backend
 
@@ -158,14 +204,24 @@ def load_transcriber(
     settings: TranscriptionSettings,
 ) -> tuple[str, str, Transcriber, dict[str, str]]:
     """(backend, model id, transcriber, model metadata) for the config."""
-    backend = resolve_backend(settings)
+    found: list[LoadedWhisper] = []
+
+    def probe() -> LoadedWhisper | None:
+        loaded = _pretrained_whisper(settings)
+        found.extend([loaded] if loaded is not None else [])
+        return loaded
+
+    backend = resolve_backend(settings, probe if settings.backend == "auto" else None)
     if backend == "faster_whisper":
         name = f"faster-whisper:{settings.faster_whisper_model}"
         return backend, name, lambda audios: transcribe_faster_whisper(audios, settings)[1], {
             "whisper_model_id": name}  # fmt: skip
+    if backend == "pocketsphinx":
+        sphinx = SphinxTranscriber(settings)
+        return backend, MODEL_NAME, sphinx, {"transcription_model_id": MODEL_NAME}
     from style_pipeline.models.whisper import load_whisper
 
-    loaded = load_whisper(settings.model)
+    loaded = found[0] if found else load_whisper(settings.model)
     return backend, loaded.model_id, lambda audios: transcribe_batch(loaded, audios, settings), (
         loaded.metadata())  # fmt: skip
 
@@ -275,8 +331,10 @@ def _transcribe_group(
     for (i, row, key, samples), result in zip(readable, results, strict=True):
         if isinstance(result, Exception):
             detail = f"{type(result).__name__}: {result}"
-            done[i] = [_rejected(row, model, backend,
-                                 TranscriptRejectReason.TRANSCRIPTION_FAILED, detail)]  # fmt: skip
+            reason = (TranscriptRejectReason.LANGUAGE_UNSUPPORTED
+                      if isinstance(result, LanguageUnsupported)
+                      else TranscriptRejectReason.TRANSCRIPTION_FAILED)  # fmt: skip
+            done[i] = [_rejected(row, model, backend, reason, detail)]
             continue
         records = _records(row, result, key, model, backend)
         store.put_bytes(_SEGMENTS.dump_json(records), layout.transcript_cache_key(key))

@@ -13,13 +13,15 @@ from style_pipeline.media.ffmpeg_bin import ffmpeg_exe
 SENTENCE = "Good question. I think the answer is yes, we will stream again tomorrow."
 
 
-def speech_wav(path: Path, text: str = SENTENCE) -> Path:
-    """``text`` spoken by espeak-ng into a WAV (the test is skipped without espeak-ng)."""
+def speech_wav(path: Path, text: str = SENTENCE, voice: str | None = None) -> Path:
+    """``text`` spoken by espeak-ng into a WAV (the test is skipped without espeak-ng);
+    ``voice`` (e.g. ``en-us+klatt3``) and 150 words a minute, else espeak-ng's default."""
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([espeak, "-w", str(path), text], check=True, capture_output=True)
+    voiced = ["-v", voice, "-s", "150"] if voice else []
+    subprocess.run([espeak, *voiced, "-w", str(path), text], check=True, capture_output=True)
     return path
 
 

@@ -98,7 +98,8 @@ def test_faster_whisper_backend_says_how_to_install_it():
         resolve_backend(settings)
     with pytest.raises(BackendUnavailable, match="pip install faster-whisper"):
         transcribe_faster_whisper([np.zeros(16000, np.float32)], settings)
-    assert resolve_backend(TranscriptionSettings(backend="auto")) == "transformers"
+    tiny = TranscriptionSettings(backend="auto", model={"profile": "tiny"})
+    assert resolve_backend(tiny) == "transformers"
 
 
 def test_english_only_model_needs_no_language_tokens(tiny, speech, tmp_path):
