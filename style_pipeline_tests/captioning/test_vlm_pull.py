@@ -23,17 +23,10 @@ REPO = "acme/tiny-qwen2-vl"
 
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
     tiny = VlmCaptionConfig(profile="tiny", family="qwen2_vl", cache_dir=str(tmp_path / "m"))
     server = FakeHub()
     server.add_folder(REPO, Path(load_vlm(tiny, ["woman"]).source))
-    server.start()
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    server.serve_online(monkeypatch)
     profiles.set_download_policy(None)
     yield server
     server.stop()

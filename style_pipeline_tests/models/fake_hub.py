@@ -47,6 +47,19 @@ class FakeHub:
         self._thread.start()
         return self
 
+    def serve_online(self, monkeypatch) -> FakeHub:
+        """Start, and point ``huggingface_hub`` at this server with downloads allowed (the
+        tests run offline; ``monkeypatch`` undoes the environment afterwards)."""
+        from huggingface_hub import constants
+
+        self.start()
+        monkeypatch.setenv("HF_ENDPOINT", self.url)
+        monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        return self
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()

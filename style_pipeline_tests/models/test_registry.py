@@ -37,17 +37,10 @@ def tiny_blip_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def hub(tiny_blip_dir, monkeypatch):
-    from huggingface_hub import constants
-
     server = FakeHub()
     # a .bin copy beside the safetensors: the pull must skip it
     server.add_folder(REPO, tiny_blip_dir, {"pytorch_model.bin": b"not needed" * 100})
-    server.start()
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    server.serve_online(monkeypatch)
     yield server
     server.stop()
 
@@ -275,9 +268,9 @@ def test_cli_pull_all_fetches_every_model_then_lists_them_cached(hub, tmp_path, 
     listed = runner.invoke(app, ["models", "list"], env={"COLUMNS": "250"})
     rows = [line for line in listed.output.splitlines() if line.startswith("│ ") and "/" in line]
     names = [row.split("│")[1].strip() for row in rows if row.split("│")[1].strip()]
-    assert names == [
-        "clip", "blip", "diffusion", "whisper", "sentence-encoder", "causal-lm"
-    ], listed.output
+    assert names == ["clip", "blip", "diffusion", "whisper", "sentence-encoder", "causal-lm"], (
+        listed.output
+    )
     assert all(" yes " in row for row in rows if row.split("│")[1].strip()), listed.output
 
 
