@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -83,6 +84,10 @@ def demo(
     os.environ.setdefault("STYLE_PIPELINE_TRAINING__ALLOW_TINY_PROMOTION", "true")
     # the LLM adapter too: without pulled weights it trains on the tiny random-init model
     os.environ.setdefault("STYLE_PIPELINE_LLM__ALLOW_TINY_PROMOTION", "true")
+    # speech: a pretrained Whisper on disk, else faster-whisper, else pocketsphinx (English,
+    # its model inside its wheel): real transcripts offline, so pairs align and the adapter
+    # trains; the tiny Whisper only when none of them is here
+    os.environ.setdefault("STYLE_PIPELINE_SPEECH__TRANSCRIPTION__BACKEND", "auto")
     console.print(f"training preset: {os.environ['STYLE_PIPELINE_TRAINING__PRESET']}")
     home = ensure_dagster_home()
     settings = load_settings()
@@ -100,7 +105,8 @@ def demo(
                 face_photos=3,
                 characters_dir=references,
             )
-        files = 1 + len(samples.photos) + len(samples.faces) + (samples.chat_log is not None)
+        files = (1 + len(samples.photos) + len(samples.faces) + (samples.chat_log is not None)
+                 + 2 * len(samples.talks))  # fmt: skip
         console.print(
             f"generated {files} sample files and one bad file in {drop} (video cuts at "
             f"{', '.join(f'{t:.1f}s' for t in samples.cut_times)})"
@@ -112,6 +118,12 @@ def demo(
                 f"the video speaks (espeak-ng) its answers to {len(samples.talk.speech)} "
                 f"question(s) of its chat log {samples.chat_log.name}"
             )
+        if samples.talks:
+            console.print(
+                f"{len(samples.talks)} short clip(s) speak too, with their chat logs: "
+                + ", ".join(video.name for video, _, _ in samples.talks)
+            )
+            _demo_split_salt(samples.speaking_videos(), settings)
         if samples.speech_note:
             console.print(f"[yellow]{samples.speech_note}")
     dates = sorted({e.arrival_date.isoformat() for e in scan_drop(drop)})
@@ -134,6 +146,22 @@ def demo(
     )
     if not summary.success:
         raise typer.Exit(1)
+
+
+def _demo_split_salt(videos: list[Path], settings: Any) -> None:
+    """Set the SFT split salt (unless set) so the demo's speaking videos fill train and val."""
+    import hashlib
+
+    from style_pipeline.demo.speech import split_salt
+
+    key = "STYLE_PIPELINE_SFT__SPLIT__SALT"
+    if key in os.environ:
+        return
+    ids = [hashlib.sha256(video.read_bytes()).hexdigest() for video in videos]
+    salt = split_salt(ids, settings.sft.split)
+    if salt is not None and salt != settings.sft.split.salt:
+        os.environ[key] = salt
+        console.print(f"SFT split salt for the demo: {salt} (its videos in train and val)")
 
 
 @app.command()

@@ -26,7 +26,16 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from style_pipeline.demo.faces import make_demo_character, make_face_photos
-from style_pipeline.demo.speech import TalkPlan, add_speech, espeak_binary, write_chat_log
+from style_pipeline.demo.speech import (
+    ESPEAK_RATE_HZ,
+    EXTRA_SCRIPTS,
+    TalkPlan,
+    add_speech,
+    espeak_binary,
+    talk_seconds,
+    voices,
+    write_chat_log,
+)
 from style_pipeline.demo.textures import expose as _expose
 from style_pipeline.demo.textures import fractal as _fractal
 from style_pipeline.demo.textures import ink as _ink
@@ -61,6 +70,13 @@ class SampleSet:
     chat_log: Path | None = None  # <video stem>.chat.log, when the video has speech
     talk: TalkPlan | None = None  # the chat messages and spoken answers, video clock
     speech_note: str | None = None  # why the video has no speech (espeak-ng missing)
+    # the short extra speaking clips: (video, its chat log, its plan)
+    talks: list[tuple[Path, Path, TalkPlan]] = field(default_factory=list)
+
+    def speaking_videos(self) -> list[Path]:
+        """Every video with speech and a chat log (the cut video first)."""
+        first = [self.video] if self.chat_log is not None else []
+        return first + [video for video, _, _ in self.talks]
 
 
 _KR, _KB = 0.2126, 0.0722  # BT.709
@@ -331,6 +347,7 @@ def populate_drop(
     face_photos: int = 0,
     characters_dir: str | Path | None = None,
     speech: bool = True,
+    extra_talks: int = len(EXTRA_SCRIPTS),
 ) -> SampleSet:
     """Fill ``drop_dir`` with one cut video, ``n_photos`` photos and one corrupt file.
 
@@ -338,8 +355,9 @@ def populate_drop(
     (Grace Hopper; the astronaut too with scikit-image); ``characters_dir``: write the demo's
     reference character there (``grace``, trigger word ``grace_sps``) unless it exists.
     ``speech``: the video gets spoken answers (espeak-ng) to the questions of a chat log
-    written beside it (``demo_cuts.chat.log``); without espeak-ng, neither (the note says
-    why).
+    written beside it (``demo_cuts.chat.log``), and ``extra_talks`` short speaking clips
+    (``demo_talk_<n>.mp4``, ``demo.speech.EXTRA_SCRIPTS``, at most 640x360) come with
+    their chat logs; without espeak-ng, neither (the note says why).
     """
     if video_seconds < 1:
         raise ValueError(f"video_seconds must be >= 1, got {video_seconds}")
@@ -352,6 +370,7 @@ def populate_drop(
     faces = make_face_photos(drop, seed=seed, per_person=face_photos) if face_photos else []
     character = make_demo_character(characters_dir) if characters_dir is not None else None
     chat_log = talk = note = None
+    talks: list[tuple[Path, Path, TalkPlan]] = []
     if speech:
         binary = espeak_binary()
         if binary is None:
@@ -362,9 +381,34 @@ def populate_drop(
         else:
             talk = add_speech(video, sum(shots), binary)
             chat_log = write_chat_log(video, talk)
+            talks = [
+                _speaking_clip(drop / f"demo_talk_{n + 1}.mp4", script, binary, seed=seed + 1 + n,
+                               width=min(width, 640), height=min(height, 360))
+                for n, script in enumerate(EXTRA_SCRIPTS[:extra_talks])
+            ]  # fmt: skip
     return SampleSet(
-        video, cuts, photos, make_bad_file(drop), faces, character, chat_log, talk, note
-    )
+        video, cuts, photos, make_bad_file(drop), faces, character, chat_log, talk, note,
+        talks,
+    )  # fmt: skip
+
+
+def _speaking_clip(
+    video: Path,
+    script: tuple[tuple[str, str, str], ...],
+    binary: str,
+    *,
+    seed: int,
+    width: int,
+    height: int,
+) -> tuple[Path, Path, TalkPlan]:
+    """A short cut video just long enough for the script's answers, speaking them, and
+    its chat log."""
+    spoken = voices(script, binary)
+    seconds = talk_seconds([len(v) / ESPEAK_RATE_HZ for v in spoken])
+    shots = shot_plan(seconds, seed=seed)
+    make_cut_video(video, width=width, height=height, fps=30, shot_seconds=shots, seed=seed)
+    plan = add_speech(video, sum(shots), binary, script, spoken)
+    return video, write_chat_log(video, plan), plan
 
 
 # Scene-detection clips beyond hard cuts (benchmarks/bench_scenes.py, tests): grayscale

@@ -10,6 +10,12 @@ does); ``add_speech`` synthesizes the answers with espeak-ng (the Debian package
 ``<video stem>.chat.log`` so ingest files it with its video. A few chatter lines that
 ask nothing are mixed in, as in a real chat.
 
+Besides the cut video, ``populate_drop`` writes short speaking clips (``EXTRA_SCRIPTS``,
+``demo_talk_<n>.mp4`` with their chat logs), so that the SFT split, which goes by source
+video, can have videos in train and in val; ``split_salt`` picks a split salt that does
+(the demo command sets it). The voice is espeak-ng's Klatt variant: an offline recognizer
+(pocketsphinx) hears it better than the default voice.
+
 Without espeak-ng ``espeak_binary`` is None: ``populate_drop`` then writes the video
 without audio and no chat log, and says so (``SampleSet.speech_note``).
 """
@@ -26,18 +32,24 @@ from pathlib import Path
 
 import numpy as np
 
+from style_pipeline.contracts.alignment import SftSplit
+from style_pipeline.llm.sft_dataset import split_of
 from style_pipeline.media.ffmpeg_bin import ffmpeg_exe
 
 ESPEAK_RATE_HZ = 22050  # espeak-ng's output rate
 ANSWER_DELAY_S = 1.0  # from a question in the chat to the start of its spoken answer
 GAP_S = 0.6  # silence after an answer before the next question
 TAIL_S = 0.3  # an answer ends at least this long before the video does
-VOICE = "en-us"
-WORDS_PER_MINUTE = 165
+# espeak-ng's Klatt synthesizer, a little slower than its default 175 wpm: pocketsphinx (the
+# offline ASR backend) hears about half the words of the demo's answers (0.52 word recall
+# over the scripts' answers) vs about a quarter with the default en-us voice at 165 wpm
+VOICE = "en-us+klatt3"
+WORDS_PER_MINUTE = 150
 _TIMEOUT_S = 60
 
 # (viewer, question in the chat, the speaker's answer)
-SCRIPT: tuple[tuple[str, str, str], ...] = (
+Script = tuple[tuple[str, str, str], ...]
+SCRIPT: Script = (
     ("pixel_fox", "what brush do you use for the clouds?",
      "Good question, for the clouds I use a soft round brush."),
     ("Marta_B", "how long did this painting take?",
@@ -50,6 +62,20 @@ SCRIPT: tuple[tuple[str, str, str], ...] = (
      "I export at two thousand pixels on the long side."),
     ("GuestUser", "can you show the reference photo?",
      "Chat says show the reference, so here it is."),
+)  # fmt: skip
+# The scripts of the demo's short extra speaking clips (demo_talk_1.mp4, demo_talk_2.mp4):
+# more source videos, so the SFT split by video has more than one video to spread.
+EXTRA_SCRIPTS: tuple[tuple[tuple[str, str, str], ...], ...] = (
+    (
+        ("sam_k", "what music do you play on stream?",
+         "Good question, I play quiet piano music on stream."),
+        ("zoe", "when is the next stream?", "The next stream is on Friday at noon."),
+    ),
+    (
+        ("mike_r", "what tablet do you draw on?",
+         "Someone asked about my tablet. I draw on a small black tablet."),
+        ("ana", "do you sell your prints?", "Yes, I sell my prints in my shop."),
+    ),
 )  # fmt: skip
 # (seconds after the previous answer ends, viewer, text): chatter that asks nothing
 CHATTER: tuple[tuple[str, str], ...] = (
@@ -115,13 +141,13 @@ def synthesize(text: str, binary: str) -> np.ndarray:
     raise RuntimeError(f"{binary} wrote a WAV without data")
 
 
-def talk_plan(video_seconds: float, durations: list[float]) -> TalkPlan:
+def talk_plan(video_seconds: float, durations: list[float], script: Script = SCRIPT) -> TalkPlan:
     """The chat and the spoken answers on the video clock, for answers of these
-    durations (``durations[i]``: ``SCRIPT[i]``'s answer); the answers that fit."""
+    durations (``durations[i]``: ``script[i]``'s answer); the answers that fit."""
     chat: list[ChatMessage] = []
     speech: list[SpokenLine] = []
     t = 0.5
-    for i, ((user, question, answer), length) in enumerate(zip(SCRIPT, durations, strict=False)):
+    for i, ((user, question, answer), length) in enumerate(zip(script, durations, strict=False)):
         asked = math.ceil(t)
         start = asked + ANSWER_DELAY_S
         if start + length > video_seconds - TAIL_S:
@@ -132,6 +158,28 @@ def talk_plan(video_seconds: float, durations: list[float]) -> TalkPlan:
         speech.append(SpokenLine(start, start + length, answer, question))
         t = start + length + GAP_S
     return TalkPlan(chat, speech)
+
+
+def talk_seconds(durations: list[float]) -> float:
+    """The shortest whole-second video that ``talk_plan`` fits every answer into."""
+    t = 0.5
+    for length in durations:
+        t = math.ceil(t) + ANSWER_DELAY_S + length + GAP_S
+    return float(math.ceil(t - GAP_S + TAIL_S + 0.5))
+
+
+def split_salt(media_ids: list[str], split: SftSplit, tries: int = 200) -> str | None:
+    """A split salt that puts at least one of these source videos in train and one in
+    val (the configured salt when it already does), or None when none of ``tries`` does:
+    the demo's few speaking videos then give the LLM adapter a train and a val split."""
+    if len(media_ids) < 2 or split.train <= 0 or split.val <= 0:
+        return None
+    for salt in [split.salt, *(f"demo-{n}" for n in range(tries))]:
+        trial = split.model_copy(update={"salt": salt})
+        found = {split_of(media_id, trial) for media_id in media_ids}
+        if {"train", "val"} <= found:
+            return salt
+    return None
 
 
 def _hms(seconds: int) -> str:
@@ -160,13 +208,25 @@ def _wav_bytes(samples: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def add_speech(video: Path, video_seconds: float, binary: str) -> TalkPlan:
-    """Synthesize the script's answers that fit into ``video`` and mux them in (AAC,
-    mono); the video stream is copied. Returns the plan (write its chat log next)."""
-    voices = [synthesize(answer, binary) for _, _, answer in SCRIPT]
-    plan = talk_plan(video_seconds, [len(v) / ESPEAK_RATE_HZ for v in voices])
+def voices(script: Script, binary: str) -> list[np.ndarray]:
+    """The script's answers spoken by espeak-ng, in order."""
+    return [synthesize(answer, binary) for _, _, answer in script]
+
+
+def add_speech(
+    video: Path,
+    video_seconds: float,
+    binary: str,
+    script: Script = SCRIPT,
+    spoken: list[np.ndarray] | None = None,
+) -> TalkPlan:
+    """Synthesize the script's answers that fit into ``video`` (``spoken``: already
+    synthesized) and mux them in (AAC, mono); the video stream is copied. Returns the
+    plan (write its chat log next)."""
+    voices_ = spoken if spoken is not None else voices(script, binary)
+    plan = talk_plan(video_seconds, [len(v) / ESPEAK_RATE_HZ for v in voices_], script)
     track = np.zeros(round(video_seconds * ESPEAK_RATE_HZ), dtype=np.int16)
-    for line, voice in zip(plan.speech, voices, strict=False):
+    for line, voice in zip(plan.speech, voices_, strict=False):
         at = round(line.start_s * ESPEAK_RATE_HZ)
         track[at : at + len(voice)] = voice[: len(track) - at]
     muxed = video.with_name(f".{video.stem}.speech{video.suffix}")

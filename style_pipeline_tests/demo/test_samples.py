@@ -135,7 +135,9 @@ def test_populate_drop(tmp_path):
     assert samples.bad.name == "corrupt_clip.mp4"
     names = sorted(p.name for p in (tmp_path / "drop").iterdir())
     chat = ["demo_cuts.chat.log"] if samples.chat_log is not None else []  # with espeak-ng
-    assert names == ["corrupt_clip.mp4", *chat, "demo_cuts.mp4", "photo_00.jpg", "photo_01.png"]
+    talks = [f"demo_talk_{n}.{ext}" for n in (1, 2) for ext in ("chat.log", "mp4")] if chat else []
+    assert names == ["corrupt_clip.mp4", *chat, "demo_cuts.mp4", *talks, "photo_00.jpg",
+                     "photo_01.png"]  # fmt: skip
 
 
 @pytest.mark.parametrize("seconds", [1.0, 3.0, 7.5, 30.0])

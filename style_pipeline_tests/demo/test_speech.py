@@ -11,11 +11,14 @@ from style_pipeline.demo.samples import populate_drop
 from style_pipeline.demo.speech import (
     ANSWER_DELAY_S,
     ESPEAK_RATE_HZ,
+    EXTRA_SCRIPTS,
     SCRIPT,
     chat_log_text,
     espeak_binary,
+    split_salt,
     synthesize,
     talk_plan,
+    talk_seconds,
 )
 from style_pipeline.media.sniff import chat_video_stem
 
@@ -112,3 +115,41 @@ def test_without_espeak_the_video_is_silent_and_says_why(tmp_path, monkeypatch):
     assert "espeak-ng is not installed" in (sample.speech_note or "")
     with av.open(str(sample.video)) as container:
         assert not container.streams.audio
+
+
+@needs_espeak
+def test_the_extra_clips_speak_their_own_script_with_their_own_chat_log(sample):
+    assert len(sample.talks) == len(EXTRA_SCRIPTS) >= 2
+    assert sample.speaking_videos() == [sample.video, *(v for v, _, _ in sample.talks)]
+    asked = {m.text for m in sample.talk.chat if m.question}
+    for (video, log, plan), script in zip(sample.talks, EXTRA_SCRIPTS, strict=True):
+        assert log.name == f"{video.stem}.chat.log" and chat_video_stem(log.name) == video.stem
+        assert log.read_text() == chat_log_text(plan)
+        assert [s.text for s in plan.speech] == [answer for _, _, answer in script]  # all fit
+        assert not asked & {m.text for m in plan.chat}  # different questions
+        with av.open(str(video)) as container:
+            assert len(container.streams.audio) == 1
+            assert container.duration / 1e6 == pytest.approx(
+                talk_seconds([s.end_s - s.start_s for s in plan.speech]), abs=0.3
+            )
+
+
+def test_talk_seconds_fits_every_answer():
+    durations = [3.2, 2.1]
+    seconds = talk_seconds(durations)
+    plan = talk_plan(seconds, durations)
+    assert len(plan.speech) == 2 and plan.speech[-1].end_s <= seconds
+    assert seconds == int(seconds)
+
+
+def test_split_salt_puts_the_speaking_videos_in_train_and_val():
+    from style_pipeline.contracts.alignment import SftSplit
+    from style_pipeline.llm.sft_dataset import split_of
+
+    ids = [f"{n:064x}" for n in range(3)]
+    split = SftSplit()
+    salt = split_salt(ids, split)
+    assert salt is not None
+    found = {split_of(i, split.model_copy(update={"salt": salt})) for i in ids}
+    assert {"train", "val"} <= found
+    assert split_salt(ids[:1], split) is None  # one video: no salt can do it
