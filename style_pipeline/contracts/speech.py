@@ -92,8 +92,14 @@ class TranscriptSegment(BaseModel):
     text: str
     language: str = Field(description="ISO 639-1 code detected (or speech.transcription."
                           "language when set)")  # fmt: skip
-    avg_logprob: float | None = Field(None, description="mean log-probability of its tokens")
-    no_speech_prob: float | None = Field(None, description="P(<|nospeech|>) of its window")
+    avg_logprob: float | None = Field(
+        None,
+        description="mean log-probability of its tokens "
+        "(pocketsphinx: mean log posterior of its words)",
+    )
+    no_speech_prob: float | None = Field(None, description="P(<|nospeech|>) of its window "
+                                         "(pocketsphinx: share of its span heard as silence "
+                                         "or noise)")  # fmt: skip
     words: list[WordTiming] = Field(default_factory=list)
     model: str = Field(description="model id (a tiny model: name@sha256:<weights digest>)")
     backend: str = Field(description="transformers | faster_whisper | pocketsphinx")
