@@ -153,7 +153,7 @@ class TranscriptionSettings(Section):
     """``speech.transcription``: Whisper over every ok audio row."""
 
     backend: TranscriptionBackend = Field(
-        "transformers",
+        "auto",
         description="transformers; faster_whisper (CTranslate2, needs `pip install "
         "faster-whisper`); pocketsphinx (English, its model inside the wheel); auto: "
         "transformers when pretrained Whisper is on disk (or model.profile is tiny), else "
