@@ -123,6 +123,7 @@ def _picture(url: str) -> Image.Image:
 def test_asset_pages_show_pictures(tiny_models, monkeypatch, tmp_path):
     monkeypatch.setenv("STYLE_PIPELINE_CURATION__MIN_CURATED_PER_DAY", "2")
     monkeypatch.setenv("STYLE_PIPELINE_TRAINING__EVALUATION__SEEDS", "[0, 1]")
+    monkeypatch.setenv("STYLE_PIPELINE_TRAINING__PRESET", str(_watched_tiny_preset(tmp_path)))
     app_port = free_port()
     monkeypatch.setenv("STYLE_PIPELINE_SERVING__PUBLIC_URL", f"http://127.0.0.1:{app_port}")
     settings = load_settings()
@@ -162,6 +163,10 @@ def test_asset_pages_show_pictures(tiny_models, monkeypatch, tmp_path):
         steps = [json.loads(r)["step"] for r in lora["loss_series"]["table"]["records"]]
         assert steps[0] == 1 and steps == sorted(steps)
         assert "memory_gb" in json.loads(lora["estimate"]["jsonString"])
+        (grid_url,) = IMAGE.findall(lora["validation_grid"]["mdStr"])
+        assert _picture(grid_url).format == "PNG"
+        held_out = [json.loads(r)["step"] for r in lora["validation_losses"]["table"]["records"]]
+        assert held_out == [2, 4]  # every 2 steps, the last one included
         weights = Path(lora["weights"]["path"])
         assert weights.suffix == ".safetensors" and weights.is_file()
 
@@ -179,6 +184,24 @@ def test_asset_pages_show_pictures(tiny_models, monkeypatch, tmp_path):
         _browser_finds_pictures(web.url)
 
 
+def _watched_tiny_preset(folder: Path) -> Path:
+    """The tiny preset with a held-out image, a validation every 2 steps and two prompts."""
+    from style_pipeline.training.presets import config_to_yaml, load_preset
+
+    watched = load_preset("tiny").model_copy(
+        update={
+            "name": "tiny_watched",
+            "validation_split": 0.2,
+            "validation_every_n_steps": 2,
+            "validation_prompts": ("a photo in the house style", "a portrait"),
+            "validation_inference_steps": 2,
+        }
+    )
+    path = folder / "tiny_watched.yml"
+    path.write_text(config_to_yaml(watched))
+    return path
+
+
 def _browser_finds_pictures(base: str) -> None:
     """Each asset page's markdown dialog shows its picture, loaded (natural width > 0)."""
     from style_pipeline_tests.serving.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -192,10 +215,11 @@ def _browser_finds_pictures(base: str) -> None:
                                      args=CHROMIUM_ARGS)  # fmt: skip
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         try:
-            for asset, label in (
-                ("curated_frames", "kept_frames"),
-                ("lora_weights", "loss_curve"),
-                ("metrics", "sample_grid"),
+            for asset, label, shot in (
+                ("curated_frames", "kept_frames", "curated_frames"),
+                ("lora_weights", "loss_curve", "lora_weights"),
+                ("lora_weights", "validation_grid", "lora_weights_validation"),
+                ("metrics", "sample_grid", "metrics"),
             ):
                 page.goto(f"{base}/assets/{asset}")
                 row = page.get_by_text(label, exact=True).first.locator("xpath=ancestor::tr[1]")
@@ -216,6 +240,6 @@ def _browser_finds_pictures(base: str) -> None:
                 assert "/pictures/" in (image.get_attribute("src") or "")
                 if save:
                     page.wait_for_timeout(800)  # the dialog's fade-in
-                    page.screenshot(path=str(DOCS_IMAGES / f"dagster_{asset}.png"))
+                    page.screenshot(path=str(DOCS_IMAGES / f"dagster_{shot}.png"))
         finally:
             browser.close()
