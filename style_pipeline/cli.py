@@ -84,10 +84,6 @@ def demo(
     os.environ.setdefault("STYLE_PIPELINE_TRAINING__ALLOW_TINY_PROMOTION", "true")
     # the LLM adapter too: without pulled weights it trains on the tiny random-init model
     os.environ.setdefault("STYLE_PIPELINE_LLM__ALLOW_TINY_PROMOTION", "true")
-    # speech: a pretrained Whisper on disk, else faster-whisper, else pocketsphinx (English,
-    # its model inside its wheel): real transcripts offline, so pairs align and the adapter
-    # trains; the tiny Whisper only when none of them is here
-    os.environ.setdefault("STYLE_PIPELINE_SPEECH__TRANSCRIPTION__BACKEND", "auto")
     console.print(f"training preset: {os.environ['STYLE_PIPELINE_TRAINING__PRESET']}")
     home = ensure_dagster_home()
     settings = load_settings()
